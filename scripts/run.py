@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Odin's command line: camera-trap photos in, analysis-ready tables out, under a budget in DKK.
+
+\b
+Exit codes:
+  0  done
+  1  failed (the run state is saved: fix the cause and re-run with --resume)
+  2  bad usage or input
+  3  budget exceeded (money or --max-job-duration); nothing was started
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from wildlife import budget
+from wildlife.progress import console
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
+TARGETS = ("local", "localstack", "aws")
+
+
+def _fail(code: int, message: str) -> None:
+    console.print(f"[red bold]error:[/red bold] {message}")
+    sys.exit(code)
+
+
+@click.group(help=__doc__)
+@click.version_option(package_name=None, version=__import__("wildlife").__version__, prog_name="odin")
+def cli() -> None:
+    pass
+
+
+def _common(f):
+    options = [
+        click.option("--input", "input_uri", required=True, help="Folder or s3:// prefix of photos."),
+        click.option("--budget", "budget_dkk", type=float, required=True, help="Hard budget in DKK."),
+        click.option("--target", type=click.Choice(TARGETS), default="local", show_default=True,
+                     help="Where to run: this machine, LocalStack, or AWS."),
+        click.option("--use-spot/--no-spot", default=True, show_default=True,
+                     help="Price GPU compute as spot (AWS targets)."),
+        click.option("--max-images", type=click.IntRange(min=1), default=None,
+                     help="Process only the first N photos in path order; the rest are listed as skipped."),
+        click.option("--max-job-duration", type=click.FloatRange(min=1), default=None,
+                     help="Wall-time limit in seconds; refused up front if the estimate is longer."),
+        click.option("--detector", default="auto", show_default=True,
+                     help="motion, megadetector, auto (MegaDetector if available, else motion) or a model path."),
+        click.option("--instance-type", default=None, help="Batch instance type for the AWS estimate."),
+        click.option("--prices", "prices_uri", default=None,
+                     help=f"Price table overriding {os.path.relpath(budget.DEFAULT_PRICES)}."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri):
+    from wildlife import stage0  # noqa: PLC0415
+
+    try:
+        manifest = stage0.scan(input_uri, max_images)
+    except FileNotFoundError as exc:
+        _fail(EXIT_USAGE, f"{exc}. Check --input.")
+    pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
+    try:
+        return budget.estimate(len(pending), sum(r["size"] for r in pending), target=target, detector=detector,
+                               use_spot=use_spot, instance_type=instance_type,
+                               prices=budget.load_prices(prices_uri))
+    except ValueError as exc:
+        _fail(EXIT_USAGE, str(exc))
+
+
+def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"Estimate for {est.photos} photos on {est.target} (prices as of {est.prices_as_of})")
+    table.add_column("item")
+    table.add_column("basis")
+    table.add_column("DKK", justify="right")
+    for item, basis, dkk in est.lines:
+        table.add_row(item, basis, f"{dkk:.2f}")
+    table.add_row("[bold]total", f"budget {budget_dkk:.2f} DKK", f"[bold]{est.total_dkk:.2f}")
+    console.print(table)
+    console.print(f"estimated wall time: {est.wall_time_s:,.0f} s")
+
+
+@cli.command()
+@_common
+def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
+             prices_uri):
+    """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
+    est = _estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri)
+    _print_estimate(est, budget_dkk)
+    try:
+        budget.guard(est, budget_dkk, max_job_duration)
+    except budget.BudgetExceeded as exc:
+        _fail(EXIT_BUDGET, str(exc))
+    console.print("[green]within budget[/green]")
+
+
+@cli.command()
+@_common
+@click.option("--output", "output_uri", required=True, help="Folder or s3:// prefix for the results.")
+@click.option("--deployments", "deployments_uri", default=None,
+              help="Deployments CSV (Camtrap DP columns + timezone, clockOffset). Default: one per top folder.")
+@click.option("--weather-days-back", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Days of weather before each event to add (weather stage).")
+@click.option("--sequence-gap", "sequence_gap_s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds between photos that start a new sequence.")
+@click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Detections at or above this confidence count as positive.")
+@click.option("--resume", is_flag=True, help="Continue the run already in --output.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Photos per checkpoint in the looping stages.")
+def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
+        prices_uri, output_uri, deployments_uri, weather_days_back, sequence_gap_s, conf_threshold, resume,
+        checkpoint_every):
+    """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs."""
+    from wildlife import runner  # noqa: PLC0415
+    from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
+    from wildlife.deployments import DeploymentError  # noqa: PLC0415
+    from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
+
+    if target != "local":
+        _fail(EXIT_FAILED, f"--target {target}: Odin is not deployed there yet; the AWS and LocalStack "
+                           "stacks are not part of this version. Run with --target local.")
+    if not os.path.isdir(input_uri) and "://" not in input_uri:
+        _fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
+    params = {
+        "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
+        "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
+        "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
+        "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
+    }
+    try:
+        state = runner.run(params, resume=resume, checkpoint_every=checkpoint_every)
+    except budget.BudgetExceeded as exc:
+        _fail(EXIT_BUDGET, f"{exc}\nNothing was processed.")
+    except (runner.RunExists, DeploymentError, DetectorUnavailable) as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except DeadlineReached as exc:
+        _fail(EXIT_FAILED, f"{exc}. Finished work is checkpointed: re-run with --resume "
+                           "(and a larger --max-job-duration) to continue.")
+    except KeyboardInterrupt:
+        _fail(EXIT_FAILED, "interrupted. Finished work is checkpointed: re-run with --resume to continue.")
+    except Exception as exc:  # noqa: BLE001 - one clear line for the user; the state keeps the details
+        _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}\nThe run state is saved in {output_uri}/_run: "
+                           "fix the cause and re-run with --resume.")
+    _summary(state)
+
+
+def _summary(state: dict) -> None:
+    report = state["WriteOutputs"]
+    s0, s1, s2 = state["Stage0Exif"], state["Stage1Detect"], state["Stage2Events"]
+    console.print(
+        f"[bold green]done[/bold green] run {state['session_id']}: {s0['photos_ok']} photos read, "
+        f"{s0['failed']} failed, {s0['skipped']} skipped; {s1['with_detections']} with detections "
+        f"({s1['detector']['name']}); {s2['clusters']} sequences, {s2['positive_clusters']} positive."
+    )
+    for uri in report["files_created"]:
+        console.print(f"  {uri}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,145 @@
+"""The cost model and the budget guard, in DKK, from a dated price table (``conf/prices.yaml``)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from wildlife import fs
+
+DEFAULT_PRICES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "prices.yaml")
+
+
+class BudgetExceeded(Exception):
+    """The estimate is over the budget (money or time); the message says what to change."""
+
+
+@dataclass
+class Estimate:
+    target: str
+    photos: int
+    instance_type: str | None
+    use_spot: bool
+    lines: list[tuple[str, str, float]] = field(default_factory=list)  # (item, how it was computed, DKK)
+    wall_time_s: float = 0.0
+    prices_as_of: str = ""
+
+    @property
+    def total_dkk(self) -> float:
+        return round(sum(dkk for _, _, dkk in self.lines), 2)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "photos": self.photos,
+            "instance_type": self.instance_type,
+            "use_spot": self.use_spot,
+            "total_dkk": self.total_dkk,
+            "wall_time_s": round(self.wall_time_s, 1),
+            "prices_as_of": self.prices_as_of,
+            "lines": [{"item": i, "basis": b, "dkk": round(d, 4)} for i, b, d in self.lines],
+        }
+
+
+def load_prices(uri: str | None = None) -> dict[str, Any]:
+    prices = yaml.safe_load(fs.read_bytes(uri or DEFAULT_PRICES))
+    for key in ("as_of", "usd_to_dkk", "instances", "lambda", "step_functions", "s3", "local"):
+        if key not in prices:
+            raise ValueError(f"price table {uri or DEFAULT_PRICES} lacks the key {key!r}")
+    return prices
+
+
+def _ms_per_photo(table: dict[str, float], detector: str) -> float:
+    family = "motion" if detector == "motion" else "megadetector"
+    return float(table[family])
+
+
+def estimate(
+    photos: int,
+    total_bytes: int,
+    *,
+    target: str,
+    detector: str,
+    use_spot: bool = True,
+    instance_type: str | None = None,
+    prices: dict[str, Any] | None = None,
+) -> Estimate:
+    """What a run of ``photos`` photos will cost and how long it will take on ``target``."""
+    p = prices or load_prices()
+    fx = float(p["usd_to_dkk"])
+    if target == "local":
+        ms = p["local"]["ms_per_photo"]
+        wall = photos * (float(ms["stage0"]) + _ms_per_photo(ms, detector)) / 1000
+        est = Estimate(target, photos, None, use_spot, wall_time_s=wall, prices_as_of=p["as_of"])
+        est.lines.append(("compute (this machine)", f"{photos} photos, no cloud charges", 0.0))
+        return est
+
+    itype = instance_type or p["default_instance"]
+    if itype not in p["instances"]:
+        raise ValueError(f"unknown instance type {itype!r}; the price table knows {sorted(p['instances'])}")
+    inst = p["instances"][itype]
+    rate = float(inst["spot" if use_spot else "on_demand"])
+    ms = _ms_per_photo(inst["ms_per_photo"], detector)
+    gpu_s = photos * ms / 1000 + float(p["batch_job_overhead_s"])
+    est = Estimate(target, photos, itype, use_spot, prices_as_of=p["as_of"])
+    est.lines.append((
+        f"compute ({itype}, {'spot' if use_spot else 'on-demand'})",
+        f"{photos} photos x {ms:g} ms + {p['batch_job_overhead_s']} s start at {rate} USD/h",
+        gpu_s / 3600 * rate * fx,
+    ))
+    lam = p["lambda"]
+    invocations = int(lam["invocations_per_run"]) + math.ceil(photos / int(lam["photos_per_invocation"]))
+    gb_s = photos * float(lam["ms_per_photo"]) / 1000 * float(lam["memory_gb"])
+    est.lines.append((
+        "Lambda",
+        f"{invocations} invocations, {gb_s:.0f} GB-s",
+        (gb_s * float(lam["usd_per_gb_second"]) + invocations * float(lam["usd_per_million_requests"]) / 1e6) * fx,
+    ))
+    sfn = p["step_functions"]
+    transitions = int(sfn["transitions_per_run"]) + int(sfn["transitions_per_shard"]) * math.ceil(
+        photos / int(sfn["photos_per_shard"])
+    )
+    est.lines.append((
+        "Step Functions",
+        f"{transitions} state transitions",
+        transitions / 1000 * float(sfn["usd_per_1000_transitions"]) * fx,
+    ))
+    s3 = p["s3"]
+    requests = photos * int(s3["requests_per_photo"])
+    gb = total_bytes / 1e9
+    est.lines.append((
+        "S3",
+        f"{gb:.2f} GB for {s3['months_stored']} month(s), {requests} requests",
+        (gb * float(s3["usd_per_gb_month"]) * float(s3["months_stored"])
+         + photos / 1000 * float(s3["usd_per_1000_put"])
+         + (requests - photos) / 1000 * float(s3["usd_per_1000_get"])) * fx,
+    ))
+    est.wall_time_s = gpu_s + photos * float(lam["ms_per_photo"]) / 1000
+    return est
+
+
+def guard(est: Estimate, budget_dkk: float, max_job_duration_s: float | None) -> None:
+    """Refuse a run whose estimate is over the money or time budget, saying what to change."""
+    if est.total_dkk > budget_dkk:
+        per_photo = est.total_dkk / max(est.photos, 1)
+        affordable = int(budget_dkk / per_photo) if per_photo > 0 else est.photos
+        fixes = [f"raise --budget to at least {math.ceil(est.total_dkk)}"]
+        if 0 < affordable < est.photos:
+            fixes.append(f"cap the input with --max-images {affordable}")
+        if not est.use_spot:
+            fixes.append("use spot capacity (--use-spot)")
+        raise BudgetExceeded(
+            f"estimated cost {est.total_dkk:.2f} DKK for {est.photos} photos on {est.target} exceeds the "
+            f"budget of {budget_dkk:g} DKK. To go ahead: {', or '.join(fixes)}. "
+            "`scripts/run.py estimate` prints the breakdown."
+        )
+    if max_job_duration_s and est.wall_time_s > max_job_duration_s:
+        raise BudgetExceeded(
+            f"estimated wall time {est.wall_time_s:.0f} s for {est.photos} photos exceeds "
+            f"--max-job-duration {max_job_duration_s:.0f} s. Raise --max-job-duration, or cap the input "
+            "with --max-images, or run in parts with --resume."
+        )

@@ -1,0 +1,89 @@
+"""Resumable loops over photos: results are written as numbered Parquet parts every N items.
+
+A part is written whole or not at all (``fs.write_bytes`` renames a finished temporary file), so a run
+killed at any moment loses at most the chunk it was working on, and a resumed run skips every item already
+in a part. Each part holds exactly one row per input item, keyed by ``key``; reading them back keeps one
+row per key, so no item can appear twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from wildlife import fs
+from wildlife.progress import progress_bar
+
+
+class DeadlineReached(Exception):
+    """``--max-job-duration`` ran out; everything finished so far is checkpointed."""
+
+
+def read_parts(parts_uri: str, schema: pa.Schema) -> pa.Table:
+    names = [n for n in fs.list_names(parts_uri) if n.startswith("part-") and n.endswith(".parquet")]
+    tables = [fs.read_table(fs.join(parts_uri, n)).select(schema.names).cast(schema) for n in names]
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables(tables)
+
+
+def run_chunks(
+    items: Sequence[dict[str, Any]],
+    *,
+    key: str,
+    work: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    parts_uri: str,
+    schema: pa.Schema,
+    every: int,
+    label: str,
+    deadline: float | None = None,
+    group: Callable[[dict[str, Any]], Any] | None = None,
+) -> tuple[pa.Table, int]:
+    """Run ``work`` over the items not yet in a part; return (all results, how many were resumed).
+
+    ``group`` keeps items with the same group value in one chunk (a burst must be seen whole).
+    """
+    done_table = read_parts(parts_uri, schema)
+    done = set(done_table.column(key).to_pylist())
+    todo = [it for it in items if it[key] not in done]
+    resumed = len(items) - len(todo)
+    next_part = len(fs.list_names(parts_uri))
+    with progress_bar(label, total=len(items), completed=resumed) as advance:
+        for chunk in _chunks(todo, every, group):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineReached(f"{label}: stopped at the time limit after {len(done)} of {len(items)}")
+            rows = work(chunk)
+            table = pa.Table.from_pylist(rows, schema=schema)
+            fs.write_table(table, fs.join(parts_uri, f"part-{next_part:06d}.parquet"))
+            next_part += 1
+            done.update(r[key] for r in chunk)
+            advance(len(chunk))
+    return _unique(read_parts(parts_uri, schema), key), resumed
+
+
+def _chunks(todo: list[dict[str, Any]], every: int, group: Callable | None):
+    chunk: list[dict[str, Any]] = []
+    for i, item in enumerate(todo):
+        chunk.append(item)
+        if len(chunk) >= every:
+            if group is not None and i + 1 < len(todo) and group(todo[i + 1]) == group(item):
+                continue  # finish the burst first
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _unique(table: pa.Table, key: str) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    keys = table.column(key)
+    if pc.count_distinct(keys).as_py() == table.num_rows:
+        return table
+    # keep the last row written for each key (a part rewritten after a crash supersedes the earlier one)
+    last = {k: i for i, k in enumerate(keys.to_pylist())}
+    return table.take(sorted(last.values()))

@@ -1,0 +1,105 @@
+"""The embedded runner: walks the stage graph on this machine, saving the run state after every stage.
+
+The state (``<output>/_run/state.json``) is the run input plus each finished stage's payload. A run that
+stops for any reason (kill -9, a time limit, a crash) is continued with ``resume=True``: finished stages are
+skipped and the looping stages pick up from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from wildlife import fs, outputs
+from wildlife.budget import BudgetExceeded
+from wildlife.graph import GRAPH
+from wildlife.progress import console
+from wildlife.stages import Context
+
+# Run input keys a resumed run may change; anything else must match the stored run.
+CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot")
+
+
+class RunExists(Exception):
+    """The output folder already holds a run and --resume was not given."""
+
+
+def state_uri(output_uri: str) -> str:
+    return fs.join(output_uri, "_run", "state.json")
+
+
+def load_state(output_uri: str) -> dict[str, Any] | None:
+    uri = state_uri(output_uri)
+    return fs.read_json(uri) if fs.exists(uri) else None
+
+
+def _start(params: dict[str, Any], resume: bool) -> dict[str, Any]:
+    state = load_state(params["output_uri"])
+    if state is None:
+        return {"session_id": uuid.uuid4().hex[:12], "params": params, "done": [], "timings": {}}
+    if not resume:
+        raise RunExists(
+            f"{params['output_uri']} already holds run {state['session_id']} "
+            f"({len(state['done'])} of {len(GRAPH)} stages done). Pass --resume to continue it, "
+            "or choose another --output."
+        )
+    stored = state["params"]
+    for key, value in params.items():
+        if key in CHANGEABLE_ON_RESUME:
+            stored[key] = value
+        elif stored.get(key) != value and key not in ("output_uri",):
+            raise RunExists(
+                f"--resume: {key} was {stored.get(key)!r} for run {state['session_id']} and is {value!r} now. "
+                "Resume with the same input and settings, or start a new run in another --output."
+            )
+    state.pop("error", None)
+    state["status"] = "running"
+    return state
+
+
+def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int = 500) -> dict[str, Any]:
+    """Run (or continue) the whole graph. Raises BudgetExceeded, DeadlineReached or the stage's error."""
+    state = _start(params, resume)
+    deadline = None
+    if state["params"].get("max_job_duration"):
+        deadline = time.monotonic() + float(state["params"]["max_job_duration"])
+    ctx = Context(deadline=deadline, checkpoint_every=checkpoint_every)
+    save = lambda: fs.write_json(state_uri(state["params"]["output_uri"]), state)  # noqa: E731
+    save()
+    for stage in GRAPH:
+        if stage.name in state["done"]:
+            continue
+        t0 = time.monotonic()
+        try:
+            payload = stage.load()(state, ctx)
+        except BudgetExceeded as exc:
+            _stopped(state, "budget_exceeded", stage.name, exc)
+            save()
+            raise
+        except BaseException as exc:
+            _stopped(state, "failed", stage.name, exc)
+            save()
+            raise
+        state[stage.name] = payload
+        state["done"].append(stage.name)
+        state["timings"][stage.name] = round(time.monotonic() - t0, 3)
+        save()
+        console.print(f"[green]✓[/green] {stage.name:<18} {time.monotonic() - t0:7.2f} s  {_brief(payload)}")
+    state["status"] = "succeeded"
+    save()
+    return state
+
+
+def _stopped(state: dict[str, Any], status: str, stage: str, exc: BaseException) -> None:
+    state["status"] = status
+    state["error"] = {"stage": stage, "type": type(exc).__name__, "message": str(exc)}
+    report_uri = fs.join(state["params"]["output_uri"], "run_report.json")
+    with contextlib.suppress(Exception):  # the original error matters more than the report
+        fs.write_json(report_uri, outputs.report(state))
+
+
+def _brief(payload: dict[str, Any]) -> str:
+    keys = [k for k, v in payload.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    return ", ".join(f"{k}={payload[k]}" for k in keys[:5])

@@ -1,0 +1,142 @@
+"""Stage 0: list the input, read every photo's header, assign deployments, fix the clock.
+
+Every file under the input gets exactly one row in the media table, whatever it is: photos get
+``status=ok``; files that cannot be used get ``failed`` with the reason; files outside the run
+(not photos, beyond ``--max-images``) get ``skipped`` with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from wildlife import clock, exif, fs
+from wildlife.deployments import Deployment, assign
+
+PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+
+MANIFEST_SCHEMA = pa.schema([
+    ("photo_id", pa.string()),
+    ("relpath", pa.string()),
+    ("uri", pa.string()),
+    ("uri_raw", pa.binary()),  # the exact bytes of a local path that is not valid UTF-8, else null
+    ("size", pa.int64()),
+    ("mtime", pa.float64()),
+    ("status", pa.string()),  # "pending" for photos to process, else skipped/failed already
+    ("reason", pa.string()),
+])
+
+HEADER_FIELDS = [
+    ("format", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
+    ("make", pa.string()), ("model", pa.string()), ("serial_number", pa.string()),
+    ("user_label", pa.string()), ("datetime_original", pa.string()),
+    ("subsec_time_original", pa.string()), ("offset_time_original", pa.string()),
+    ("maker_datetime", pa.string()), ("gps_latitude", pa.float64()), ("gps_longitude", pa.float64()),
+    ("gps_altitude", pa.float64()), ("maker_sequence_index", pa.int32()),
+    ("maker_sequence_length", pa.int32()), ("maker_event_number", pa.int64()),
+    ("ambient_temperature_c", pa.float64()), ("moon_phase", pa.string()), ("trigger_mode", pa.string()),
+    ("exif_error", pa.string()),
+]
+
+MEDIA_SCHEMA = pa.schema([
+    *MANIFEST_SCHEMA,
+    ("deployment_id", pa.string()),
+    ("deployment_assigned_by", pa.string()),
+    ("timestamp", pa.timestamp("us", tz="UTC")),
+    ("timestamp_local", pa.string()),
+    ("timestamp_source", pa.string()),
+    ("clock_flags", pa.list_(pa.string())),
+    *HEADER_FIELDS,
+])
+
+
+def photo_id(relpath: str) -> str:
+    return hashlib.sha1(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def scan(input_uri: str, max_images: int | None) -> pa.Table:
+    """The manifest: one row per file under ``input_uri``, in relative-path order.
+
+    ``--max-images N`` keeps the first N photo files in that order; the rest are skipped with a reason.
+    """
+    rows = []
+    photos = 0
+    for entry in fs.list_files(input_uri):
+        relpath = _printable(entry.relpath)
+        uri = _printable(entry.uri)
+        raw = os.fsencode(entry.uri) if uri != entry.uri else None
+        row = {"photo_id": photo_id(entry.relpath), "relpath": relpath, "uri": uri, "uri_raw": raw,
+               "size": entry.size, "mtime": entry.mtime, "status": "pending", "reason": None}
+        ext = os.path.splitext(relpath)[1].lower()
+        if entry.error:
+            row.update(status="failed", reason=entry.error)
+        elif ext not in PHOTO_EXTENSIONS:
+            row.update(status="skipped", reason=f"not a photo file (extension {ext or 'none'!r})")
+        elif max_images is not None and photos >= max_images:
+            row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path)")
+        else:
+            photos += 1
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+
+
+def openable(row: dict[str, Any]) -> str | bytes:
+    """What to open for a manifest row: its URI, or the raw bytes of a name that is not UTF-8."""
+    return row.get("uri_raw") or row["uri"]
+
+
+def _printable(text: str) -> str:
+    """File names that are not valid UTF-8 keep their bytes as \\x escapes instead of breaking Parquet."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def read_headers(
+    photos: list[dict[str, Any]],
+    deployments: dict[str, Deployment],
+    max_megapixels: float,
+    now_utc: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """One media row per manifest row: header fields, deployment, UTC time and clock flags."""
+    now = now_utc or datetime.now(UTC)
+    out = []
+    for item in photos:
+        row = dict(item)
+        row["clock_flags"] = []
+        try:
+            with fs.open_read(openable(item)) as f:
+                row.update(exif.read_header(f, item["size"], max_megapixels))
+            row["status"], row["reason"] = "ok", None
+        except exif.BadPhoto as exc:
+            row["status"], row["reason"] = "failed", str(exc)
+        except OSError as exc:
+            row["status"], row["reason"] = "failed", f"cannot read file: {exc.strerror or exc}"
+        _place_in_time(row, deployments, now)
+        out.append(row)
+    return out
+
+
+def _place_in_time(row: dict[str, Any], deployments: dict[str, Deployment], now: datetime) -> None:
+    local, _ = clock.camera_time(row)
+    camera_ids = (row.get("serial_number"), row.get("user_label"))
+    approx = local.replace(tzinfo=UTC) if local else None
+    dep_id, how = assign(row["relpath"], camera_ids, approx, deployments)
+    row["deployment_id"], row["deployment_assigned_by"] = dep_id, how
+    dep = deployments.get(dep_id) if dep_id else None
+    if dep is None and dep_id is not None:
+        dep = Deployment(id=dep_id)  # a folder-named deployment without a table row
+        if row.get("gps_latitude") is not None and row.get("gps_longitude") is not None:
+            dep = Deployment(id=dep_id, latitude=row["gps_latitude"], longitude=row["gps_longitude"])
+    utc, local_iso, source, flags = clock.to_utc(row, dep, now)
+    row["timestamp"], row["timestamp_local"], row["timestamp_source"] = utc, local_iso, source
+    row["clock_flags"].extend(flags)
+
+
+def finish(media_rows: list[dict[str, Any]]) -> pa.Table:
+    """Flags that need all photos at once, then the media table in manifest order."""
+    clock.flag_backwards([r for r in media_rows if r["status"] == "ok"])
+    media_rows.sort(key=lambda r: r["relpath"])
+    return pa.Table.from_pylist(media_rows, schema=MEDIA_SCHEMA)

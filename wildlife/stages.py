@@ -1,0 +1,141 @@
+"""The stage functions of the graph: thin steps over the domain modules, talking in URIs and counts.
+
+Every stage reads ``state["params"]`` (the run input) and the payloads of the stages before it, and
+returns its own payload. Tables go to ``<output>/_run/`` as Parquet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from wildlife import budget, checkpoint, fs, outputs, sequences, stage0
+from wildlife import deployments as deps
+from wildlife import detect as detectors
+
+
+@dataclass
+class Context:
+    """What a stage needs from whoever runs it, beyond the state: time limits and checkpoint size."""
+
+    deadline: float | None = None  # time.monotonic() value after which loops stop at a checkpoint
+    checkpoint_every: int = 500
+    started: float = field(default_factory=time.monotonic)
+
+
+def work_uri(state: dict[str, Any], name: str) -> str:
+    return fs.join(state["params"]["output_uri"], "_run", name)
+
+
+def _estimate(params: dict[str, Any], photos: int, total_bytes: int) -> budget.Estimate:
+    return budget.estimate(
+        photos, total_bytes,
+        target=params["target"], detector=params["detector"], use_spot=params["use_spot"],
+        instance_type=params.get("instance_type"), prices=budget.load_prices(params.get("prices_uri")),
+    )
+
+
+def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    params = state["params"]
+    manifest = stage0.scan(params["input_uri"], params.get("max_images"))
+    fs.write_table(manifest, work_uri(state, "manifest.parquet"))
+    pending = pc.equal(manifest.column("status"), "pending")
+    photos = pc.sum(pending.cast(pa.int64())).as_py() or 0
+    total_bytes = pc.sum(pc.if_else(pending, manifest.column("size"), 0)).as_py() or 0
+    est = _estimate(params, photos, total_bytes)
+    payload = {"manifest_uri": work_uri(state, "manifest.parquet"), "files": manifest.num_rows,
+               "photos": photos, "bytes": total_bytes, "estimate": est.as_dict()}
+    state["GuardBudget"] = payload  # the report shows the refused estimate too
+    budget.guard(est, params["budget_dkk"], params.get("max_job_duration"))
+    return payload
+
+
+def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    params = state["params"]
+    manifest = fs.read_table(state["GuardBudget"]["manifest_uri"]).to_pylist()
+    table = deps.load(params["deployments_uri"]) if params.get("deployments_uri") else {}
+    pending = [r for r in manifest if r["status"] == "pending"]
+    done, resumed = checkpoint.run_chunks(
+        pending, key="photo_id", parts_uri=work_uri(state, "stage0"), schema=stage0.MEDIA_SCHEMA,
+        every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock", deadline=ctx.deadline,
+        work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", 250.0)),
+    )
+    rows = done.to_pylist() + [dict(r, clock_flags=[]) for r in manifest if r["status"] != "pending"]
+    media = stage0.finish(rows)
+    fs.write_table(media, work_uri(state, "media.parquet"))
+    statuses = Counter(media.column("status").to_pylist())
+    flags = Counter(f for fl in media.column("clock_flags").to_pylist() if fl for f in fl)
+    return {"media_uri": work_uri(state, "media.parquet"), "photos_ok": statuses.get("ok", 0),
+            "failed": statuses.get("failed", 0), "skipped": statuses.get("skipped", 0),
+            "resumed": resumed, "clock_flags": dict(flags), "deployments_in_table": len(table)}
+
+
+def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    media = fs.read_table(state["Stage0Exif"]["media_uri"], )
+    ok = pc.equal(media.column("status"), "ok")
+    photos = pc.sum(ok.cast(pa.int64())).as_py() or 0
+    total_bytes = pc.sum(pc.if_else(ok, media.column("size"), 0)).as_py() or 0
+    est = _estimate(state["params"], photos, total_bytes)
+    payload = {"estimate": est.as_dict()}
+    state["CostEstimation"] = payload
+    budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
+    return payload
+
+
+def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    params = state["params"]
+    detector, warnings = detectors.load(params["detector"])
+    media = fs.read_table(state["Stage0Exif"]["media_uri"])
+    media = media.append_column("sequence_id", sequences.assign(media, params["sequence_gap_s"]))
+    photos = [dict(r, uri=stage0.openable(r)) for r in media.select(
+        ["photo_id", "uri", "uri_raw", "width", "height", "sequence_id", "status"]).to_pylist() if r["status"] == "ok"]
+    photos.sort(key=lambda r: (r["sequence_id"] or "", r["photo_id"]))
+
+    def work(chunk):
+        return [outputs.result_row(p["photo_id"], r) for p, r in zip(chunk, detector.detect(chunk), strict=True)]
+
+    results, resumed = checkpoint.run_chunks(
+        photos, key="photo_id", parts_uri=work_uri(state, "stage1"), schema=outputs.RESULT_SCHEMA,
+        every=ctx.checkpoint_every, label=f"Stage 1  {detector.name}", deadline=ctx.deadline, work=work,
+        group=(lambda p: p["sequence_id"]) if detector.needs_whole_sequences else None,
+    )
+    fs.write_table(results, work_uri(state, "stage1.parquet"))
+    notes = Counter(n for n in results.column("note").to_pylist() if n)
+    warnings += [f"{count} photo(s): {note}" for note, count in notes.items()]
+    has_det = pc.greater(pc.list_value_length(results.column("detections")), 0)
+    return {"results_uri": work_uri(state, "stage1.parquet"),
+            "detector": {"name": detector.name, "version": detector.version, "requested": params["detector"]},
+            "photos": results.num_rows, "with_detections": pc.sum(has_det.cast(pa.int64())).as_py() or 0,
+            "failed": results.num_rows - pc.count(results.column("failure"), mode="only_null").as_py(),
+            "resumed": resumed, "warnings": warnings}
+
+
+def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    params = state["params"]
+    media = fs.read_table(state["Stage0Exif"]["media_uri"])
+    results = fs.read_table(state["Stage1Detect"]["results_uri"])
+    media = outputs.join_results(media, results)
+    media = media.append_column("sequence_id", sequences.assign(media, params["sequence_gap_s"]))
+    clusters = outputs.clusters(media, params["conf_threshold"])
+    fs.write_table(media.select(["photo_id", "sequence_id"]), work_uri(state, "sequences.parquet"))
+    fs.write_table(clusters, work_uri(state, "clusters.parquet"))
+    positive = pc.sum(pc.greater_equal(clusters.column("max_conf"), params["conf_threshold"])
+                      .fill_null(False).cast(pa.int64())).as_py() or 0
+    return {"sequences_uri": work_uri(state, "sequences.parquet"),
+            "clusters_uri": work_uri(state, "clusters.parquet"),
+            "clusters": clusters.num_rows, "positive_clusters": positive,
+            "method": f"gap rule, {params['sequence_gap_s']:g} s"}
+
+
+def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    return {"weather_uri": None, "provider": None,
+            "warnings": ["weather enrichment is not in this version yet: clusters carry no weather columns"]}
+
+
+def write_outputs(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    return outputs.write_all(state)
