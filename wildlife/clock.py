@@ -8,9 +8,9 @@ Flags: ``no_exif_time`` (file time used), ``timezone_unknown`` (UTC assumed), ``
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from wildlife.deployments import Deployment, parse_tz
@@ -20,10 +20,11 @@ RESET_BEFORE_YEAR = 2005
 
 def parse_exif_time(text: str | None, subsec: str | None = None) -> datetime | None:
     """'2021:04:11 20:43:09' (+ SubSecTime '25') as a naive datetime; None when absent or invalid."""
-    if not text:
+    if not text or len(text) < 19:
         return None
-    try:
-        when = datetime.strptime(text.strip()[:19], "%Y:%m:%d %H:%M:%S")
+    try:  # slicing is ~10x faster than strptime, and Stage 0 does this for every photo
+        when = datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]),
+                        int(text[11:13]), int(text[14:16]), int(text[17:19]))
     except ValueError:
         return None
     if subsec and subsec.strip().isdigit():
@@ -85,23 +86,22 @@ def to_utc(
     return utc, utc.astimezone(display_tz).isoformat(), source, flags
 
 
-def flag_backwards(rows: list[dict[str, Any]]) -> None:
+def flag_backwards(rows: list[dict[str, Any]], burst_s: float = 60.0) -> None:
     """Flag photos whose time runs backwards within a burst.
 
-    A burst is one maker-note event (Reconyx: same event number, ordered by "n of m"); without a maker
-    note, the photos of one folder in file-name order (cameras number their files).
+    A burst is one maker-note event (Reconyx: same event number, ordered by "n of m"). Without a maker note,
+    consecutive files of one folder (cameras number their files) less than ``burst_s`` apart are a burst.
     """
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row.get("timestamp") is None:
             continue
         folder = row["relpath"].rsplit("/", 1)[0] if "/" in row["relpath"] else ""
-        if row.get("maker_event_number") is not None:
-            groups[(row.get("deployment_id"), folder, "event", row["maker_event_number"])].append(row)
-        else:
-            groups[(row.get("deployment_id"), folder, "folder", None)].append(row)
-    for members in groups.values():
+        event = row.get("maker_event_number")
+        groups[(row.get("deployment_id"), folder, event is not None, event)].append(row)
+    for (_, _, by_event, _), members in groups.items():
         members.sort(key=lambda r: (r.get("maker_sequence_index") or 0, r["relpath"]))
-        for before, after in itertools.pairwise(members):
-            if after["timestamp"] < before["timestamp"]:
+        for before, after in pairwise(members):
+            back = (before["timestamp"] - after["timestamp"]).total_seconds()
+            if back > 0 and (by_event or back <= burst_s):
                 after["clock_flags"].append("time_backwards")

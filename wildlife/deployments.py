@@ -125,7 +125,10 @@ def load(uri: str) -> dict[str, Deployment]:
             clock_offset_s=_float(row, "clockOffset", where) or 0.0,
         )
         if dep.timezone:
-            parse_tz(dep.timezone)  # fail early on a typo
+            try:
+                parse_tz(dep.timezone)  # fail early on a typo
+            except DeploymentError as exc:
+                raise DeploymentError(f"{where}: {exc}") from exc
         out[dep_id] = dep
     return out
 

@@ -64,6 +64,8 @@ def list_files(uri: str) -> list[Entry]:
 def _list_local(root: str) -> list[Entry]:
     if not os.path.isdir(root):
         raise FileNotFoundError(f"input folder {root!r} does not exist or is not a folder")
+    root = os.path.normpath(root)
+    prefix = len(root) + 1
     found: list[Entry] = []
     stack = [root]
     while stack:
@@ -72,11 +74,10 @@ def _list_local(root: str) -> list[Entry]:
             with os.scandir(folder) as it:
                 children = list(it)
         except OSError as exc:
-            rel = os.path.relpath(folder, root)
-            found.append(Entry(folder, rel, 0, None, f"folder cannot be read: {exc.strerror}"))
+            found.append(Entry(folder, folder[prefix:], 0, None, f"folder cannot be read: {exc.strerror}"))
             continue
         for child in children:
-            rel = os.path.relpath(child.path, root)
+            rel = child.path[prefix:]
             try:
                 st = child.stat(follow_symlinks=True)
             except OSError as exc:
