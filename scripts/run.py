@@ -154,13 +154,50 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     _summary(state)
 
 
+@cli.command()
+@click.option("--table", "table_uri", required=True, help="Media table (.csv or .parquet) with deploymentID, "
+              "timestamp (ISO 8601 with offset), an identifier column, optionally category/conf/count.")
+@click.option("--output", "output_uri", required=True, help="Folder for media_events.csv and clusters.parquet.")
+@click.option("--id-column", default="mediaID", show_default=True, help="The identifier column to keep.")
+@click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True)
+@click.option("--method", type=click.Choice(["hdbscan", "gap"]), default="hdbscan", show_default=True)
+@click.option("--burst-gap", type=float, default=60.0, show_default=True, help="Seconds; bursts are never split.")
+@click.option("--merge-gap", type=float, default=300.0, show_default=True, help="Seconds; gap-rule merge distance.")
+@click.option("--max-gap", type=float, default=1800.0, show_default=True, help="Seconds; events never span more.")
+@click.option("--independence", type=float, default=1800.0, show_default=True,
+              help="Seconds between independent records per deployment and category (camtrapR minDeltaTime).")
+def events(table_uri, output_uri, id_column, conf_threshold, method, burst_gap, merge_gap, max_gap, independence):
+    """Re-cut events from a media table without re-running detection (Stage 2 alone)."""
+    from wildlife import fs, stage2  # noqa: PLC0415
+    from wildlife.events import EventRules  # noqa: PLC0415
+
+    rules = EventRules(burst_gap_s=burst_gap, merge_gap_s=merge_gap, max_gap_s=max_gap,
+                       independence_s=independence, method=method)
+    try:
+        table = stage2.read_media_table(table_uri)
+        per_row, clusters = stage2.events_from_table(table, id_column, conf_threshold, rules)
+    except (OSError, ValueError) as exc:
+        _fail(EXIT_USAGE, f"--table {table_uri}: {exc}")
+    import pyarrow.csv as pcsv  # noqa: PLC0415
+
+    fs.makedirs(output_uri)
+    sink = __import__("io").BytesIO()
+    pcsv.write_csv(per_row, sink)
+    fs.write_bytes(fs.join(output_uri, "media_events.csv"), sink.getvalue())
+    fs.write_table(clusters, fs.join(output_uri, "clusters.parquet"))
+    independent = sum(clusters.column("independent").to_pylist())
+    console.print(f"[bold green]done[/bold green] {table.num_rows} rows -> {clusters.num_rows} events "
+                  f"({independent} independent); {rules.describe()}")
+    console.print(f"  {fs.join(output_uri, 'media_events.csv')}\n  {fs.join(output_uri, 'clusters.parquet')}")
+
+
 def _summary(state: dict) -> None:
     report = state["WriteOutputs"]
     s0, s1, s2 = state["Stage0Exif"], state["Stage1Detect"], state["Stage2Events"]
     console.print(
         f"[bold green]done[/bold green] run {state['session_id']}: {s0['photos_ok']} photos read, "
         f"{s0['failed']} failed, {s0['skipped']} skipped; {s1['with_detections']} with detections "
-        f"({s1['detector']['name']}); {s2['clusters']} sequences, {s2['positive_clusters']} positive."
+        f"({s1['detector']['name']}); {s2['events']} events, {s2['independent_events']} independent."
     )
     for uri in report["files_created"]:
         console.print(f"  {uri}")

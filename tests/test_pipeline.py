@@ -45,7 +45,9 @@ def test_sample_run_writes_the_four_outputs(sample_run: Path):
     assert first["moon_phase"] == "New" and first["ambient_temperature_c"] == 2.0
 
     clusters = pq.read_table(sample_run / "clusters.parquet").to_pylist()
-    assert len(clusters) == 1 and clusters[0]["photo_count"] == 10
+    assert len(clusters) == 1 and clusters[0]["photo_count"] == 10  # the burst is one event
+    assert clusters[0]["independent"] and clusters[0]["top_category"] == "animal"
+    assert {r["event_id"] for r in images} == {clusters[0]["cluster_id"]}
     # the heron: the first photo's strongest box covers the bird (lower middle of the frame)
     dets = pq.read_table(sample_run / "detections.parquet").to_pylist()
     dets = [d for d in dets if d["photo_id"] == first["photo_id"]]

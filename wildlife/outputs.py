@@ -8,7 +8,7 @@ Names follow the original design's output format: ``images.parquet`` (every inpu
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,14 +26,6 @@ RESULT_SCHEMA = pa.schema([
     ("failure", pa.string()),
     ("note", pa.string()),
 ])
-CLUSTER_SCHEMA = pa.schema([
-    ("cluster_id", pa.string()), ("deployment_id", pa.string()),
-    ("start", pa.timestamp("us", tz="UTC")), ("end", pa.timestamp("us", tz="UTC")),
-    ("photo_count", pa.int32()), ("positive_photos", pa.int32()),
-    ("top_category", pa.string()), ("max_conf", pa.float64()), ("max_count", pa.int32()),
-])
-
-
 def result_row(photo_id: str, result: Result) -> dict[str, Any]:
     return {"photo_id": photo_id, "failure": result.failure, "note": result.note,
             "detections": [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox)}
@@ -54,93 +46,42 @@ def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
                 .append_column("detection_note", matched.column("note"))
 
 
-def _positives(dets: list[dict] | None, threshold: float) -> list[dict]:
-    return [d for d in dets or [] if d["conf"] >= threshold]
-
-
-def clusters(media: pa.Table, threshold: float) -> pa.Table:
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in media.select(["sequence_id", "deployment_id", "timestamp", "detections"]).to_pylist():
-        if row["sequence_id"] is not None:
-            groups[row["sequence_id"]].append(row)
-    out = []
-    for cid in sorted(groups):
-        rows = groups[cid]
-        best: dict | None = None
-        positive_photos, max_count = 0, 0
-        for r in rows:
-            pos = _positives(r["detections"], threshold)
-            if pos:
-                positive_photos += 1
-                max_count = max(max_count, len(pos))
-                top = max(pos, key=lambda d: d["conf"])
-                if best is None or top["conf"] > best["conf"]:
-                    best = top
-        times = [r["timestamp"] for r in rows]
-        out.append({"cluster_id": cid, "deployment_id": rows[0]["deployment_id"], "start": min(times),
-                    "end": max(times), "photo_count": len(rows), "positive_photos": positive_photos,
-                    "top_category": best["category"] if best else None,
-                    "max_conf": best["conf"] if best else None, "max_count": max_count})
-    return pa.Table.from_pylist(out, schema=CLUSTER_SCHEMA)
-
-
-def _images(media: pa.Table, threshold: float) -> pa.Table:
-    dets = media.column("detections").to_pylist()
-    pos = [_positives(d, threshold) for d in dets]
-    media = media.append_column("n_detections", pa.array([len(p) for p in pos], pa.int32()))
-    media = media.append_column("max_conf", pa.array([max((d["conf"] for d in p), default=None) for p in pos],
-                                                     pa.float64()))
-    media = media.append_column("top_category", pa.array(
-        [max(p, key=lambda d: d["conf"])["category"] if p else None for p in pos], pa.string()))
-    return media.drop_columns(["detections"])
-
-
-def _detections(media: pa.Table, detector: str) -> pa.Table:
-    rows = []
-    for r in media.select(["photo_id", "relpath", "deployment_id", "sequence_id", "timestamp",
-                           "detections"]).to_pylist():
-        for n, d in enumerate(r["detections"] or []):
-            x, y, w, h = d["bbox"]
-            rows.append({"detection_id": f"{r['photo_id']}-{n}", "photo_id": r["photo_id"],
-                         "relpath": r["relpath"], "deployment_id": r["deployment_id"],
-                         "sequence_id": r["sequence_id"], "timestamp": r["timestamp"],
-                         "category": d["category"], "conf": d["conf"],
-                         "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "detector": detector})
-    schema = pa.schema([
-        ("detection_id", pa.string()), ("photo_id", pa.string()), ("relpath", pa.string()),
-        ("deployment_id", pa.string()), ("sequence_id", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("category", pa.string()), ("conf", pa.float64()), ("bbox_x", pa.float64()), ("bbox_y", pa.float64()),
-        ("bbox_w", pa.float64()), ("bbox_h", pa.float64()), ("detector", pa.string()),
-    ])
-    return pa.Table.from_pylist(rows, schema=schema)
+def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> pa.Table:
+    """Rows of ``table`` matching each of ``keys`` in order (all-null rows where there is no match)."""
+    return table.take(pc.index_in(keys, value_set=table.column(key)))
 
 
 def write_all(state: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     params = state["params"]
     out_uri = params["output_uri"]
-    media = fs.read_table(state["Stage0Exif"]["media_uri"])
-    media = join_results(media, fs.read_table(state["Stage1Detect"]["results_uri"]))
-    seq = fs.read_table(state["Stage2Events"]["sequences_uri"])
-    media = media.append_column("sequence_id", seq.take(pc.index_in(media.column("photo_id"),
-                                                                      value_set=seq.column("photo_id")))
-                                .column("sequence_id"))
-    det = state["Stage1Detect"]["detector"]
+    s2 = state["Stage2Events"]
+    media = join_results(fs.read_table(state["Stage0Exif"]["media_uri"]),
+                         fs.read_table(state["Stage1Detect"]["results_uri"])).drop_columns(["detections"])
+    photos = take_by_key(media.column("photo_id"), fs.read_table(s2["photos_uri"]), "photo_id")
+    for name in ("sequence_id", "event_id", "top_category", "max_conf", "n_detections"):
+        media = media.append_column(name, photos.column(name))
+    clusters = fs.read_table(s2["events_uri"])
+    weather_uri = state.get("WeatherEnrichment", {}).get("weather_uri")
+    if weather_uri:
+        weather = take_by_key(clusters.column("cluster_id"), fs.read_table(weather_uri), "cluster_id")
+        for name in weather.column_names:
+            if name != "cluster_id":
+                clusters = clusters.append_column(name, weather.column(name))
     files = {
-        "images.parquet": _images(media, params["conf_threshold"]),
-        "detections.parquet": _detections(media, f"{det['name']} {det['version']}"),
-        "clusters.parquet": fs.read_table(state["Stage2Events"]["clusters_uri"]),
+        "images.parquet": media,
+        "detections.parquet": fs.read_table(s2["detections_uri"]),
+        "clusters.parquet": clusters,
     }
     for name, table in files.items():
         fs.write_table(table, fs.join(out_uri, name))
     report_uri = fs.join(out_uri, "run_report.json")
     created = [fs.join(out_uri, n) for n in files] + [report_uri]
-    payload = {"parquet_uri": out_uri, "report_uri": report_uri,
-               "weather_uri": state.get("WeatherEnrichment", {}).get("weather_uri"),
+    payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
                "files_created": created}
     state = dict(state, WriteOutputs=dict(payload))
     state.setdefault("timings", {})["WriteOutputs"] = round(time.monotonic() - t0, 3)
-    fs.write_json(report_uri, report(state, files["images.parquet"]))
+    fs.write_json(report_uri, report(state, media))
     return payload
 
 

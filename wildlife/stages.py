@@ -14,9 +14,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import budget, checkpoint, fs, outputs, sequences, stage0
+from wildlife import budget, checkpoint, fs, outputs, sequences, stage0, stage2
 from wildlife import deployments as deps
 from wildlife import detect as detectors
+from wildlife.events import EventRules
 
 
 @dataclass
@@ -117,19 +118,29 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
-    media = fs.read_table(state["Stage0Exif"]["media_uri"])
-    results = fs.read_table(state["Stage1Detect"]["results_uri"])
-    media = outputs.join_results(media, results)
+    media = outputs.join_results(fs.read_table(state["Stage0Exif"]["media_uri"]),
+                                 fs.read_table(state["Stage1Detect"]["results_uri"]))
     media = media.append_column("sequence_id", sequences.assign(media, params["sequence_gap_s"]))
-    clusters = outputs.clusters(media, params["conf_threshold"])
-    fs.write_table(media.select(["photo_id", "sequence_id"]), work_uri(state, "sequences.parquet"))
-    fs.write_table(clusters, work_uri(state, "clusters.parquet"))
-    positive = pc.sum(pc.greater_equal(clusters.column("max_conf"), params["conf_threshold"])
-                      .fill_null(False).cast(pa.int64())).as_py() or 0
-    return {"sequences_uri": work_uri(state, "sequences.parquet"),
-            "clusters_uri": work_uri(state, "clusters.parquet"),
-            "clusters": clusters.num_rows, "positive_clusters": positive,
-            "method": f"gap rule, {params['sequence_gap_s']:g} s"}
+    det = state["Stage1Detect"]["detector"]
+    detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
+    best = outputs.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
+                               "photo_id")
+    photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id"])
+    for name in ("top_category", "max_conf", "n_detections"):
+        photos = photos.append_column(name, best.column(name))
+    rules = EventRules(burst_gap_s=params["sequence_gap_s"],
+                       independence_s=params.get("independence_s", EventRules.independence_s))
+    event_ids, table = stage2.group_events(photos, rules)
+    photos = photos.append_column("event_id", event_ids)
+    uris = {name: work_uri(state, f"{name}.parquet") for name in ("photos", "detections", "events")}
+    fs.write_table(photos, uris["photos"])
+    fs.write_table(detections, uris["detections"])
+    fs.write_table(table, uris["events"])
+    static_count = pc.sum(detections.column("suspected_static").cast(pa.int64())).as_py() or 0
+    return {"photos_uri": uris["photos"], "detections_uri": uris["detections"], "events_uri": uris["events"],
+            "events": table.num_rows,
+            "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
+            "suspected_static_detections": static_count, "method": rules.describe()}
 
 
 def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:

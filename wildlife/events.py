@@ -1,0 +1,125 @@
+"""Events: a deployment's positive photos grouped into visits, and which visits are independent records.
+
+Method, per deployment:
+
+1. Positive photos are ordered by time and cut into bursts wherever two photos are more than ``burst_gap_s``
+   apart (60 s). A burst is never split: it is the unit that is clustered.
+2. The bursts' start times are clustered with HDBSCAN (``min_cluster_size=2``, ``min_samples=1``,
+   ``cluster_selection_epsilon`` = ``merge_gap_s``), so dense runs of bursts become one event however busy the
+   site is. Where hdbscan is not installed, or a deployment has fewer than 3 bursts, the documented fallback
+   is the plain gap rule: bursts less than ``merge_gap_s`` apart share an event.
+3. The gap rule bounds the clustering on both sides: bursts less than ``merge_gap_s`` apart always share an
+   event (HDBSCAN is unstable on evenly spaced points), and an event is always cut where consecutive bursts
+   are more than ``max_gap_s`` apart (30 min), so photos hours apart never share an event. So HDBSCAN decides
+   only the gaps between ``merge_gap_s`` and ``max_gap_s``: it joins them in busy periods, splits them in
+   quiet ones. HDBSCAN's noise bursts are events of their own.
+
+Independence follows camtrapR's ``minDeltaTime``: per deployment and category, an event is an independent
+record when it starts at least ``independence_s`` (30 min) after the last independent record of that category
+started.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+
+@cache
+def _hdbscan():
+    """The hdbscan module, imported on first use (it pulls in scikit-learn), or None when not installed."""
+    if importlib.util.find_spec("hdbscan") is None:
+        return None  # the documented fallback: the gap rule
+    import hdbscan  # noqa: PLC0415
+
+    return hdbscan
+
+
+@dataclass(frozen=True)
+class EventRules:
+    burst_gap_s: float = 60.0
+    merge_gap_s: float = 300.0
+    max_gap_s: float = 1800.0
+    independence_s: float = 1800.0
+    method: str = "hdbscan"  # or "gap"
+
+    def describe(self) -> str:
+        used = self.method if (self.method != "hdbscan" or _hdbscan() is not None) else "gap (hdbscan missing)"
+        return (f"{used}; bursts {self.burst_gap_s:g} s, merge {self.merge_gap_s:g} s, "
+                f"cut at {self.max_gap_s:g} s, independence {self.independence_s:g} s")
+
+
+def assign(group: np.ndarray, seconds: np.ndarray, rules: EventRules = EventRules()) -> np.ndarray:
+    """An event number per row (0, 1, ... across all groups; -1 where ``group`` is negative).
+
+    ``group``: integer deployment code per row (-1 for rows that take part in no event, e.g. not positive).
+    ``seconds``: time of each row in seconds (any epoch).
+    """
+    n = len(group)
+    out = np.full(n, -1, dtype=np.int64)
+    idx = np.flatnonzero(group >= 0)
+    if idx.size == 0:
+        return out
+    order = idx[np.lexsort((seconds[idx], group[idx]))]
+    g, t = group[order], seconds[order].astype(np.float64)
+    new_group = np.ones(len(order), dtype=bool)
+    new_group[1:] = g[1:] != g[:-1]
+    gap = np.zeros(len(order))
+    gap[1:] = t[1:] - t[:-1]
+    burst_start = new_group | (gap > rules.burst_gap_s)
+    burst_of_row = np.cumsum(burst_start) - 1
+    b_time = t[burst_start]
+    b_group = g[burst_start]
+    b_new_group = new_group[burst_start]
+    b_gap = np.zeros(len(b_time))
+    b_gap[1:] = b_time[1:] - b_time[:-1]
+    # gap from the previous burst's *last* photo, so a long burst does not look like a gap
+    last_t = np.zeros(len(b_time))
+    np.maximum.at(last_t, burst_of_row, t)
+    b_gap_end = np.zeros(len(b_time))
+    b_gap_end[1:] = b_time[1:] - last_t[:-1]
+
+    labels = _labels(b_time, b_group, b_new_group, b_gap_end, rules)
+    cut = b_new_group.copy()
+    split = (labels[1:] != labels[:-1]) | (labels[1:] < 0)
+    cut[1:] |= (split & (b_gap_end[1:] > rules.merge_gap_s)) | (b_gap_end[1:] > rules.max_gap_s)
+    event_of_burst = np.cumsum(cut) - 1
+    out[order] = event_of_burst[burst_of_row]
+    return out
+
+
+def _labels(b_time, b_group, b_new_group, b_gap_end, rules: EventRules) -> np.ndarray:
+    """A cluster label per burst, unique across groups (-1 for noise)."""
+    hdbscan = _hdbscan() if rules.method == "hdbscan" else None
+    if hdbscan is None:
+        return np.cumsum(b_new_group | (b_gap_end > rules.merge_gap_s))
+    labels = np.empty(len(b_time), dtype=np.int64)
+    starts = [*np.flatnonzero(b_new_group).tolist(), len(b_time)]
+    offset = 0
+    for lo, hi in itertools.pairwise(starts):
+        if hi - lo < 3:  # too few bursts to estimate density: gap rule
+            local = np.cumsum(np.concatenate([[True], b_gap_end[lo + 1:hi] > rules.merge_gap_s]))
+        else:
+            x = ((b_time[lo:hi] - b_time[lo]) / 60.0)[:, None]  # minutes
+            local = hdbscan.HDBSCAN(min_cluster_size=2, min_samples=1,
+                                     cluster_selection_epsilon=rules.merge_gap_s / 60.0).fit_predict(x)
+        labels[lo:hi] = np.where(local >= 0, local + offset, -1)
+        offset += int(local.max()) + 1 if len(local) else 0
+    return labels
+
+
+def independence(group: np.ndarray, category: np.ndarray, start_s: np.ndarray, interval_s: float) -> np.ndarray:
+    """Per event: True where it is an independent record (camtrapR ``minDeltaTime``, last independent record)."""
+    out = np.zeros(len(group), dtype=bool)
+    order = np.lexsort((start_s, category, group))
+    last: dict[tuple, float] = {}
+    for i in order.tolist():
+        key = (group[i], category[i])
+        if key not in last or start_s[i] - last[key] >= interval_s:
+            out[i] = True
+            last[key] = start_s[i]
+    return out
