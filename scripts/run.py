@@ -110,6 +110,11 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
               help="Deployments CSV (Camtrap DP columns + timezone, clockOffset). Default: one per top folder.")
 @click.option("--weather-days-back", type=click.IntRange(min=0), default=0, show_default=True,
               help="Days of weather before each event to add (weather stage).")
+@click.option("--weather-provider", type=click.Choice(["open-meteo", "met-frost", "none"]), default="open-meteo",
+              show_default=True, help="Weather for positive events: Open-Meteo archive, MET Norway Frost "
+              "(needs FROST_CLIENT_ID), or none.")
+@click.option("--independence", "independence_s", type=click.FloatRange(min=0), default=1800.0, show_default=True,
+              help="Seconds between independent records per deployment and category.")
 @click.option("--sequence-gap", "sequence_gap_s", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds between photos that start a new sequence.")
 @click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True,
@@ -118,8 +123,8 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Photos per checkpoint in the looping stages.")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
-        prices_uri, output_uri, deployments_uri, weather_days_back, sequence_gap_s, conf_threshold, resume,
-        checkpoint_every):
+        prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
+        conf_threshold, resume, checkpoint_every):
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs."""
     from wildlife import runner  # noqa: PLC0415
     from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
@@ -136,6 +141,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
         "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
         "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
+        "weather_provider": weather_provider, "independence_s": independence_s,
     }
     try:
         state = runner.run(params, resume=resume, checkpoint_every=checkpoint_every)

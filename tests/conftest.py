@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,11 @@ SAMPLE = ROOT / "data" / "sample"
 sys.path.insert(0, str(Path(__file__).parent))  # photofactory
 
 os.environ.setdefault("ODIN_NO_PROGRESS", "1")
+# No network in tests: weather providers point at a closed local port unless a test serves fixtures,
+# and the weather cache lives in a throwaway folder, not the user's.
+os.environ["ODIN_OPEN_METEO_URL"] = "http://127.0.0.1:9/v1/archive"
+os.environ["ODIN_FROST_URL"] = "http://127.0.0.1:9"
+os.environ.setdefault("ODIN_WEATHER_CACHE", os.path.join(tempfile.mkdtemp(prefix="odin-weather-"), "cache"))
 
 
 def odin(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

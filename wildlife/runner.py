@@ -19,7 +19,7 @@ from wildlife.progress import console
 from wildlife.stages import Context
 
 # Run input keys a resumed run may change; anything else must match the stored run.
-CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot")
+CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot", "weather_provider")
 
 
 class RunExists(Exception):

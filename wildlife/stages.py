@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import budget, checkpoint, fs, outputs, sequences, stage0, stage2
+from wildlife import budget, checkpoint, fs, outputs, sequences, stage0, stage2, weather
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
@@ -143,9 +143,44 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
             "suspected_static_detections": static_count, "method": rules.describe()}
 
 
+def _coordinates(params: dict[str, Any], media: pa.Table) -> dict[str, tuple[float, float]]:
+    """Deployment -> (lat, lon): the deployments table first, else the median EXIF GPS of its photos."""
+    table = deps.load(params["deployments_uri"]) if params.get("deployments_uri") else {}
+    out = {d.id: (d.latitude, d.longitude) for d in table.values()
+           if d.latitude is not None and d.longitude is not None}
+    gps: dict[str, list[tuple[float, float]]] = {}
+    for r in media.select(["deployment_id", "gps_latitude", "gps_longitude"]).to_pylist():
+        if r["deployment_id"] and r["gps_latitude"] is not None and r["deployment_id"] not in out:
+            gps.setdefault(r["deployment_id"], []).append((r["gps_latitude"], r["gps_longitude"]))
+    for dep, points in gps.items():
+        lats, lons = sorted(p[0] for p in points), sorted(p[1] for p in points)
+        out[dep] = (lats[len(lats) // 2], lons[len(lons) // 2])
+    return out
+
+
 def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"weather_uri": None, "provider": None,
-            "warnings": ["weather enrichment is not in this version yet: clusters carry no weather columns"]}
+    params = state["params"]
+    name = params.get("weather_provider") or "open-meteo"
+    events = fs.read_table(state["Stage2Events"]["events_uri"])
+    if name == "none" or events.num_rows == 0:
+        reason = "--weather-provider none" if name == "none" else "no positive events"
+        return {"weather_uri": None, "provider": None, "events": 0, "skipped": reason}
+    provider = weather.PROVIDERS[name]()
+    coords = _coordinates(params, fs.read_table(state["Stage0Exif"]["media_uri"]))
+    days_back = int(params.get("weather_days_back") or 0)
+    rows, summary = weather.enrich(events.to_pylist(), coords, provider, days_back, weather.session())
+    schema = pa.schema([("cluster_id", pa.string()), ("weather_provider", pa.string()),
+                        ("weather_time", pa.timestamp("us", tz="UTC"))]
+                       + [(c, pa.float64()) for c in weather.COLUMNS]
+                       + ([(f"precipitation_prev_{days_back}d_mm", pa.float64()),
+                           (f"temperature_mean_prev_{days_back}d_c", pa.float64())] if days_back else []))
+    table = pa.Table.from_pylist(rows, schema=schema)
+    uri = fs.join(params["output_uri"], "weather", "weather.parquet")
+    fs.write_table(table, uri)
+    with_weather = table.num_rows - table.column("weather_time").null_count
+    return {"weather_uri": uri, "provider": provider.name, "events": table.num_rows,
+            "events_with_weather": with_weather, "requests": summary["requests"],
+            "from_cache": summary["from_cache"], "warnings": summary["warnings"]}
 
 
 def write_outputs(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
