@@ -155,3 +155,18 @@ def assign(
         if len(by_time) == 1:
             return by_time[0].id, "time window"
     return None, "no deployment matches its folder, camera or time"
+
+
+def coordinates(uri: str | None, media) -> dict[str, tuple[float, float]]:
+    """Deployment -> (lat, lon): the deployments table first, else the median EXIF GPS of its photos."""
+    table = load(uri) if uri else {}
+    out = {d.id: (d.latitude, d.longitude) for d in table.values()
+           if d.latitude is not None and d.longitude is not None}
+    gps: dict[str, list[tuple[float, float]]] = {}
+    for r in media.select(["deployment_id", "gps_latitude", "gps_longitude"]).to_pylist():
+        if r["deployment_id"] and r["gps_latitude"] is not None and r["deployment_id"] not in out:
+            gps.setdefault(r["deployment_id"], []).append((r["gps_latitude"], r["gps_longitude"]))
+    for dep, points in gps.items():
+        lats, lons = sorted(p[0] for p in points), sorted(p[1] for p in points)
+        out[dep] = (lats[len(lats) // 2], lons[len(lons) // 2])
+    return out

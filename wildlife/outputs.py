@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import wildlife
-from wildlife import fs
+from wildlife import camtrapdp, deployments, fs
 from wildlife.detect import Result
 
 DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
@@ -75,8 +75,20 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     }
     for name, table in files.items():
         fs.write_table(table, fs.join(out_uri, name))
+    det = state["Stage1Detect"]["detector"]
+    package_uri = fs.join(out_uri, "camtrap-dp")
+    package = camtrapdp.export(
+        package_uri, media, files["detections.parquet"], clusters, deployments_uri=params.get("deployments_uri"),
+        coords=deployments.coordinates(params.get("deployments_uri"), media),
+        detector=f"{det['name']} {det['version']}", threshold=params["conf_threshold"],
+        session_id=state["session_id"])
+    errors = camtrapdp.validate(package_uri)
+    package["valid"] = not errors
+    if errors:
+        package["warnings"].append(f"Camtrap DP: {len(errors)} validation error(s), first: {errors[:3]}")
+    state = dict(state, camtrap_dp=package)
     report_uri = fs.join(out_uri, "run_report.json")
-    created = [fs.join(out_uri, n) for n in files] + [report_uri]
+    created = [fs.join(out_uri, n) for n in files] + [fs.join(package_uri, "datapackage.json"), report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
                "files_created": created}
     state = dict(state, WriteOutputs=dict(payload))
@@ -92,7 +104,9 @@ def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, A
     stages = {}
     warnings = list(state.get("warnings", []))
     for name, payload in state.items():
-        if isinstance(payload, dict) and name[0].isupper():
+        if name == "camtrap_dp":
+            warnings += payload.get("warnings", [])
+        elif isinstance(payload, dict) and name[0].isupper():
             summary = {k: v for k, v in payload.items() if k not in ("warnings",)}
             stages[name] = dict(summary, duration_s=timings.get(name))
             warnings += payload.get("warnings", [])
@@ -109,6 +123,7 @@ def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, A
         "measured": {"wall_time_s": round(sum(v for v in timings.values() if v), 2),
                      "cost_dkk": 0.0 if params["target"] == "local" else None},
         "stages": stages,
+        "camtrap_dp": {k: v for k, v in state.get("camtrap_dp", {}).items() if k != "warnings"} or None,
         "warnings": warnings,
     }
     if state.get("error"):

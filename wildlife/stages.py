@@ -143,21 +143,6 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
             "suspected_static_detections": static_count, "method": rules.describe()}
 
 
-def _coordinates(params: dict[str, Any], media: pa.Table) -> dict[str, tuple[float, float]]:
-    """Deployment -> (lat, lon): the deployments table first, else the median EXIF GPS of its photos."""
-    table = deps.load(params["deployments_uri"]) if params.get("deployments_uri") else {}
-    out = {d.id: (d.latitude, d.longitude) for d in table.values()
-           if d.latitude is not None and d.longitude is not None}
-    gps: dict[str, list[tuple[float, float]]] = {}
-    for r in media.select(["deployment_id", "gps_latitude", "gps_longitude"]).to_pylist():
-        if r["deployment_id"] and r["gps_latitude"] is not None and r["deployment_id"] not in out:
-            gps.setdefault(r["deployment_id"], []).append((r["gps_latitude"], r["gps_longitude"]))
-    for dep, points in gps.items():
-        lats, lons = sorted(p[0] for p in points), sorted(p[1] for p in points)
-        out[dep] = (lats[len(lats) // 2], lons[len(lons) // 2])
-    return out
-
-
 def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     name = params.get("weather_provider") or "open-meteo"
@@ -166,7 +151,7 @@ def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
         reason = "--weather-provider none" if name == "none" else "no positive events"
         return {"weather_uri": None, "provider": None, "events": 0, "skipped": reason}
     provider = weather.PROVIDERS[name]()
-    coords = _coordinates(params, fs.read_table(state["Stage0Exif"]["media_uri"]))
+    coords = deps.coordinates(params.get("deployments_uri"), fs.read_table(state["Stage0Exif"]["media_uri"]))
     days_back = int(params.get("weather_days_back") or 0)
     rows, summary = weather.enrich(events.to_pylist(), coords, provider, days_back, weather.session())
     schema = pa.schema([("cluster_id", pa.string()), ("weather_provider", pa.string()),
