@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/stage0.py
+	$(BIN)/python bench/events.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -27,7 +27,8 @@ def test_sample_run_writes_the_four_outputs(sample_run: Path):
     report = json.loads((sample_run / "run_report.json").read_text())
     assert report["status"] == "succeeded"
     assert report["final_results"]["files_created"] == [str(sample_run / n) for n in (
-        "images.parquet", "detections.parquet", "clusters.parquet", "camtrap-dp/datapackage.json", "run_report.json")]
+        "images.parquet", "detections.parquet", "clusters.parquet", "camtrap-dp/datapackage.json", "report.html",
+        "run_report.json")]
     assert report["detector"]["name"] == "odin-motion-baseline"
     assert any("Fell back to the motion baseline" in w for w in report["warnings"])
     assert set(report["stages"]) == {"GuardBudget", "Stage0Exif", "CostEstimation", "Stage1Detect",

@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def is_local(uri: str | bytes) -> bool:
     if isinstance(uri, bytes):  # a local path whose name is not valid UTF-8
@@ -143,6 +146,7 @@ def write_bytes(uri: str, data: bytes) -> None:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

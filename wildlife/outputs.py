@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import wildlife
-from wildlife import camtrapdp, deployments, fs
+from wildlife import camtrapdp, deployments, fs, report_html
 from wildlife.detect import Result
 
 DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
@@ -88,12 +88,16 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
         package["warnings"].append(f"Camtrap DP: {len(errors)} validation error(s), first: {errors[:3]}")
     state = dict(state, camtrap_dp=package)
     report_uri = fs.join(out_uri, "run_report.json")
-    created = [fs.join(out_uri, n) for n in files] + [fs.join(package_uri, "datapackage.json"), report_uri]
+    html_uri = fs.join(out_uri, "report.html")
+    created = [fs.join(out_uri, n) for n in files] + [fs.join(package_uri, "datapackage.json"), html_uri, report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
                "files_created": created}
     state = dict(state, WriteOutputs=dict(payload))
     state.setdefault("timings", {})["WriteOutputs"] = round(time.monotonic() - t0, 3)
-    fs.write_json(report_uri, report(state, media))
+    run_report = report(state, media)
+    page = report_html.render(run_report, media, files["detections.parquet"], clusters, params["conf_threshold"])
+    fs.write_bytes(html_uri, page.encode())
+    fs.write_json(report_uri, run_report)
     return payload
 
 
