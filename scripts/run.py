@@ -136,6 +136,12 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
                            "stacks are not part of this version. Run with --target local.")
     if not os.path.isdir(input_uri) and "://" not in input_uri:
         _fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
+    from wildlife import detect  # noqa: PLC0415
+
+    try:
+        detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
+    except DetectorUnavailable as exc:
+        _fail(EXIT_USAGE, str(exc))
     params = {
         "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
         "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
@@ -195,6 +201,60 @@ def events(table_uri, output_uri, id_column, conf_threshold, method, burst_gap, 
     console.print(f"[bold green]done[/bold green] {table.num_rows} rows -> {clusters.num_rows} events "
                   f"({independent} independent); {rules.describe()}")
     console.print(f"  {fs.join(output_uri, 'media_events.csv')}\n  {fs.join(output_uri, 'clusters.parquet')}")
+
+
+@cli.group()
+def models() -> None:
+    """Detection models: fetch MegaDetector, list the cache, export weights to ONNX."""
+
+
+@models.command("fetch")
+@click.argument("key", type=click.Choice(["md-v5a", "md-v5b"]))
+@click.option("--sha256", default=None, help="The published SHA-256 of the weights file, when none is pinned.")
+@click.option("--url", default=None, help="Download from this address instead of the official release.")
+def models_fetch(key, sha256, url):
+    """Download MegaDetector weights, verify their SHA-256, convert to ONNX, cache them."""
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    try:
+        path = weights.fetch(key, sha256=sha256, url=url)
+    except ValueError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except OSError as exc:
+        _fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the weights "
+                           "file over and use --detector /path/to/it.pt")
+    console.print(f"[green]cached[/green] {path} and {path.parent / (key + '.onnx')}; use --detector {key}")
+
+
+@models.command("list")
+def models_list():
+    """What is in the model cache."""
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    folder = weights.cache_dir()
+    files = sorted(folder.glob("*")) if folder.exists() else []
+    console.print(f"model cache: {folder}")
+    for f in files:
+        console.print(f"  {f.name:<24} {f.stat().st_size / 1e6:8.1f} MB")
+    if not files:
+        console.print("  (empty: `scripts/run.py models fetch md-v5a` on a machine with internet)")
+
+
+@models.command("export")
+@click.argument("weights_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--imgsz", default=1280, show_default=True)
+def models_export(weights_path, output, imgsz):
+    """Export a YOLOv5/MegaDetector .pt checkpoint to ONNX with its sidecar JSON."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    try:
+        out = weights.export_onnx(weights.load_yolov5(weights_path), Path(output), imgsz)
+    except (ValueError, weights.RefusedPickle) as exc:
+        _fail(EXIT_USAGE, f"{weights_path}: {exc}")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
 
 
 def _summary(state: dict) -> None:

@@ -17,6 +17,7 @@ os.environ.setdefault("ODIN_NO_PROGRESS", "1")
 # and the weather cache lives in a throwaway folder, not the user's.
 os.environ["ODIN_OPEN_METEO_URL"] = "http://127.0.0.1:9/v1/archive"
 os.environ["ODIN_FROST_URL"] = "http://127.0.0.1:9"
+os.environ["ODIN_MODELS"] = tempfile.mkdtemp(prefix="odin-models-")  # never the user's model cache
 os.environ.setdefault("ODIN_WEATHER_CACHE", os.path.join(tempfile.mkdtemp(prefix="odin-weather-"), "cache"))
 
 

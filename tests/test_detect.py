@@ -74,7 +74,7 @@ def test_detector_choice():
     assert detect.load("motion")[0].name == "odin-motion-baseline"
     det, warnings = detect.load("auto")
     assert det.name == "odin-motion-baseline" and "Fell back" in warnings[0]
-    with pytest.raises(DetectorUnavailable, match="use --detector motion"):
+    with pytest.raises(DetectorUnavailable, match="models fetch md-v5a"):
         detect.load("megadetector")
     with pytest.raises(DetectorUnavailable, match="unknown detector"):
         detect.load("yolo9000")

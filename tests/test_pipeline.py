@@ -27,8 +27,8 @@ def test_sample_run_writes_the_four_outputs(sample_run: Path):
     report = json.loads((sample_run / "run_report.json").read_text())
     assert report["status"] == "succeeded"
     assert report["final_results"]["files_created"] == [str(sample_run / n) for n in (
-        "images.parquet", "detections.parquet", "clusters.parquet", "camtrap-dp/datapackage.json", "report.html",
-        "run_report.json")]
+        "images.parquet", "detections.parquet", "clusters.parquet", "megadetector.json", "camtrap-dp/datapackage.json",
+        "report.html", "run_report.json")]
     assert report["detector"]["name"] == "odin-motion-baseline"
     assert any("Fell back to the motion baseline" in w for w in report["warnings"])
     assert set(report["stages"]) == {"GuardBudget", "Stage0Exif", "CostEstimation", "Stage1Detect",
@@ -145,7 +145,7 @@ def test_estimate_within_budget_exits_0():
 def test_run_over_time_budget_is_refused_before_any_work(tmp_path):
     out = tmp_path / "out"
     result = odin("run", "--input", str(ROOT / "data/sample/photos"), "--output", str(out), "--budget", "25",
-                  "--detector", "megadetector", "--max-job-duration", "1")
+                  "--detector", "auto", "--max-job-duration", "1")
     assert result.returncode == 3, result.stderr
     assert "exceeds --max-job-duration" in result.stderr
     assert not (out / "images.parquet").exists()

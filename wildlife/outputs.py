@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 import wildlife
 from wildlife import camtrapdp, deployments, fs, report_html
-from wildlife.detect import Result
+from wildlife.detect import Result, mdjson
 
 DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
 RESULT_SCHEMA = pa.schema([
@@ -76,6 +76,8 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     for name, table in files.items():
         fs.write_table(table, fs.join(out_uri, name))
     det = state["Stage1Detect"]["detector"]
+    md_uri = fs.join(out_uri, "megadetector.json")
+    fs.write_json(md_uri, mdjson.build(media, files["detections.parquet"], det))
     package_uri = fs.join(out_uri, "camtrap-dp")
     package = camtrapdp.export(
         package_uri, media, files["detections.parquet"], clusters, deployments_uri=params.get("deployments_uri"),
@@ -89,7 +91,8 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state, camtrap_dp=package)
     report_uri = fs.join(out_uri, "run_report.json")
     html_uri = fs.join(out_uri, "report.html")
-    created = [fs.join(out_uri, n) for n in files] + [fs.join(package_uri, "datapackage.json"), html_uri, report_uri]
+    created = [fs.join(out_uri, n) for n in files] + [md_uri, fs.join(package_uri, "datapackage.json"), html_uri,
+                                                      report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
                "files_created": created}
     state = dict(state, WriteOutputs=dict(payload))

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import budget, checkpoint, fs, outputs, sequences, stage0, stage2, weather
+from wildlife import budget, checkpoint, fs, outputs, sequences, stage0, stage1, stage2, weather
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
@@ -43,6 +43,7 @@ def _estimate(params: dict[str, Any], photos: int, total_bytes: int) -> budget.E
 
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
+    detectors.check(params["detector"])
     manifest = stage0.scan(params["input_uri"], params.get("max_images"))
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
     pending = pc.equal(manifest.column("status"), "pending")
@@ -91,29 +92,11 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     detector, warnings = detectors.load(params["detector"])
-    media = fs.read_table(state["Stage0Exif"]["media_uri"])
-    media = media.append_column("sequence_id", sequences.assign(media, params["sequence_gap_s"]))
-    photos = [dict(r, uri=stage0.openable(r)) for r in media.select(
-        ["photo_id", "uri", "uri_raw", "width", "height", "sequence_id", "status"]).to_pylist() if r["status"] == "ok"]
-    photos.sort(key=lambda r: (r["sequence_id"] or "", r["photo_id"]))
-
-    def work(chunk):
-        return [outputs.result_row(p["photo_id"], r) for p, r in zip(chunk, detector.detect(chunk), strict=True)]
-
-    results, resumed = checkpoint.run_chunks(
-        photos, key="photo_id", parts_uri=work_uri(state, "stage1"), schema=outputs.RESULT_SCHEMA,
-        every=ctx.checkpoint_every, label=f"Stage 1  {detector.name}", deadline=ctx.deadline, work=work,
-        group=(lambda p: p["sequence_id"]) if detector.needs_whole_sequences else None,
-    )
+    photos = stage1.photos_to_detect(fs.read_table(state["Stage0Exif"]["media_uri"]), params["sequence_gap_s"])
+    results, resumed = stage1.detect(photos, detector, work_uri(state, "stage1"), ctx.checkpoint_every, ctx.deadline)
     fs.write_table(results, work_uri(state, "stage1.parquet"))
-    notes = Counter(n for n in results.column("note").to_pylist() if n)
-    warnings += [f"{count} photo(s): {note}" for note, count in notes.items()]
-    has_det = pc.greater(pc.list_value_length(results.column("detections")), 0)
     return {"results_uri": work_uri(state, "stage1.parquet"),
-            "detector": {"name": detector.name, "version": detector.version, "requested": params["detector"]},
-            "photos": results.num_rows, "with_detections": pc.sum(has_det.cast(pa.int64())).as_py() or 0,
-            "failed": results.num_rows - pc.count(results.column("failure"), mode="only_null").as_py(),
-            "resumed": resumed, "warnings": warnings}
+            **stage1.summary(results, detector, params["detector"], resumed, warnings)}
 
 
 def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:

@@ -1,0 +1,47 @@
+"""The detector container's entry point: Stage 1 over one shard of an AWS Batch array job.
+
+    python -m wildlife.batch --input s3://bucket/run/_run/media.parquet --output s3://bucket/run/_run/stage1 \\
+        [--detector megadetector] [--sequence-gap 60] [--checkpoint-every 500]
+
+The shard is ``AWS_BATCH_JOB_ARRAY_INDEX`` of ``AWS_BATCH_JOB_ARRAY_SIZE`` (0 of 1 outside an array job).
+Results go to ``<output>/shard-<index>.parquet``, checkpointed under ``<output>/shard-<index>/``, so a spot
+instance reclaimed mid-shard resumes where it stopped when Batch retries the job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from wildlife import detect, fs, stage1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wildlife.batch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="media table from Stage 0 (Parquet URI)")
+    parser.add_argument("--output", required=True, help="folder URI for this job's shard results")
+    parser.add_argument("--detector", default=os.environ.get("ODIN_DETECTOR", "megadetector"))
+    parser.add_argument("--sequence-gap", type=float, default=60.0)
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    args = parser.parse_args(argv)
+    index = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
+    size = int(os.environ.get("AWS_BATCH_JOB_ARRAY_SIZE", "1"))
+    try:
+        detector, warnings = detect.load(args.detector)
+    except detect.DetectorUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2  # a bad job definition: Batch's retry strategy does not retry exit 2
+    photos = stage1.shard(stage1.photos_to_detect(fs.read_table(args.input), args.sequence_gap), index, size)
+    results, resumed = stage1.detect(photos, detector, fs.join(args.output, f"shard-{index:05d}"),
+                                     args.checkpoint_every)
+    fs.write_table(results, fs.join(args.output, f"shard-{index:05d}.parquet"))
+    summary = stage1.summary(results, detector, args.detector, resumed, warnings)
+    print(json.dumps({"shard": index, "of": size, **summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Stage 1 as plain functions: which photos to run, how to shard them, running a detector resumably.
+
+Used by the local runner's stage and by the Batch container (``python -m wildlife.batch``), which runs one
+shard of an array job.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from wildlife import checkpoint, outputs, sequences, stage0
+
+
+def photos_to_detect(media: pa.Table, gap_s: float) -> list[dict[str, Any]]:
+    """The ok photos, in sequence order (so a sequence is contiguous), with the URI to open."""
+    media = media.append_column("sequence_id", sequences.assign(media, gap_s))
+    cols = ["photo_id", "uri", "uri_raw", "width", "height", "sequence_id", "status"]
+    photos = [dict(r, uri=stage0.openable(r)) for r in media.select(cols).to_pylist() if r["status"] == "ok"]
+    photos.sort(key=lambda r: (r["sequence_id"] or "", r["photo_id"]))
+    return photos
+
+
+def shard(photos: list[dict[str, Any]], index: int, size: int) -> list[dict[str, Any]]:
+    """Shard ``index`` of ``size``: contiguous, about equal, never splitting a sequence."""
+    if not 0 <= index < size:
+        raise ValueError(f"shard index {index} is outside 0..{size - 1}")
+    n = len(photos)
+    bounds = [round(n * k / size) for k in range(size + 1)]
+    seq = [p["sequence_id"] for p in photos]
+    for k in range(1, size):  # move each cut forward to the next sequence start
+        b = bounds[k]
+        while 0 < b < n and seq[b] is not None and seq[b] == seq[b - 1]:
+            b += 1
+        bounds[k] = max(b, bounds[k - 1])
+    return photos[bounds[index]:max(bounds[index], bounds[index + 1])]
+
+
+def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
+           deadline: float | None = None) -> tuple[pa.Table, int]:
+    """Results (one row per photo, ``outputs.RESULT_SCHEMA``), checkpointed every ``every`` photos."""
+
+    def work(chunk):
+        return [outputs.result_row(p["photo_id"], r) for p, r in zip(chunk, detector.detect(chunk), strict=True)]
+
+    return checkpoint.run_chunks(
+        photos, key="photo_id", parts_uri=parts_uri, schema=outputs.RESULT_SCHEMA, every=every,
+        label=f"Stage 1  {detector.name}", deadline=deadline, work=work,
+        group=(lambda p: p["sequence_id"]) if detector.needs_whole_sequences else None,
+    )
+
+
+def summary(results: pa.Table, detector, requested: str, resumed: int, warnings: list[str]) -> dict[str, Any]:
+    notes = Counter(n for n in results.column("note").to_pylist() if n)
+    has_det = pc.greater(pc.list_value_length(results.column("detections")), 0)
+    return {"detector": {"name": detector.name, "version": detector.version, "requested": requested},
+            "photos": results.num_rows, "with_detections": pc.sum(has_det.cast(pa.int64())).as_py() or 0,
+            "failed": results.num_rows - pc.count(results.column("failure"), mode="only_null").as_py(),
+            "resumed": resumed,
+            "warnings": warnings + [f"{count} photo(s): {note}" for note, count in notes.items()]}
