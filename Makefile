@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE_OUT ?= out/sample
 
-.PHONY: help venv run test lint bench clean
+.PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws destroy-aws build-docker
 
 help:
 	@echo "make run    - install into $(VENV) and run the pipeline on the bundled sample photos"
@@ -29,11 +29,36 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check wildlife scripts tests bench
+	$(BIN)/ruff check wildlife scripts tests bench modules functions main.py
+	$(BIN)/hadolint images/detector/Dockerfile images/detector-cpu/Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/stage0.py
 	$(BIN)/python bench/events.py
 
+# --- AWS (see README "AWS"): CDK Terrain synthesises Terraform JSON, Terraform applies it --------------
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
+TF_RC := $(if $(wildcard /opt/tf-plugins/registry.terraform.io),TF_CLI_CONFIG_FILE=$(CURDIR)/terraformrc,)
+AWS_STACK := cdktf.out/stacks/odin-aws
+
+synth: $(STAMP)
+	$(BIN)/python main.py
+
+validate: synth
+	cd $(AWS_STACK) && $(TF_RC) terraform init -backend=false -input=false && $(TF_RC) terraform validate
+
+plan-aws: synth
+	cd $(AWS_STACK) && $(TF_RC) terraform init -input=false && $(TF_RC) terraform plan -input=false -out=odin.plan
+
+deploy-aws: plan-aws
+	cd $(AWS_STACK) && $(TF_RC) terraform apply -input=false odin.plan
+
+destroy-aws: synth
+	cd $(AWS_STACK) && $(TF_RC) terraform init -input=false && $(TF_RC) terraform destroy -input=false
+
+build-docker:
+	docker build -f images/detector/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector .
+	docker build -f images/detector-cpu/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector-cpu .
+
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .ruff_cache cdktf.out build

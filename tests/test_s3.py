@@ -3,53 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import boto3
 import pyarrow.parquet as pq
-import pytest
-from conftest import SAMPLE, odin
-
-BUCKET = "odin-test-data"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_env():
-    port = _free_port()
-    server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
-    if server is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-north-1")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-north-1",
-                                  aws_access_key_id="testing", aws_secret_access_key="testing")
-            client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.2)
-    yield env, client
-    proc.terminate()
-    proc.wait(timeout=10)
+from conftest import BUCKET, SAMPLE, odin
 
 
 def test_run_reads_and_writes_s3(s3_env, tmp_path):

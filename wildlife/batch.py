@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = stage1.shard(stage1.photos_to_detect(fs.read_table(args.input), args.sequence_gap), index, size)
     results, resumed = stage1.detect(photos, detector, fs.join(args.output, f"shard-{index:05d}"),
                                      args.checkpoint_every)
-    fs.write_table(results, fs.join(args.output, f"shard-{index:05d}.parquet"))
+    stage1.write_shard(results, fs.join(args.output, f"shard-{index:05d}.parquet"), detector)
     summary = stage1.summary(results, detector, args.detector, resumed, warnings)
     print(json.dumps({"shard": index, "of": size, **summary}))
     return 0

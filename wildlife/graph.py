@@ -18,8 +18,10 @@ class Stage:
     runs_on: str  # "lambda" (light, per run or per shard) or "batch" (GPU/CPU container)
     summary: str
 
-    def load(self):
-        module, func = self.function.split(":")
+    collect: str | None = None  # batch stages: the function that gathers the shards' results on AWS
+
+    def load(self, which: str | None = None):
+        module, func = (which or self.function).split(":")
         return getattr(importlib.import_module(module), func)
 
 
@@ -31,7 +33,7 @@ GRAPH: tuple[Stage, ...] = (
     Stage("CostEstimation", "wildlife.stages:cost_estimation", "lambda",
           "re-estimate with the photos that survived Stage 0; refuse if now over budget"),
     Stage("Stage1Detect", "wildlife.stages:stage1_detect", "batch",
-          "animal/person/vehicle detection"),
+          "animal/person/vehicle detection", collect="wildlife.stages:stage1_collect"),
     Stage("Stage2Events", "wildlife.stages:stage2_events", "lambda",
           "group photos into sequences and events"),
     Stage("WeatherEnrichment", "wildlife.stages:weather_enrichment", "lambda",

@@ -6,13 +6,15 @@ shard of an array job.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import checkpoint, outputs, sequences, stage0
+from wildlife import checkpoint, fs, outputs, sequences, stage0
 
 
 def photos_to_detect(media: pa.Table, gap_s: float) -> list[dict[str, Any]]:
@@ -61,3 +63,22 @@ def summary(results: pa.Table, detector, requested: str, resumed: int, warnings:
             "failed": results.num_rows - pc.count(results.column("failure"), mode="only_null").as_py(),
             "resumed": resumed,
             "warnings": warnings + [f"{count} photo(s): {note}" for note, count in notes.items()]}
+
+
+def write_shard(results: pa.Table, uri: str, detector) -> None:
+    meta = {b"odin.detector": json.dumps({"name": detector.name, "version": detector.version}).encode()}
+    fs.write_table(results.replace_schema_metadata(meta), uri)
+
+
+def read_shards(folder_uri: str):
+    """All ``shard-*.parquet`` results of an array job, and the detector that made them."""
+    names = [n for n in fs.list_names(folder_uri) if n.startswith("shard-") and n.endswith(".parquet")]
+    tables = [fs.read_table(fs.join(folder_uri, n)) for n in names]
+    info = {"name": "unknown", "version": "unknown"}
+    for t in tables:
+        raw = (t.schema.metadata or {}).get(b"odin.detector")
+        if raw:
+            info = json.loads(raw)
+    merged = pa.concat_tables([t.replace_schema_metadata(None).cast(outputs.RESULT_SCHEMA) for t in tables]) \
+        if tables else outputs.RESULT_SCHEMA.empty_table()
+    return merged, SimpleNamespace(**info)

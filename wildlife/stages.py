@@ -6,6 +6,7 @@ returns its own payload. Tables go to ``<output>/_run/`` as Parquet.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from wildlife import budget, checkpoint, fs, outputs, sequences, stage0, stage1,
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
+
+PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
 
 
 @dataclass
@@ -83,7 +86,12 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     photos = pc.sum(ok.cast(pa.int64())).as_py() or 0
     total_bytes = pc.sum(pc.if_else(ok, media.column("size"), 0)).as_py() or 0
     est = _estimate(state["params"], photos, total_bytes)
-    payload = {"estimate": est.as_dict()}
+    params = state["params"]
+    # on AWS, Stage 1 is an array job: its size and the container's command travel in this payload
+    payload = {"estimate": est.as_dict(), "photos": photos,
+               "array_size": min(10_000, max(2, math.ceil(photos / PHOTOS_PER_SHARD))),
+               "stage1_command": ["--input", state["Stage0Exif"]["media_uri"], "--output", work_uri(state, "stage1"),
+                                  "--detector", params["detector"], "--sequence-gap", str(params["sequence_gap_s"])]}
     state["CostEstimation"] = payload
     budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
     return payload
@@ -97,6 +105,14 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     fs.write_table(results, work_uri(state, "stage1.parquet"))
     return {"results_uri": work_uri(state, "stage1.parquet"),
             **stage1.summary(results, detector, params["detector"], resumed, warnings)}
+
+
+def stage1_collect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """AWS: gather the array job's shard results into the same payload ``stage1_detect`` returns locally."""
+    results, detector = stage1.read_shards(work_uri(state, "stage1"))
+    fs.write_table(results, work_uri(state, "stage1.parquet"))
+    return {"results_uri": work_uri(state, "stage1.parquet"),
+            **stage1.summary(results, detector, state["params"]["detector"], 0, [])}
 
 
 def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:

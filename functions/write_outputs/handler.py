@@ -1,0 +1,7 @@
+"""Lambda for WriteOutputs; the stage itself is in wildlife.stages."""
+
+from wildlife.aws import handle
+
+
+def handler(event, context):
+    return handle("WriteOutputs", event, context)

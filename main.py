@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Odin's AWS infrastructure: one Terraform stack per profile in conf/profiles/, synthesised by CDK Terrain.
+
+    JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 python main.py     # -> cdktf.out/stacks/<profile>/
+
+CDK Terrain (``cdktn``) is the maintained continuation of CDKTF, which HashiCorp archived on 2025-12-10; the
+app keeps CDKTF's ``cdktf.json`` and ``main.py``. ``ODIN_PROFILES=aws`` synthesises only the named ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from cdktn import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
+from constructs import Construct
+
+from modules.compute import Compute
+from modules.functions import Functions, placeholder_arns
+from modules.monitoring import Monitoring
+from modules.network import Network
+from modules.storage import Storage
+from modules.workflow import Workflow
+from wildlife import asl, budget
+
+ROOT = Path(__file__).resolve().parent
+PROVIDER_VERSION = "5.100.0"  # the offline mirror's version; the bindings speak 6.x, validate proves the fit
+EMULATED_SERVICES = ("s3", "iam", "sts", "sfn", "ec2", "sns", "logs", "cloudwatch", "events", "lambda_",
+                     "batch", "budgets", "ecr")
+
+
+class OdinStack(TerraformStack):
+    def __init__(self, scope: Construct, profile: dict):
+        super().__init__(scope, profile["name"])
+        name, region, tags = profile["name"], profile["region"], dict(profile.get("tags", {}))
+        tags["environment"] = profile["environment"]
+        self.add_override("terraform.required_providers.aws.version", PROVIDER_VERSION)
+        self._provider(profile, tags)
+        self._backend(profile)
+        services = profile["services"]
+        storage = Storage(self, "storage", name=name, tags=tags)
+        network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
+                          egress=profile["network"]["egress"], tags=tags)
+        if services["batch"]:
+            compute = Compute(self, "compute", name=name, cfg=profile["compute"],
+                              subnet_ids=[s.id for s in network.private],
+                              security_group_id=network.security_group.id, bucket_arn=storage.bucket.arn, tags=tags)
+            queue, job_definition = compute.queue.arn, compute.job_definition.arn
+        else:  # emulator: Batch is mocked by name in the state machine
+            queue = f"arn:aws:batch:{region}:000000000000:job-queue/{name}-detect"
+            job_definition = f"arn:aws:batch:{region}:000000000000:job-definition/{name}-detector"
+        if services["lambda"]:
+            functions = Functions(self, "functions", name=name, cfg=profile["functions"],
+                                  bucket_arn=storage.bucket.arn, environment={"ODIN_PROFILE": name}, tags=tags)
+            arns = functions.arns
+        else:
+            arns = placeholder_arns(name, region)
+        workflow = Workflow(self, "workflow", name=name,
+                            resources=asl.Resources(functions=arns, job_queue=queue, job_definition=job_definition),
+                            log_retention_days=profile["functions"]["log_retention_days"], tags=tags)
+        Monitoring(self, "monitoring", name=name, cfg=profile["monitoring"],
+                   state_machine_arn=workflow.machine.arn, with_batch=services["batch"],
+                   with_budget=services["budgets"], usd_to_dkk=float(budget.load_prices()["usd_to_dkk"]), tags=tags)
+        TerraformOutput(self, "bucket", value=storage.bucket.bucket)
+        TerraformOutput(self, "state_machine_arn", value=workflow.machine.arn)
+        TerraformOutput(self, "job_queue", value=queue)
+
+    def _provider(self, profile: dict, tags: dict[str, str]) -> None:
+        endpoint = profile.get("endpoint")
+        if endpoint:  # an emulator: fixed test credentials, no AWS account checks
+            AwsProvider(self, "aws", region=profile["region"], access_key="test", secret_key="test",
+                        skip_credentials_validation=True, skip_requesting_account_id=True,
+                        skip_metadata_api_check="true", s3_use_path_style=True,
+                        endpoints=[AwsProviderEndpoints(**{s: endpoint for s in EMULATED_SERVICES})],
+                        default_tags=[AwsProviderDefaultTags(tags=tags)])
+        else:
+            AwsProvider(self, "aws", region=profile["region"], default_tags=[AwsProviderDefaultTags(tags=tags)])
+
+    def _backend(self, profile: dict) -> None:
+        state = profile["state"]
+        if state["backend"] == "s3":
+            S3Backend(self, bucket=state["bucket"], key=state["key"], region=profile["region"], encrypt=True,
+                      dynamodb_table=state.get("dynamodb_table"))
+        else:
+            LocalBackend(self, path=str(ROOT / state["path"]))
+
+
+def load_profiles(names: list[str] | None = None) -> list[dict]:
+    folder = ROOT / "conf" / "profiles"
+    profiles = [yaml.safe_load(p.read_text()) for p in sorted(folder.glob("*.yaml"))]
+    return [p for p in profiles if not names or p["name"] in names or p["name"].removeprefix("odin-") in names]
+
+
+def main() -> None:
+    app = App(outdir=str(ROOT / "cdktf.out"))
+    wanted = [n for n in os.environ.get("ODIN_PROFILES", "").split(",") if n]
+    for profile in load_profiles(wanted):
+        OdinStack(app, profile)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

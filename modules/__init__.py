@@ -1,0 +1,1 @@
+"""Odin's infrastructure, one construct per concern; ``main.py`` only wires them together."""

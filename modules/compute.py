@@ -1,0 +1,101 @@
+"""AWS Batch for Stage 1: a spot GPU environment first, a CPU environment after it, the detector images.
+
+Retries: a job whose host went away (spot reclaim: status reason ``Host EC2*``) is retried, up to 3 times;
+a job that exits with code 2 (bad input or missing model, see ``wildlife.batch``) is not.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cdktn_provider_aws.batch_compute_environment import (
+    BatchComputeEnvironment,
+    BatchComputeEnvironmentComputeResources,
+)
+from cdktn_provider_aws.batch_job_definition import (
+    BatchJobDefinition,
+    BatchJobDefinitionRetryStrategy,
+    BatchJobDefinitionRetryStrategyEvaluateOnExit,
+    BatchJobDefinitionTimeout,
+)
+from cdktn_provider_aws.batch_job_queue import BatchJobQueue, BatchJobQueueComputeEnvironmentOrder
+from cdktn_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
+from cdktn_provider_aws.ecr_repository import EcrRepository, EcrRepositoryImageScanningConfiguration
+from cdktn_provider_aws.iam_instance_profile import IamInstanceProfile
+from cdktn_provider_aws.iam_role import IamRole
+from cdktn_provider_aws.iam_role_policy import IamRolePolicy
+from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from constructs import Construct
+
+IMAGES = ("detector", "detector-cpu")
+
+
+def assume(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+
+
+class Compute(Construct):
+    def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, subnet_ids: list[str],
+                 security_group_id: str, bucket_arn: str, tags: dict[str, str]):
+        super().__init__(scope, id)
+        self.repositories = {}
+        for image in IMAGES:
+            repo = EcrRepository(self, f"repo-{image}", name=f"{name}/{image}", image_tag_mutability="IMMUTABLE",
+                                 image_scanning_configuration=EcrRepositoryImageScanningConfiguration(
+                                     scan_on_push=True), force_delete=False, tags=tags)
+            EcrLifecyclePolicy(self, f"repo-{image}-lifecycle", repository=repo.name, policy=json.dumps({"rules": [
+                {"rulePriority": 1, "description": "keep the last 10 images",
+                 "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
+                 "action": {"type": "expire"}}]}))
+            self.repositories[image] = repo
+        service_role = IamRole(self, "batch-service", name_prefix="odin-batch-service-",
+                               assume_role_policy=assume("batch.amazonaws.com"), tags=tags)
+        IamRolePolicyAttachment(self, "batch-service-policy", role=service_role.name,
+                                policy_arn="arn:aws:iam::aws:policy/service-role/AWSBatchServiceRole")
+        instance_role = IamRole(self, "instance", name_prefix="odin-batch-instance-",
+                                assume_role_policy=assume("ec2.amazonaws.com"), tags=tags)
+        IamRolePolicyAttachment(self, "instance-ecs", role=instance_role.name,
+                                policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role")
+        profile = IamInstanceProfile(self, "instance-profile", name_prefix="odin-batch-", role=instance_role.name)
+        self.job_role = IamRole(self, "job", name_prefix="odin-batch-job-",
+                                assume_role_policy=assume("ecs-tasks.amazonaws.com"), tags=tags)
+        IamRolePolicy(self, "job-data", role=self.job_role.id, policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{bucket_arn}/*"},
+                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn}]}))
+        environments = []
+        for kind in ("gpu", "cpu"):
+            env = BatchComputeEnvironment(
+                self, f"{kind}-environment", type="MANAGED",
+                service_role=service_role.arn,
+                compute_resources=BatchComputeEnvironmentComputeResources(
+                    type="SPOT" if cfg["spot"] else "EC2",
+                    allocation_strategy="SPOT_CAPACITY_OPTIMIZED" if cfg["spot"] else "BEST_FIT_PROGRESSIVE",
+                    min_vcpus=0, max_vcpus=cfg[f"max_{kind}_vcpus"], instance_type=cfg[f"{kind}_instance_types"],
+                    subnets=subnet_ids, security_group_ids=[security_group_id], instance_role=profile.arn,
+                    tags=tags),
+                tags=tags)
+            # provider 5.x calls it compute_environment_name (6.x, which the bindings speak: name)
+            env.add_override("compute_environment_name", f"{name}-{kind}")
+            environments.append(env)
+        self.queue = BatchJobQueue(self, "queue", name=f"{name}-detect", state="ENABLED", priority=1,
+                                   compute_environment_order=[
+                                       BatchJobQueueComputeEnvironmentOrder(order=i, compute_environment=e.arn)
+                                       for i, e in enumerate(environments)], tags=tags)
+        retry = BatchJobDefinitionRetryStrategy(attempts=3, evaluate_on_exit=[
+            BatchJobDefinitionRetryStrategyEvaluateOnExit(on_status_reason="Host EC2*", action="RETRY"),
+            BatchJobDefinitionRetryStrategyEvaluateOnExit(on_exit_code="2", action="EXIT"),
+            BatchJobDefinitionRetryStrategyEvaluateOnExit(on_reason="*", action="EXIT")])
+        container = {
+            "image": f"{self.repositories['detector'].repository_url}:{cfg['detector_image_tag']}",
+            "jobRoleArn": self.job_role.arn,
+            "resourceRequirements": [{"type": "VCPU", "value": "4"}, {"type": "MEMORY", "value": "15000"},
+                                     {"type": "GPU", "value": "1"}],
+            "environment": [{"name": "ODIN_NO_PROGRESS", "value": "1"}],
+            "readonlyRootFilesystem": False,
+        }
+        self.job_definition = BatchJobDefinition(
+            self, "detector-job", name=f"{name}-detector", type="container", platform_capabilities=["EC2"],
+            container_properties=json.dumps(container), retry_strategy=retry,
+            timeout=BatchJobDefinitionTimeout(attempt_duration_seconds=6 * 3600), propagate_tags=True, tags=tags)

@@ -1,0 +1,86 @@
+"""One Lambda per light stage, each a few lines in ``functions/<stage>/handler.py`` over ``wildlife``.
+
+The code zip is built here, in Python and reproducibly (sorted entries, fixed timestamps and modes), so the
+same source gives the same hash and Terraform changes a function only when its code changed. Each function
+has its own role: read and write the data bucket's run prefixes, write its own log group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+from cdktn import AssetType, TerraformAsset
+from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktn_provider_aws.iam_role import IamRole
+from cdktn_provider_aws.iam_role_policy import IamRolePolicy
+from cdktn_provider_aws.lambda_function import LambdaFunction, LambdaFunctionEnvironment
+from constructs import Construct
+
+from modules.compute import assume
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLERS = {  # state name -> folder under functions/
+    "GuardBudget": "guard_budget", "Stage0Exif": "stage0_exif", "CostEstimation": "cost_estimation",
+    "Stage1Detect": "stage1_collect", "Stage2Events": "stage2_events", "WeatherEnrichment": "weather_enrichment",
+    "WriteOutputs": "write_outputs", "WriteFailureReport": "failure_report",
+}
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def build_zip(out: Path) -> str:
+    """wildlife/ and functions/ as a deterministic zip; returns its SHA-256."""
+    files = sorted(p for folder in ("wildlife", "functions") for p in (ROOT / folder).rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            info = zipfile.ZipInfo(path.relative_to(ROOT).as_posix(), ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, path.read_bytes())
+    return hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+class Functions(Construct):
+    def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, bucket_arn: str, environment: dict,
+                 tags: dict[str, str]):
+        super().__init__(scope, id)
+        zip_path = ROOT / "build" / "lambda.zip"
+        build_zip(zip_path)
+        asset = TerraformAsset(self, "code", path=str(zip_path), type=AssetType.FILE)
+        self.arns: dict[str, str] = {}
+        for state, folder in HANDLERS.items():
+            fn_name = f"{name}-{folder.replace('_', '-')}"
+            logs = CloudwatchLogGroup(self, f"{folder}-logs", name=f"/aws/lambda/{fn_name}",
+                                      retention_in_days=cfg["log_retention_days"], tags=tags)
+            role = IamRole(self, f"{folder}-role", name_prefix=f"odin-{folder.replace('_', '-')[:20]}-",
+                           assume_role_policy=assume("lambda.amazonaws.com"), tags=tags)
+            IamRolePolicy(self, f"{folder}-policy", role=role.id, policy=json.dumps({
+                "Version": "2012-10-17", "Statement": [
+                    {"Sid": "RunData", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+                     "Resource": [f"{bucket_arn}/runs/*", f"{bucket_arn}/input/*"]},
+                    {"Sid": "ListRunData", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+                     "Condition": {"StringLike": {"s3:prefix": ["runs/*", "input/*"]}}},
+                    {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                     "Resource": f"{logs.arn}:*"}]}))
+            fn = LambdaFunction(
+                self, folder, function_name=fn_name, role=role.arn, runtime="python3.11",
+                handler=f"functions.{folder}.handler.handler", filename=asset.path,
+                source_code_hash=asset.asset_hash, memory_size=cfg["memory_mb"], timeout=cfg["timeout_s"],
+                layers=cfg.get("layer_arns") or None, architectures=["x86_64"],
+                environment=LambdaFunctionEnvironment(variables={**environment, "ODIN_NO_PROGRESS": "1"}),
+                tracing_config={"mode": "Active"}, reserved_concurrent_executions=50,
+                depends_on=[logs], tags=tags)
+            self.arns[state] = fn.arn
+
+
+def placeholder_arns(name: str, region: str) -> dict[str, str]:
+    """Function ARNs for a profile without Lambda (the emulator): its tasks are mocked by name."""
+    return {state: f"arn:aws:lambda:{region}:000000000000:function:{name}-{folder.replace('_', '-')}"
+            for state, folder in HANDLERS.items()}
+
+
+

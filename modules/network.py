@@ -1,0 +1,70 @@
+"""The network Batch runs in: a VPC over two AZs, private subnets, and a way out for images and logs.
+
+``egress: endpoints`` keeps traffic on AWS's network (S3 gateway endpoint, free; ECR, Logs and STS
+interface endpoints, about 0.011 USD/h each per AZ); ``egress: nat`` uses one NAT gateway instead (about
+0.046 USD/h plus 0.046 USD/GB), cheaper while idle, dearer for heavy image pulls.
+"""
+
+from __future__ import annotations
+
+from cdktn_provider_aws.eip import Eip
+from cdktn_provider_aws.internet_gateway import InternetGateway
+from cdktn_provider_aws.nat_gateway import NatGateway
+from cdktn_provider_aws.route import Route
+from cdktn_provider_aws.route_table import RouteTable
+from cdktn_provider_aws.route_table_association import RouteTableAssociation
+from cdktn_provider_aws.security_group import SecurityGroup, SecurityGroupEgress, SecurityGroupIngress
+from cdktn_provider_aws.subnet import Subnet
+from cdktn_provider_aws.vpc import Vpc
+from cdktn_provider_aws.vpc_endpoint import VpcEndpoint
+from constructs import Construct
+
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "sts")
+
+
+class Network(Construct):
+    def __init__(self, scope: Construct, id: str, *, region: str, cidr: str, egress: str, tags: dict[str, str]):
+        super().__init__(scope, id)
+        if egress not in ("endpoints", "nat"):
+            raise ValueError(f"network.egress must be 'endpoints' or 'nat', not {egress!r}")
+        self.vpc = Vpc(self, "vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True,
+                       tags={**tags, "Name": "odin"})
+        base = cidr.split(".")
+        zones = [f"{region}a", f"{region}b"]  # named, not looked up: no data source calls AWS at plan time
+        self.private = [Subnet(self, f"private-{z[-1]}", vpc_id=self.vpc.id, availability_zone=z,
+                               cidr_block=f"{base[0]}.{base[1]}.{10 + i}.0/24",
+                               tags={**tags, "Name": f"odin-private-{z[-1]}"}) for i, z in enumerate(zones)]
+        self.routes = RouteTable(self, "private-routes", vpc_id=self.vpc.id, tags=tags)
+        for i, sn in enumerate(self.private):
+            RouteTableAssociation(self, f"private-assoc-{i}", subnet_id=sn.id, route_table_id=self.routes.id)
+        self.security_group = SecurityGroup(
+            self, "batch", name_prefix="odin-batch-", vpc_id=self.vpc.id, description="Odin Batch jobs",
+            egress=[SecurityGroupEgress(from_port=443, to_port=443, protocol="tcp", cidr_blocks=["0.0.0.0/0"],
+                                        description="HTTPS to AWS APIs, endpoints and weather providers")],
+            tags=tags)
+        VpcEndpoint(self, "s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{region}.s3",
+                    vpc_endpoint_type="Gateway", route_table_ids=[self.routes.id], tags=tags)
+        if egress == "endpoints":
+            endpoint_sg = SecurityGroup(
+                self, "endpoints", name_prefix="odin-endpoints-", vpc_id=self.vpc.id,
+                description="Interface endpoints for Batch",
+                ingress=[SecurityGroupIngress(from_port=443, to_port=443, protocol="tcp", cidr_blocks=[cidr],
+                                              description="HTTPS from the VPC")],
+                tags=tags)
+            for name in INTERFACE_ENDPOINTS:
+                VpcEndpoint(self, f"endpoint-{name.replace('.', '-')}", vpc_id=self.vpc.id,
+                            service_name=f"com.amazonaws.{region}.{name}", vpc_endpoint_type="Interface",
+                            private_dns_enabled=True, subnet_ids=[s.id for s in self.private],
+                            security_group_ids=[endpoint_sg.id], tags=tags)
+        else:
+            igw = InternetGateway(self, "igw", vpc_id=self.vpc.id, tags=tags)
+            public = Subnet(self, "public-a", vpc_id=self.vpc.id, availability_zone=zones[0],
+                            cidr_block=f"{base[0]}.{base[1]}.0.0/24", tags={**tags, "Name": "odin-public-a"})
+            public_routes = RouteTable(self, "public-routes", vpc_id=self.vpc.id, tags=tags)
+            Route(self, "public-default", route_table_id=public_routes.id, destination_cidr_block="0.0.0.0/0",
+                  gateway_id=igw.id)
+            RouteTableAssociation(self, "public-assoc", subnet_id=public.id, route_table_id=public_routes.id)
+            eip = Eip(self, "nat-ip", domain="vpc", tags=tags)
+            nat = NatGateway(self, "nat", allocation_id=eip.id, subnet_id=public.id, tags=tags)
+            Route(self, "private-default", route_table_id=self.routes.id, destination_cidr_block="0.0.0.0/0",
+                  nat_gateway_id=nat.id)

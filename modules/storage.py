@@ -1,0 +1,74 @@
+"""The data bucket: encrypted, private, TLS-only, versioned, tiered to cheaper storage as it ages."""
+
+from __future__ import annotations
+
+import json
+
+from cdktn_provider_aws.s3_bucket import S3Bucket
+from cdktn_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+    S3BucketLifecycleConfigurationRuleTransition,
+)
+from cdktn_provider_aws.s3_bucket_ownership_controls import (
+    S3BucketOwnershipControls,
+    S3BucketOwnershipControlsRule,
+)
+from cdktn_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktn_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
+from constructs import Construct
+
+RUNS_PREFIX = "runs/"  # run outputs; their _run/ folders are intermediate and expire
+INPUT_PREFIX = "input/"
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, id: str, *, name: str, tags: dict[str, str]):
+        super().__init__(scope, id)
+        self.bucket = S3Bucket(self, "data", bucket_prefix=f"{name}-data-", force_destroy=False, tags=tags)
+        S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id,
+                                  rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+        S3BucketPublicAccessBlock(self, "private", bucket=self.bucket.id, block_public_acls=True,
+                                  block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
+        S3BucketVersioningA(self, "versioning", bucket=self.bucket.id,
+                            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+        S3BucketServerSideEncryptionConfigurationA(
+            self, "encryption", bucket=self.bucket.id,
+            rule=[S3BucketServerSideEncryptionConfigurationRuleA(
+                apply_server_side_encryption_by_default=(
+                    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                        sse_algorithm="aws:kms")),
+                bucket_key_enabled=True)])
+        S3BucketPolicy(self, "tls-only", bucket=self.bucket.id, policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                           "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
+                           "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+        tiers = [S3BucketLifecycleConfigurationRuleTransition(days=30, storage_class="STANDARD_IA"),
+                 S3BucketLifecycleConfigurationRuleTransition(days=90, storage_class="GLACIER"),
+                 S3BucketLifecycleConfigurationRuleTransition(days=365, storage_class="DEEP_ARCHIVE")]
+        S3BucketLifecycleConfiguration(self, "lifecycle", bucket=self.bucket.id, rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="photos-age-to-archive", status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=INPUT_PREFIX)], transition=tiers,
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=30)]),
+            S3BucketLifecycleConfigurationRule(
+                id="results-age-to-archive", status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=RUNS_PREFIX)], transition=tiers,
+                noncurrent_version_expiration=[
+                    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=30)]),
+            S3BucketLifecycleConfigurationRule(
+                id="intermediate-files-expire", status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="tmp/")],
+                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=14)]),
+        ])

@@ -1,0 +1,196 @@
+"""The AWS deployment offline: synth, terraform validate against provider 5.100.0, the generated state
+machine (structure and asl-validator), reproducible Lambda code, and the handlers against moto's S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import BUCKET, ROOT, SAMPLE
+
+from wildlife.graph import BUDGET_STAGES, GRAPH
+
+sys.path.insert(0, str(ROOT))
+from modules import terraform
+from modules.functions import build_zip
+
+ASL_VALIDATOR = "asl-validator@4.0.0"
+
+
+@pytest.fixture(scope="module")
+def synth():
+    result = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=terraform.env(), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {name: json.loads((terraform.stack_dir(name) / "cdk.tf.json").read_text())
+            for name in ("odin-aws", "odin-localstack")}
+
+
+def _definition(stack: dict) -> dict:
+    (machine,) = stack["resource"]["aws_sfn_state_machine"].values()
+    return json.loads(machine["definition"])
+
+
+def test_one_stack_per_profile_pinned_to_the_mirrors_provider(synth):
+    for stack in synth.values():
+        assert stack["terraform"]["required_providers"]["aws"]["version"] == "5.100.0"
+        assert "data" not in stack  # no data source calls AWS at plan time
+    assert synth["odin-aws"]["terraform"]["backend"]["s3"]["dynamodb_table"]  # state locking
+    assert "local" in synth["odin-localstack"]["terraform"]["backend"]
+    aws = synth["odin-aws"]["resource"]
+    assert {"aws_batch_compute_environment", "aws_budgets_budget", "aws_lambda_function"} <= set(aws)
+    local = synth["odin-localstack"]["resource"]
+    assert not {"aws_batch_compute_environment", "aws_budgets_budget", "aws_lambda_function"} & set(local)
+
+
+def test_data_bucket_is_private_encrypted_tls_only_and_tiered(synth):
+    res = synth["odin-aws"]["resource"]
+    (block,) = res["aws_s3_bucket_public_access_block"].values()
+    assert all(block[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                  "restrict_public_buckets"))
+    (policy,) = res["aws_s3_bucket_policy"].values()
+    assert '"aws:SecureTransport": "false"' in policy["policy"]
+    (lifecycle,) = res["aws_s3_bucket_lifecycle_configuration"].values()
+    tiers = [(t["days"], t["storage_class"]) for t in lifecycle["rule"][0]["transition"]]
+    assert tiers == [(30, "STANDARD_IA"), (90, "GLACIER"), (365, "DEEP_ARCHIVE")]
+    (sse,) = res["aws_s3_bucket_server_side_encryption_configuration"].values()
+    assert sse["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
+
+
+def test_spot_gpu_first_then_cpu_and_retries_only_spot_reclaims(synth):
+    res = synth["odin-aws"]["resource"]
+    envs = {e["compute_environment_name"]: e for e in res["aws_batch_compute_environment"].values()}
+    gpu = envs["odin-aws-gpu"]["compute_resources"]
+    assert (gpu["type"], gpu["allocation_strategy"], gpu["min_vcpus"]) == ("SPOT", "SPOT_CAPACITY_OPTIMIZED", 0)
+    (queue,) = res["aws_batch_job_queue"].values()
+    assert [o["order"] for o in queue["compute_environment_order"]] == [0, 1]
+    (job,) = res["aws_batch_job_definition"].values()
+    rules = job["retry_strategy"]["evaluate_on_exit"]
+    assert rules[0] == {"on_status_reason": "Host EC2*", "action": "RETRY"}
+    assert {"on_exit_code": "2", "action": "EXIT"} in rules
+
+
+@pytest.mark.parametrize("name", ["odin-aws", "odin-localstack"])
+def test_terraform_validate(synth, name):
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed")
+    init = terraform.terraform(name, "init", "-backend=false", "-input=false", "-no-color")
+    assert init.returncode == 0, init.stdout[-2000:] + init.stderr[-2000:]
+    check = terraform.terraform(name, "validate", "-no-color")
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+
+
+def test_state_machine_follows_the_stage_graph(synth):
+    asl = _definition(synth["odin-aws"])
+    states = asl["States"]
+    assert asl["StartAt"] == GRAPH[0].name
+    walk, name = [], asl["StartAt"]
+    while states[name]["Type"] not in ("Succeed", "Fail"):
+        walk.append(name)
+        name = states[name]["Next"]
+    assert [s.name for s in GRAPH] == [w for w in walk if w in {s.name for s in GRAPH}]
+    for stage in GRAPH:
+        task = states[stage.name]
+        catches = {e for c in task["Catch"] for e in c["ErrorEquals"]}
+        assert "States.ALL" in catches
+        assert ("BudgetExceeded" in catches) == (stage.name in BUDGET_STAGES)
+        if stage.runs_on == "batch":
+            assert task["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+            assert task["Parameters"]["ArrayProperties"] == {"Size.$": "$.CostEstimation.array_size"}
+        else:
+            assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+            assert "Lambda.ServiceException" in task["Retry"][0]["ErrorEquals"]
+    assert states["FailBudget"]["Type"] == "Fail" and states["FailBudget"]["Error"] == "BudgetExceeded"
+    assert states["Result"]["Parameters"] == {"session_id.$": "$$.Execution.Name", "final_results.$": "$.WriteOutputs"}
+
+
+def test_asl_validator_accepts_the_definition(synth, tmp_path):
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed: asl-validator cannot run")
+    prefix = ROOT / "build" / "node"
+    validator = prefix / "node_modules" / ".bin" / "asl-validator"
+    if not validator.exists():
+        done = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--silent",
+                               ASL_VALIDATOR], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.skip(f"could not install {ASL_VALIDATOR}: {done.stderr[-300:]}")
+    for name, stack in synth.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(_definition(stack)))
+        result = subprocess.run([str(validator), "--json-path", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"StartAt": "Nowhere", "States": {"A": {"Type": "Succeed"}}}))
+    assert subprocess.run([str(validator), "--json-path", str(broken)], capture_output=True).returncode != 0
+
+
+def test_lambda_zip_is_reproducible(tmp_path):
+    a, b = tmp_path / "a.zip", tmp_path / "b.zip"
+    assert build_zip(a) == build_zip(b)
+    names = zipfile.ZipFile(a).namelist()
+    assert "functions/guard_budget/handler.py" in names and "wildlife/stages.py" in names
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_handlers_run_the_pipeline_over_s3(s3_env, tmp_path):
+    """The Lambda handlers in state-machine order over moto's S3, Stage 1 as two array-job shards."""
+    env, client = s3_env
+    for path in sorted((SAMPLE / "photos").rglob("*.JPG")):
+        client.upload_file(str(path), BUCKET, f"input/cards/{path.parent.name}/{path.name}")
+    client.upload_file(str(SAMPLE / "deployments.csv"), BUCKET, "input/deployments.csv")
+    run_input = {"input_uri": f"s3://{BUCKET}/input/cards", "output_uri": f"s3://{BUCKET}/runs/exec-1",
+                 "budget_dkk": 25, "use_spot": True, "weather_days_back": 0, "detector": "motion",
+                 "deployments_uri": f"s3://{BUCKET}/input/deployments.csv"}
+    script = f"""
+import json, os, subprocess, sys
+sys.path.insert(0, {str(ROOT)!r})
+import importlib
+state = json.loads({json.dumps(json.dumps(run_input))})
+def call(folder, name):
+    payload = importlib.import_module(f"functions.{{folder}}.handler").handler(
+        {{"state": state, "session_id": "exec-1"}}, None)
+    json.dumps(payload)  # must be JSON, as a Lambda result is
+    assert len(json.dumps(payload)) < 256 * 1024
+    state[name] = payload
+for folder, name in [("guard_budget", "GuardBudget"), ("stage0_exif", "Stage0Exif"),
+                     ("cost_estimation", "CostEstimation")]:
+    call(folder, name)
+cmd = state["CostEstimation"]["stage1_command"]
+for i in range(2):
+    env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(i), AWS_BATCH_JOB_ARRAY_SIZE="2")
+    subprocess.run([sys.executable, "-m", "wildlife.batch", *cmd], check=True, env=env, cwd={str(ROOT)!r})
+for folder, name in [("stage1_collect", "Stage1Detect"), ("stage2_events", "Stage2Events"),
+                     ("weather_enrichment", "WeatherEnrichment"), ("write_outputs", "WriteOutputs")]:
+    call(folder, name)
+print(json.dumps(state["WriteOutputs"]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["report_uri"] == f"s3://{BUCKET}/runs/exec-1/run_report.json"
+    report = json.loads(client.get_object(Bucket=BUCKET, Key="runs/exec-1/run_report.json")["Body"].read())
+    assert report["session_id"] == "exec-1" and report["images"]["total"] == 10
+    assert report["stages"]["Stage1Detect"]["photos"] == 10
+
+
+def test_budget_handler_raises_budget_exceeded_by_name(s3_env):
+    env, _ = s3_env
+    script = f"""
+import sys; sys.path.insert(0, {str(ROOT)!r})
+from functions.guard_budget.handler import handler
+try:
+    handler({{"state": {{"input_uri": "{ROOT / 'data/sample/photos'}", "output_uri": "s3://{BUCKET}/runs/poor",
+              "budget_dkk": 0.0001, "detector": "motion"}}, "session_id": "poor"}}, None)
+except Exception as exc:
+    print(type(exc).__name__)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=dict(env, **{k: v for k, v in os.environ.items() if k.startswith("ODIN_")}))
+    assert result.stdout.strip() == "BudgetExceeded", result.stderr[-2000:]

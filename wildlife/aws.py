@@ -1,0 +1,58 @@
+"""What the Lambda handlers share: turn a Step Functions event into a stage call, exactly as the runner does.
+
+The execution input is the original design's JSON; the stages read ``state["params"]``, which is that input
+with Odin's defaults filled in. Errors keep their class names (``BudgetExceeded``), which is what the state
+machine's Catch clauses match.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from wildlife.graph import stage
+from wildlife.stages import Context
+
+DEFAULTS: dict[str, Any] = {
+    "use_spot": True, "max_images": None, "max_job_duration": None, "weather_days_back": 0,
+    "target": "aws", "detector": "megadetector", "instance_type": None, "prices_uri": None,
+    "deployments_uri": None, "sequence_gap_s": 60.0, "conf_threshold": 0.2, "weather_provider": "open-meteo",
+    "independence_s": 1800.0,
+}
+REQUIRED = ("input_uri", "output_uri", "budget_dkk")
+
+
+def params_from_input(run_input: dict[str, Any]) -> dict[str, Any]:
+    missing = [k for k in REQUIRED if run_input.get(k) in (None, "")]
+    if missing:
+        raise ValueError(f"the run input lacks {missing}; it needs input_uri, output_uri and budget_dkk")
+    params = {k: run_input.get(k, v) for k, v in DEFAULTS.items()}
+    params.update({k: run_input[k] for k in REQUIRED})
+    params["budget_dkk"] = float(params["budget_dkk"])
+    return params
+
+
+def handle(stage_name: str, event: dict[str, Any], context: Any = None, *, function: str | None = None):
+    """Run one stage for a Lambda invocation; returns the stage's payload (small JSON)."""
+    state = dict(event["state"])
+    state["session_id"] = event.get("session_id") or state.get("session_id") or "local"
+    state["params"] = params_from_input(state)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900
+    ctx = Context(deadline=time.monotonic() + max(remaining - 30, 1))
+    fn = stage(stage_name).load(function)
+    return fn(state, ctx)
+
+
+def failure_report(event: dict[str, Any]) -> dict[str, Any]:
+    """The Catch path: write ``run_report.json`` with the error, so a failed run is never silent."""
+    from wildlife import fs, outputs  # noqa: PLC0415
+
+    state = dict(event["state"])
+    state["session_id"] = event.get("session_id") or "unknown"
+    state["params"] = params_from_input(state)
+    error = state.get("error") or {}
+    state["status"] = "failed"
+    state["error"] = {"type": error.get("Error"), "message": error.get("Cause")}
+    uri = fs.join(state["params"]["output_uri"], "run_report.json")
+    fs.write_json(uri, outputs.report(state))
+    return {"report_uri": uri}
