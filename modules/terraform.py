@@ -28,3 +28,16 @@ def terraform(name: str, *args: str, extra_env: dict[str, str] | None = None,
               timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(["terraform", *args], cwd=stack_dir(name), env=env(extra_env), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def synth(profile: str) -> subprocess.CompletedProcess:
+    """``python main.py`` for one profile (``aws``, ``localstack``)."""
+    import sys  # noqa: PLC0415
+
+    return subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env({"ODIN_PROFILES": profile}),
+                          capture_output=True, text=True, timeout=900)
+
+
+def has_aws_credentials() -> bool:
+    keys = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    return any(os.environ.get(k) for k in keys) or (Path.home() / ".aws" / "credentials").exists()

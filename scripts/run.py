@@ -16,7 +16,7 @@ import sys
 
 import click
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # wildlife/, modules/
 
 from wildlife import budget
 from wildlife.progress import console
@@ -201,6 +201,60 @@ def events(table_uri, output_uri, id_column, conf_threshold, method, burst_gap, 
     console.print(f"[bold green]done[/bold green] {table.num_rows} rows -> {clusters.num_rows} events "
                   f"({independent} independent); {rules.describe()}")
     console.print(f"  {fs.join(output_uri, 'media_events.csv')}\n  {fs.join(output_uri, 'clusters.parquet')}")
+
+
+def _terraform_step(stack: str, *args: str) -> None:
+    from modules import terraform  # noqa: PLC0415
+
+    result = terraform.terraform(stack, *args, "-no-color")
+    if result.returncode != 0:
+        _fail(EXIT_FAILED, f"terraform {args[0]} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    console.print(result.stdout[-2000:] if args[0] in ("plan", "apply", "destroy") else f"terraform {args[0]}: ok")
+
+
+def _infra(target: str, action: str) -> None:
+    from modules import terraform  # noqa: PLC0415
+
+    stack = f"odin-{target}"
+    synth = terraform.synth(target)
+    if synth.returncode != 0:
+        _fail(EXIT_FAILED, f"synth failed:\n{synth.stderr[-3000:]}")
+    console.print(f"synthesised {terraform.stack_dir(stack)}")
+    if target == "aws" and not terraform.has_aws_credentials():
+        _terraform_step(stack, "init", "-backend=false", "-input=false")
+        _terraform_step(stack, "validate")
+        _fail(EXIT_FAILED, "the stack is synthesised and valid, but not planned: a plan needs AWS credentials "
+                           "(AWS_PROFILE, access keys or an OIDC role) and the state bucket and lock table named in "
+                           "conf/profiles/aws.yaml (create them once). Terraform asks AWS even for a new stack: it "
+                           "checks the state machine with ValidateStateMachineDefinition.")
+    _terraform_step(stack, "init", "-input=false")
+    extra = ["-auto-approve"] if action in ("apply", "destroy") else []
+    _terraform_step(stack, action, "-input=false", *extra)
+
+
+_infra_target = click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+
+
+@cli.command()
+@_infra_target
+def plan(target):
+    """Synthesise the profile's stack and show Terraform's plan (offline: synthesise and validate, and say
+    what a plan needs)."""
+    _infra(target, "plan")
+
+
+@cli.command()
+@_infra_target
+def apply(target):
+    """Synthesise the profile's stack and apply it."""
+    _infra(target, "apply")
+
+
+@cli.command()
+@_infra_target
+def destroy(target):
+    """Destroy the profile's stack."""
+    _infra(target, "destroy")
 
 
 @cli.group()

@@ -194,3 +194,16 @@ except Exception as exc:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=dict(env, **{k: v for k, v in os.environ.items() if k.startswith("ODIN_")}))
     assert result.stdout.strip() == "BudgetExceeded", result.stderr[-2000:]
+
+
+def test_plan_without_credentials_validates_and_says_what_it_needs(tmp_path):
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)  # no ~/.aws either
+    result = subprocess.run([sys.executable, "scripts/run.py", "plan", "--target", "aws"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "terraform validate: ok" in result.stderr
+    assert "not planned" in result.stderr and "AWS credentials" in result.stderr
+    assert "Traceback" not in result.stderr
