@@ -23,7 +23,8 @@ from modules.compute import assume
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = {  # state name -> folder under functions/
-    "GuardBudget": "guard_budget", "Stage0Exif": "stage0_exif", "CostEstimation": "cost_estimation",
+    "GuardBudget": "guard_budget", "Stage0ExifShards": "stage0_shard", "Stage0Exif": "stage0_exif",
+    "CostEstimation": "cost_estimation",
     "Stage1Detect": "stage1_collect", "Stage2Events": "stage2_events", "WeatherEnrichment": "weather_enrichment",
     "WriteOutputs": "write_outputs", "WriteFailureReport": "failure_report",
 }

@@ -158,9 +158,13 @@ def call(folder, name):
     json.dumps(payload)  # must be JSON, as a Lambda result is
     assert len(json.dumps(payload)) < 256 * 1024
     state[name] = payload
-for folder, name in [("guard_budget", "GuardBudget"), ("stage0_exif", "Stage0Exif"),
-                     ("cost_estimation", "CostEstimation")]:
-    call(folder, name)
+call("guard_budget", "GuardBudget")
+shard = importlib.import_module("functions.stage0_shard.handler").handler
+for i in range(state["GuardBudget"]["stage0_shards"]):  # the Distributed Map's items
+    shard({{"state": state, "shard": i, "session_id": "exec-1"}}, None)
+call("stage0_exif", "Stage0Exif")
+assert state["Stage0Exif"]["resumed"] == 10, state["Stage0Exif"]  # the shards read every header already
+call("cost_estimation", "CostEstimation")
 cmd = state["CostEstimation"]["stage1_command"]
 for i in range(2):
     env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(i), AWS_BATCH_JOB_ARRAY_SIZE="2")

@@ -27,7 +27,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 class Resources:
     """ARNs (or Terraform references to them) the generated machine points at."""
 
-    functions: dict[str, str]  # stage name -> Lambda ARN, plus "WriteFailureReport"
+    functions: dict[str, str]  # stage name -> Lambda ARN, plus "<Stage>Shards" and "WriteFailureReport"
     job_queue: str
     job_definition: str
 
@@ -76,11 +76,43 @@ def _batch_task(stage: str, res: Resources, next_state: str) -> dict[str, Any]:
     }
 
 
+def _fan_out(stage: str, arn: str) -> dict[str, Any]:
+    """A Distributed Map over the stage's shard list (written by GuardBudget), one Lambda per shard.
+
+    Child executions keep their own history, so a million photos stay far from the 25,000-event limit;
+    their results are dropped (``ResultPath: null``): the shards write Parquet, the stage then merges it.
+    """
+    return {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Parameters": {"Bucket.$": "$.GuardBudget.shards_bucket", "Key.$": "$.GuardBudget.shards_key"}},
+        "ItemSelector": {"shard.$": "$$.Map.Item.Value.shard", "run.$": "$", "session_id.$": "$$.Execution.Name"},
+        "MaxConcurrency": 40,
+        "ToleratedFailurePercentage": 0,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": f"{stage}Shard",
+            "States": {f"{stage}Shard": {
+                "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": arn, "Payload": {
+                    "state.$": "$.run", "shard.$": "$.shard", "session_id.$": "$.session_id"}},
+                "ResultSelector": {"shard.$": "$.Payload.shard"},
+                "Retry": [LAMBDA_RETRY], "End": True}},
+        },
+        "ResultPath": None,
+        "Catch": _catch(stage),
+        "Next": stage,
+    }
+
+
 def build(res: Resources) -> dict[str, Any]:
     states: dict[str, Any] = {}
+    entry = {s.name: f"{s.name}Shards" if s.fan_out else s.name for s in GRAPH}  # where each stage begins
     names = [s.name for s in GRAPH]
     for i, stage in enumerate(GRAPH):
-        nxt = names[i + 1] if i + 1 < len(names) else "Result"
+        nxt = entry[names[i + 1]] if i + 1 < len(names) else "Result"
+        if stage.fan_out:
+            states[f"{stage.name}Shards"] = _fan_out(stage.name, res.functions[f"{stage.name}Shards"])
         if stage.runs_on == "batch":
             # the containers write one result file per shard; a Lambda summarises them into the payload
             states[stage.name] = _batch_task(stage.name, res, f"{stage.name}Summary")
@@ -101,4 +133,4 @@ def build(res: Resources) -> dict[str, Any]:
         "Retry": [LAMBDA_RETRY], "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}], "Next": "Failed"}
     states["Failed"] = {"Type": "Fail", "Error": "RunFailed", "Cause": "A stage failed; see the failure report."}
     return {"Comment": "Odin camera-trap pipeline, generated from wildlife.graph.GRAPH",
-            "StartAt": names[0], "States": states}
+            "StartAt": entry[names[0]], "States": states}

@@ -37,6 +37,8 @@ def handle(stage_name: str, event: dict[str, Any], context: Any = None, *, funct
     state = dict(event["state"])
     state["session_id"] = event.get("session_id") or state.get("session_id") or "local"
     state["params"] = params_from_input(state)
+    if "shard" in event:  # a Distributed Map item
+        state["shard"] = event["shard"]
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900
     ctx = Context(deadline=time.monotonic() + max(remaining - 30, 1))
     fn = stage(stage_name).load(function)

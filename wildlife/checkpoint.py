@@ -42,23 +42,26 @@ def run_chunks(
     label: str,
     deadline: float | None = None,
     group: Callable[[dict[str, Any]], Any] | None = None,
+    prefix: str = "part-",
 ) -> tuple[pa.Table, int]:
     """Run ``work`` over the items not yet in a part; return (all results, how many were resumed).
 
-    ``group`` keeps items with the same group value in one chunk (a burst must be seen whole).
+    ``group`` keeps items with the same group value in one chunk (a burst must be seen whole). ``prefix``
+    names this writer's parts (``part-s00003-`` for a shard), so writers in parallel never collide; every
+    ``part-*`` is read back, whoever wrote it.
     """
     done_table = read_parts(parts_uri, schema)
     done = set(done_table.column(key).to_pylist())
     todo = [it for it in items if it[key] not in done]
     resumed = len(items) - len(todo)
-    next_part = len(fs.list_names(parts_uri))
+    next_part = sum(1 for n in fs.list_names(parts_uri) if n.startswith(prefix))
     with progress_bar(label, total=len(items), completed=resumed) as advance:
         for chunk in _chunks(todo, every, group):
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineReached(f"{label}: stopped at the time limit after {len(done)} of {len(items)}")
             rows = work(chunk)
             table = pa.Table.from_pylist(rows, schema=schema)
-            fs.write_table(table, fs.join(parts_uri, f"part-{next_part:06d}.parquet"))
+            fs.write_table(table, fs.join(parts_uri, f"{prefix}{next_part:06d}.parquet"))
             next_part += 1
             done.update(r[key] for r in chunk)
             advance(len(chunk))

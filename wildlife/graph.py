@@ -19,6 +19,7 @@ class Stage:
     summary: str
 
     collect: str | None = None  # batch stages: the function that gathers the shards' results on AWS
+    fan_out: str | None = None  # on AWS, a Distributed Map runs this per shard before the stage merges them
 
     def load(self, which: str | None = None):
         module, func = (which or self.function).split(":")
@@ -29,7 +30,8 @@ GRAPH: tuple[Stage, ...] = (
     Stage("GuardBudget", "wildlife.stages:guard_budget", "lambda",
           "list the input, estimate cost and time, refuse a run over budget before any work"),
     Stage("Stage0Exif", "wildlife.stages:stage0_exif", "lambda",
-          "read headers without decoding pixels, assign deployments, fix clocks"),
+          "read headers without decoding pixels, assign deployments, fix clocks",
+          fan_out="wildlife.stages:stage0_shard"),
     Stage("CostEstimation", "wildlife.stages:cost_estimation", "lambda",
           "re-estimate with the photos that survived Stage 0; refuse if now over budget"),
     Stage("Stage1Detect", "wildlife.stages:stage1_detect", "batch",

@@ -21,6 +21,7 @@ from wildlife import detect as detectors
 from wildlife.events import EventRules
 
 PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
+PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
 
 
 @dataclass
@@ -53,23 +54,58 @@ def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     photos = pc.sum(pending.cast(pa.int64())).as_py() or 0
     total_bytes = pc.sum(pc.if_else(pending, manifest.column("size"), 0)).as_py() or 0
     est = _estimate(params, photos, total_bytes)
+    shards_uri = work_uri(state, "stage0-shards.json")
+    fs.write_json(shards_uri, [{"shard": i} for i in range(stage0_shards(photos))])
     payload = {"manifest_uri": work_uri(state, "manifest.parquet"), "files": manifest.num_rows,
-               "photos": photos, "bytes": total_bytes, "estimate": est.as_dict()}
+               "photos": photos, "bytes": total_bytes, "estimate": est.as_dict(),
+               "stage0_shards": stage0_shards(photos), **_s3_location(shards_uri)}
     state["GuardBudget"] = payload  # the report shows the refused estimate too
     budget.guard(est, params["budget_dkk"], params.get("max_job_duration"))
     return payload
 
 
-def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+def stage0_shards(photos: int) -> int:
+    return max(1, math.ceil(photos / PHOTOS_PER_STAGE0_SHARD))
+
+
+def _s3_location(uri: str) -> dict[str, str | None]:
+    """Bucket and key of an s3:// URI, for the Distributed Map's ItemReader (None for local runs)."""
+    if not uri.startswith("s3://"):
+        return {"shards_bucket": None, "shards_key": None}
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return {"shards_bucket": bucket, "shards_key": key}
+
+
+def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefix: str = "part-"):
     params = state["params"]
-    manifest = fs.read_table(state["GuardBudget"]["manifest_uri"]).to_pylist()
     table = deps.load(params["deployments_uri"]) if params.get("deployments_uri") else {}
-    pending = [r for r in manifest if r["status"] == "pending"]
     done, resumed = checkpoint.run_chunks(
         pending, key="photo_id", parts_uri=work_uri(state, "stage0"), schema=stage0.MEDIA_SCHEMA,
         every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock", deadline=ctx.deadline,
-        work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", 250.0)),
+        work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", 250.0)), prefix=prefix,
     )
+    return done, resumed, len(table)
+
+
+def _pending(state: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    manifest = fs.read_table(state["GuardBudget"]["manifest_uri"]).to_pylist()
+    return [r for r in manifest if r["status"] == "pending"], manifest
+
+
+def stage0_shard(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """AWS: one Distributed Map item, ``state["shard"]``: the headers of its slice of the pending photos."""
+    i = int(state["shard"])
+    pending, _ = _pending(state)
+    mine = pending[i * PHOTOS_PER_STAGE0_SHARD:(i + 1) * PHOTOS_PER_STAGE0_SHARD]
+    _, resumed, _ = _stage0_loop(state, ctx, mine, prefix=f"part-s{i:05d}-")
+    return {"shard": i, "photos": len(mine), "resumed": resumed}
+
+
+def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Headers of every pending photo not read yet (all of them locally; none left after the AWS shards),
+    then the flags that need all photos at once, and the media table."""
+    pending, manifest = _pending(state)
+    done, resumed, in_table = _stage0_loop(state, ctx, pending)
     rows = done.to_pylist() + [dict(r, clock_flags=[]) for r in manifest if r["status"] != "pending"]
     media = stage0.finish(rows)
     fs.write_table(media, work_uri(state, "media.parquet"))
@@ -77,7 +113,7 @@ def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     flags = Counter(f for fl in media.column("clock_flags").to_pylist() if fl for f in fl)
     return {"media_uri": work_uri(state, "media.parquet"), "photos_ok": statuses.get("ok", 0),
             "failed": statuses.get("failed", 0), "skipped": statuses.get("skipped", 0),
-            "resumed": resumed, "clock_flags": dict(flags), "deployments_in_table": len(table)}
+            "resumed": resumed, "clock_flags": dict(flags), "deployments_in_table": in_table}
 
 
 def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
