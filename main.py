@@ -42,7 +42,7 @@ class OdinStack(TerraformStack):
         services = profile["services"]
         storage = Storage(self, "storage", name=name, tags=tags)
         network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
-                          egress=profile["network"]["egress"], tags=tags)
+                          egress=profile["network"]["egress"], tags=tags, for_batch=services["batch"])
         if services["batch"]:
             compute = Compute(self, "compute", name=name, cfg=profile["compute"],
                               subnet_ids=[s.id for s in network.private],

@@ -20,7 +20,11 @@ from cdktn_provider_aws.batch_job_definition import (
 )
 from cdktn_provider_aws.batch_job_queue import BatchJobQueue, BatchJobQueueComputeEnvironmentOrder
 from cdktn_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
-from cdktn_provider_aws.ecr_repository import EcrRepository, EcrRepositoryImageScanningConfiguration
+from cdktn_provider_aws.ecr_repository import (
+    EcrRepository,
+    EcrRepositoryEncryptionConfiguration,
+    EcrRepositoryImageScanningConfiguration,
+)
 from cdktn_provider_aws.iam_instance_profile import IamInstanceProfile
 from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
@@ -43,7 +47,9 @@ class Compute(Construct):
         for image in IMAGES:
             repo = EcrRepository(self, f"repo-{image}", name=f"{name}/{image}", image_tag_mutability="IMMUTABLE",
                                  image_scanning_configuration=EcrRepositoryImageScanningConfiguration(
-                                     scan_on_push=True), force_delete=False, tags=tags)
+                                     scan_on_push=True), force_delete=False,
+                                 encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS")],
+                                 tags=tags)
             EcrLifecyclePolicy(self, f"repo-{image}-lifecycle", repository=repo.name, policy=json.dumps({"rules": [
                 {"rulePriority": 1, "description": "keep the last 10 images",
                  "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},

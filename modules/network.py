@@ -7,6 +7,7 @@ interface endpoints, about 0.011 USD/h each per AZ); ``egress: nat`` uses one NA
 
 from __future__ import annotations
 
+from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.eip import Eip
 from cdktn_provider_aws.internet_gateway import InternetGateway
 from cdktn_provider_aws.nat_gateway import NatGateway
@@ -23,12 +24,14 @@ INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "sts")
 
 
 class Network(Construct):
-    def __init__(self, scope: Construct, id: str, *, region: str, cidr: str, egress: str, tags: dict[str, str]):
+    def __init__(self, scope: Construct, id: str, *, region: str, cidr: str, egress: str, tags: dict[str, str],
+                 for_batch: bool = True):
         super().__init__(scope, id)
         if egress not in ("endpoints", "nat"):
             raise ValueError(f"network.egress must be 'endpoints' or 'nat', not {egress!r}")
         self.vpc = Vpc(self, "vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True,
                        tags={**tags, "Name": "odin"})
+        DefaultSecurityGroup(self, "default-closed", vpc_id=self.vpc.id, tags=tags)  # no rules: nothing gets in or out
         base = cidr.split(".")
         zones = [f"{region}a", f"{region}b"]  # named, not looked up: no data source calls AWS at plan time
         self.private = [Subnet(self, f"private-{z[-1]}", vpc_id=self.vpc.id, availability_zone=z,
@@ -37,7 +40,7 @@ class Network(Construct):
         self.routes = RouteTable(self, "private-routes", vpc_id=self.vpc.id, tags=tags)
         for i, sn in enumerate(self.private):
             RouteTableAssociation(self, f"private-assoc-{i}", subnet_id=sn.id, route_table_id=self.routes.id)
-        self.security_group = SecurityGroup(
+        self.security_group = None if not for_batch else SecurityGroup(
             self, "batch", name_prefix="odin-batch-", vpc_id=self.vpc.id, description="Odin Batch jobs",
             egress=[SecurityGroupEgress(from_port=443, to_port=443, protocol="tcp", cidr_blocks=["0.0.0.0/0"],
                                         description="HTTPS to AWS APIs, endpoints and weather providers")],

@@ -8,6 +8,7 @@ from cdktn_provider_aws.s3_bucket import S3Bucket
 from cdktn_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
     S3BucketLifecycleConfigurationRuleExpiration,
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
@@ -27,7 +28,7 @@ from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (
 from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
 from constructs import Construct
 
-RUNS_PREFIX = "runs/"  # run outputs; their _run/ folders are intermediate and expire
+RUNS_PREFIX = "runs/"  # run outputs (their _run/ work files age with them; tmp/ expires after 14 days)
 INPUT_PREFIX = "input/"
 
 
@@ -67,6 +68,10 @@ class Storage(Construct):
                 filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=RUNS_PREFIX)], transition=tiers,
                 noncurrent_version_expiration=[
                     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=30)]),
+            S3BucketLifecycleConfigurationRule(
+                id="abort-stalled-uploads", status="Enabled", filter=[S3BucketLifecycleConfigurationRuleFilter()],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)]),
             S3BucketLifecycleConfigurationRule(
                 id="intermediate-files-expire", status="Enabled",
                 filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="tmp/")],
