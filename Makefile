@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE_OUT ?= out/sample
 
-.PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws destroy-aws build-docker
+.PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws destroy-aws run-aws build-docker
 
 help:
 	@echo "make run    - install into $(VENV) and run the pipeline on the bundled sample photos"
@@ -55,6 +55,9 @@ deploy-aws: plan-aws
 
 destroy-aws: synth
 	cd $(AWS_STACK) && $(TF_RC) terraform init -input=false && $(TF_RC) terraform destroy -input=false
+
+run-aws: $(STAMP)
+	$(BIN)/python scripts/run.py run --target aws --input data/sample/photos --output out/sample-aws --budget 25
 
 build-docker:
 	docker build -f images/detector/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector .

@@ -18,16 +18,10 @@ import click
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # wildlife/, modules/
 
+from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, estimate_for, fail
+
 from wildlife import budget
 from wildlife.progress import console
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
-TARGETS = ("local", "localstack", "aws")
-
-
-def _fail(code: int, message: str) -> None:
-    console.print(f"[red bold]error:[/red bold] {message}")
-    sys.exit(code)
 
 
 @click.group(help=__doc__)
@@ -59,22 +53,6 @@ def _common(f):
     return f
 
 
-def _estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri):
-    from wildlife import stage0  # noqa: PLC0415
-
-    try:
-        manifest = stage0.scan(input_uri, max_images)
-    except FileNotFoundError as exc:
-        _fail(EXIT_USAGE, f"{exc}. Check --input.")
-    pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
-    try:
-        return budget.estimate(len(pending), sum(r["size"] for r in pending), target=target, detector=detector,
-                               use_spot=use_spot, instance_type=instance_type,
-                               prices=budget.load_prices(prices_uri))
-    except ValueError as exc:
-        _fail(EXIT_USAGE, str(exc))
-
-
 def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
     from rich.table import Table  # noqa: PLC0415
 
@@ -94,12 +72,12 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
 def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
              prices_uri):
     """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
-    est = _estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri)
+    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri)
     _print_estimate(est, budget_dkk)
     try:
         budget.guard(est, budget_dkk, max_job_duration)
     except budget.BudgetExceeded as exc:
-        _fail(EXIT_BUDGET, str(exc))
+        fail(EXIT_BUDGET, str(exc))
     console.print("[green]within budget[/green]")
 
 
@@ -132,16 +110,19 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
 
     if target != "local":
-        _fail(EXIT_FAILED, f"--target {target}: Odin is not deployed there yet; the AWS and LocalStack "
-                           "stacks are not part of this version. Run with --target local.")
+        from cloud_cli import run_cloud  # noqa: PLC0415
+
+        run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
+                   weather_days_back, detector, instance_type, prices_uri)
+        return
     if not os.path.isdir(input_uri) and "://" not in input_uri:
-        _fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
+        fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
     from wildlife import detect  # noqa: PLC0415
 
     try:
         detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
     except DetectorUnavailable as exc:
-        _fail(EXIT_USAGE, str(exc))
+        fail(EXIT_USAGE, str(exc))
     params = {
         "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
         "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
@@ -152,16 +133,16 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     try:
         state = runner.run(params, resume=resume, checkpoint_every=checkpoint_every)
     except budget.BudgetExceeded as exc:
-        _fail(EXIT_BUDGET, f"{exc}\nNothing was processed.")
+        fail(EXIT_BUDGET, f"{exc}\nNothing was processed.")
     except (runner.RunExists, DeploymentError, DetectorUnavailable) as exc:
-        _fail(EXIT_USAGE, str(exc))
+        fail(EXIT_USAGE, str(exc))
     except DeadlineReached as exc:
-        _fail(EXIT_FAILED, f"{exc}. Finished work is checkpointed: re-run with --resume "
+        fail(EXIT_FAILED, f"{exc}. Finished work is checkpointed: re-run with --resume "
                            "(and a larger --max-job-duration) to continue.")
     except KeyboardInterrupt:
-        _fail(EXIT_FAILED, "interrupted. Finished work is checkpointed: re-run with --resume to continue.")
+        fail(EXIT_FAILED, "interrupted. Finished work is checkpointed: re-run with --resume to continue.")
     except Exception as exc:  # noqa: BLE001 - one clear line for the user; the state keeps the details
-        _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}\nThe run state is saved in {output_uri}/_run: "
+        fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}\nThe run state is saved in {output_uri}/_run: "
                            "fix the cause and re-run with --resume.")
     _summary(state)
 
@@ -189,7 +170,7 @@ def events(table_uri, output_uri, id_column, conf_threshold, method, burst_gap, 
         table = stage2.read_media_table(table_uri)
         per_row, clusters = stage2.events_from_table(table, id_column, conf_threshold, rules)
     except (OSError, ValueError) as exc:
-        _fail(EXIT_USAGE, f"--table {table_uri}: {exc}")
+        fail(EXIT_USAGE, f"--table {table_uri}: {exc}")
     import pyarrow.csv as pcsv  # noqa: PLC0415
 
     fs.makedirs(output_uri)
@@ -201,60 +182,6 @@ def events(table_uri, output_uri, id_column, conf_threshold, method, burst_gap, 
     console.print(f"[bold green]done[/bold green] {table.num_rows} rows -> {clusters.num_rows} events "
                   f"({independent} independent); {rules.describe()}")
     console.print(f"  {fs.join(output_uri, 'media_events.csv')}\n  {fs.join(output_uri, 'clusters.parquet')}")
-
-
-def _terraform_step(stack: str, *args: str) -> None:
-    from modules import terraform  # noqa: PLC0415
-
-    result = terraform.terraform(stack, *args, "-no-color")
-    if result.returncode != 0:
-        _fail(EXIT_FAILED, f"terraform {args[0]} failed:\n{(result.stdout + result.stderr)[-3000:]}")
-    console.print(result.stdout[-2000:] if args[0] in ("plan", "apply", "destroy") else f"terraform {args[0]}: ok")
-
-
-def _infra(target: str, action: str) -> None:
-    from modules import terraform  # noqa: PLC0415
-
-    stack = f"odin-{target}"
-    synth = terraform.synth(target)
-    if synth.returncode != 0:
-        _fail(EXIT_FAILED, f"synth failed:\n{synth.stderr[-3000:]}")
-    console.print(f"synthesised {terraform.stack_dir(stack)}")
-    if target == "aws" and not terraform.has_aws_credentials():
-        _terraform_step(stack, "init", "-backend=false", "-input=false")
-        _terraform_step(stack, "validate")
-        _fail(EXIT_FAILED, "the stack is synthesised and valid, but not planned: a plan needs AWS credentials "
-                           "(AWS_PROFILE, access keys or an OIDC role) and the state bucket and lock table named in "
-                           "conf/profiles/aws.yaml (create them once). Terraform asks AWS even for a new stack: it "
-                           "checks the state machine with ValidateStateMachineDefinition.")
-    _terraform_step(stack, "init", "-input=false")
-    extra = ["-auto-approve"] if action in ("apply", "destroy") else []
-    _terraform_step(stack, action, "-input=false", *extra)
-
-
-_infra_target = click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
-
-
-@cli.command()
-@_infra_target
-def plan(target):
-    """Synthesise the profile's stack and show Terraform's plan (offline: synthesise and validate, and say
-    what a plan needs)."""
-    _infra(target, "plan")
-
-
-@cli.command()
-@_infra_target
-def apply(target):
-    """Synthesise the profile's stack and apply it."""
-    _infra(target, "apply")
-
-
-@cli.command()
-@_infra_target
-def destroy(target):
-    """Destroy the profile's stack."""
-    _infra(target, "destroy")
 
 
 @cli.group()
@@ -273,9 +200,9 @@ def models_fetch(key, sha256, url):
     try:
         path = weights.fetch(key, sha256=sha256, url=url)
     except ValueError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        fail(EXIT_USAGE, str(exc))
     except OSError as exc:
-        _fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the weights "
+        fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the weights "
                            "file over and use --detector /path/to/it.pt")
     console.print(f"[green]cached[/green] {path} and {path.parent / (key + '.onnx')}; use --detector {key}")
 
@@ -307,7 +234,7 @@ def models_export(weights_path, output, imgsz):
     try:
         out = weights.export_onnx(weights.load_yolov5(weights_path), Path(output), imgsz)
     except (ValueError, weights.RefusedPickle) as exc:
-        _fail(EXIT_USAGE, f"{weights_path}: {exc}")
+        fail(EXIT_USAGE, f"{weights_path}: {exc}")
     console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
 
 
@@ -322,6 +249,16 @@ def _summary(state: dict) -> None:
     for uri in report["files_created"]:
         console.print(f"  {uri}")
 
+
+def _register() -> None:
+    import cloud_cli  # noqa: PLC0415
+
+    for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
+                    cloud_cli.data):
+        cli.add_command(command)
+
+
+_register()
 
 if __name__ == "__main__":
     cli()

@@ -1,0 +1,198 @@
+"""The commands that drive a deployed stack: plan/apply/destroy, run on AWS, status, logs, data."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, estimate_for, fail
+
+from wildlife import budget
+from wildlife.progress import console
+
+
+def _terraform_step(stack: str, *args: str) -> None:
+    from modules import terraform  # noqa: PLC0415
+
+    result = terraform.terraform(stack, *args, "-no-color")
+    if result.returncode != 0:
+        fail(EXIT_FAILED, f"terraform {args[0]} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    console.print(result.stdout[-2000:] if args[0] in ("plan", "apply", "destroy") else f"terraform {args[0]}: ok")
+
+
+def _infra(target: str, action: str) -> None:
+    from modules import terraform  # noqa: PLC0415
+
+    stack = f"odin-{target}"
+    synth = terraform.synth(target)
+    if synth.returncode != 0:
+        fail(EXIT_FAILED, f"synth failed:\n{synth.stderr[-3000:]}")
+    console.print(f"synthesised {terraform.stack_dir(stack)}")
+    if target == "aws" and not terraform.has_aws_credentials():
+        _terraform_step(stack, "init", "-backend=false", "-input=false")
+        _terraform_step(stack, "validate")
+        fail(EXIT_FAILED, "the stack is synthesised and valid, but not planned: a plan needs AWS credentials "
+                           "(AWS_PROFILE, access keys or an OIDC role) and the state bucket and lock table named in "
+                           "conf/profiles/aws.yaml (create them once). Terraform asks AWS even for a new stack: it "
+                           "checks the state machine with ValidateStateMachineDefinition.")
+    _terraform_step(stack, "init", "-input=false")
+    extra = ["-auto-approve"] if action in ("apply", "destroy") else []
+    _terraform_step(stack, action, "-input=false", *extra)
+
+
+_infra_target = click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+
+
+@click.command()
+@_infra_target
+def plan(target):
+    """Synthesise the profile's stack and show Terraform's plan (offline: synthesise and validate, and say
+    what a plan needs)."""
+    _infra(target, "plan")
+
+
+@click.command()
+@_infra_target
+def apply(target):
+    """Synthesise the profile's stack and apply it."""
+    _infra(target, "apply")
+
+
+@click.command()
+@_infra_target
+def destroy(target):
+    """Destroy the profile's stack."""
+    _infra(target, "destroy")
+
+
+def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
+               weather_days_back, detector, instance_type, prices_uri) -> None:
+    """Upload a local input, guard the budget here, start the execution, follow it, fetch the outputs."""
+    import uuid  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from wildlife import cloud  # noqa: PLC0415
+
+    try:
+        outputs = cloud.stack_outputs(target)
+    except cloud.NotDeployed as exc:
+        fail(EXIT_FAILED, str(exc))
+    est = estimate_for(input_uri, max_images, "aws", "megadetector" if detector == "auto" else detector, use_spot,
+                        instance_type, prices_uri)
+    try:
+        budget.guard(est, budget_dkk, max_job_duration)  # before anything is uploaded or started
+    except budget.BudgetExceeded as exc:
+        fail(EXIT_BUDGET, f"{exc}\nNothing was uploaded or started.")
+    session = f"odin-{uuid.uuid4().hex[:12]}"
+    s3, sfn = cloud.client("s3", target), cloud.client("stepfunctions", target)
+    if "://" not in input_uri:
+        remote = f"s3://{outputs['bucket']}/input/{session}"
+        sent = cloud.upload(s3, Path(input_uri), remote)
+        console.print(f"uploaded {sent} file(s) to {remote}")
+        input_uri = remote
+    run_uri = f"s3://{outputs['bucket']}/runs/{session}"
+    run_input = {"input_uri": input_uri, "output_uri": run_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
+                 "max_images": max_images, "max_job_duration": max_job_duration,
+                 "weather_days_back": weather_days_back, "detector": detector}
+    started = sfn.start_execution(stateMachineArn=outputs["state_machine_arn"], name=session,
+                                  input=json.dumps(run_input))
+    console.print(f"started {started['executionArn']}")
+    final: dict = {}
+    for step in cloud.follow(sfn, started["executionArn"]):
+        if "state" in step:
+            console.print(f"  {step['time']:%H:%M:%S}  {step['state']}")
+        else:
+            final = step
+    if final["status"] != "SUCCEEDED":
+        code = EXIT_BUDGET if final.get("error") == "BudgetExceeded" else EXIT_FAILED
+        fail(code, f"run {session} ended {final['status']}: {final.get('error')} {final.get('cause') or ''}")
+    got = cloud.download(s3, run_uri, Path(output_uri)) if "://" not in output_uri else []
+    console.print(f"[bold green]done[/bold green] run {session}: {final.get('output')}")
+    for path in got:
+        console.print(f"  {path}")
+
+
+@click.command()
+@click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+@click.option("--limit", default=10, show_default=True)
+def status(target, limit):
+    """The deployed stack and its latest runs."""
+    from wildlife import cloud  # noqa: PLC0415
+
+    try:
+        outputs = cloud.stack_outputs(target)
+    except cloud.NotDeployed as exc:
+        fail(EXIT_FAILED, str(exc))
+    console.print(f"bucket {outputs['bucket']}\nstate machine {outputs['state_machine_arn']}")
+    runs = cloud.client("stepfunctions", target).list_executions(
+        stateMachineArn=outputs["state_machine_arn"], maxResults=limit)["executions"]
+    for r in runs:
+        console.print(f"  {r['startDate']:%Y-%m-%d %H:%M}  {r['status']:<10} {r['name']}")
+    if not runs:
+        console.print("  no runs yet")
+
+
+@click.command()
+@click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+@click.argument("session", required=False)
+def logs(target, session):
+    """A run's execution history (the latest run when none is named)."""
+    from wildlife import cloud  # noqa: PLC0415
+
+    try:
+        arn = cloud.stack_outputs(target)["state_machine_arn"]
+    except cloud.NotDeployed as exc:
+        fail(EXIT_FAILED, str(exc))
+    sfn = cloud.client("stepfunctions", target)
+    runs = sfn.list_executions(stateMachineArn=arn, maxResults=100)["executions"]
+    chosen = [r for r in runs if session in (None, r["name"])][:1]
+    if not chosen:
+        fail(EXIT_USAGE, f"no run {session!r} on {arn}")
+    for event in sfn.get_execution_history(executionArn=chosen[0]["executionArn"], maxResults=1000)["events"]:
+        details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+        console.print(f"{event['timestamp']:%H:%M:%S} {event['type']:<28} {details.get('name', '')}"
+                      f" {details.get('error', '')}")
+
+
+@click.group()
+def data() -> None:
+    """Photos and results in the stack's bucket."""
+
+
+@data.command("upload")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("uri")
+@click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+def data_upload(folder, uri, target):
+    """Upload FOLDER to URI (s3://bucket/prefix); files already there are skipped."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from wildlife import cloud  # noqa: PLC0415
+
+    sent = cloud.upload(cloud.client("s3", target), Path(folder), uri)
+    console.print(f"uploaded {sent} file(s) to {uri}")
+
+
+@data.command("download")
+@click.argument("uri")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+def data_download(uri, folder, target):
+    """Download a run's outputs (not its _run/ work files) from URI into FOLDER."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from wildlife import cloud  # noqa: PLC0415
+
+    got = cloud.download(cloud.client("s3", target), uri, Path(folder))
+    console.print(f"downloaded {len(got)} file(s) to {folder}")
+
+
+@data.command("list")
+@click.argument("uri")
+@click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+def data_list(uri, target):
+    """List objects under URI."""
+    from wildlife import cloud  # noqa: PLC0415
+
+    for key, size in cloud.listing(cloud.client("s3", target), uri):
+        print(f"{size:>12}  {key}")

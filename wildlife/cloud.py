@@ -1,0 +1,108 @@
+"""Driving a deployed stack from the CLI: where it is, moving data, starting and following a run.
+
+The stack's bucket and state machine come from Terraform's outputs of the synthesised stack, or from a
+JSON file named by ``ODIN_STACK_OUTPUTS`` (a stack deployed from another machine). The emulator profile
+sets ``AWS_ENDPOINT_URL`` from its ``endpoint``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class NotDeployed(Exception):
+    """The profile's stack has no outputs: it was never applied here."""
+
+
+def stack_outputs(target: str) -> dict[str, str]:
+    if os.environ.get("ODIN_STACK_OUTPUTS"):
+        return json.loads(Path(os.environ["ODIN_STACK_OUTPUTS"]).read_text())
+    import subprocess  # noqa: PLC0415
+
+    stack = ROOT / "cdktf.out" / "stacks" / f"odin-{target}"
+    result = subprocess.run(["terraform", "output", "-json"], cwd=stack, capture_output=True, text=True) \
+        if stack.is_dir() else None
+    outputs = json.loads(result.stdout) if result is not None and result.returncode == 0 and result.stdout else {}
+    if not outputs:
+        raise NotDeployed(f"--target {target}: Odin is not deployed there yet (no Terraform outputs for "
+                          f"odin-{target}). Deploy with `scripts/run.py apply --target {target}`, or set "
+                          "ODIN_STACK_OUTPUTS to a JSON file with bucket and state_machine_arn.")
+    return {k: v["value"] for k, v in outputs.items()}
+
+
+def client(service: str, target: str):
+    import boto3  # noqa: PLC0415
+
+    kwargs: dict[str, Any] = {"region_name": os.environ.get("AWS_DEFAULT_REGION", "eu-north-1")}
+    if target == "localstack" and not os.environ.get("AWS_ENDPOINT_URL"):
+        import yaml  # noqa: PLC0415
+
+        profile = yaml.safe_load((ROOT / "conf" / "profiles" / "localstack.yaml").read_text())
+        kwargs.update(endpoint_url=profile["endpoint"], aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client(service, **kwargs)
+
+
+def split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def upload(s3, folder: Path, uri: str, progress: Callable[[int], None] = lambda n: None) -> int:
+    """Every file under ``folder`` to ``uri``; files already there with the same size are skipped (resumable)."""
+    bucket, prefix = split(uri)
+    existing = {o["Key"]: o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])}
+    sent = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
+        if existing.get(key) != path.stat().st_size:
+            s3.upload_file(str(path), bucket, key)
+            sent += 1
+        progress(1)
+    return sent
+
+
+def download(s3, uri: str, folder: Path) -> list[Path]:
+    bucket, prefix = split(uri)
+    got = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix.rstrip("/")) + 1:]
+            if rel.startswith("_run/"):
+                continue  # work files stay in the bucket
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, obj["Key"], str(target))
+            got.append(target)
+    return got
+
+
+def listing(s3, uri: str) -> Iterator[tuple[str, int]]:
+    bucket, prefix = split(uri)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            yield f"s3://{bucket}/{obj['Key']}", obj["Size"]
+
+
+def follow(sfn, execution_arn: str, poll_s: float = 2.0) -> Iterator[dict[str, Any]]:
+    """Each state the execution enters, as it happens, then its final description."""
+    seen = 0
+    while True:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        for event in events[seen:]:
+            if event["type"].endswith("StateEntered"):
+                yield {"state": event["stateEnteredEventDetails"]["name"], "time": event["timestamp"]}
+        seen = len(events)
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            yield {"status": described["status"], "output": described.get("output"),
+                   "error": described.get("error"), "cause": described.get("cause")}
+            return
+        time.sleep(poll_s)
