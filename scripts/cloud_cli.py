@@ -196,3 +196,36 @@ def data_list(uri, target):
 
     for key, size in cloud.listing(cloud.client("s3", target), uri):
         print(f"{size:>12}  {key}")
+
+
+@click.group()
+def cost() -> None:
+    """What runs really cost."""
+
+
+@cost.command("report")
+@click.argument("session")
+@click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
+@click.option("--instance-type", default=None, help="The instance type the jobs ran on (default: the profile's).")
+@click.option("--prices", "prices_uri", default=None)
+def cost_report(session, target, instance_type, prices_uri):
+    """Actual Stage 1 cost of a run from its Batch job durations, next to the run's estimate."""
+    from wildlife import cloud, fs  # noqa: PLC0415
+
+    try:
+        outputs = cloud.stack_outputs(target)
+    except cloud.NotDeployed as exc:
+        fail(EXIT_FAILED, str(exc))
+    prices = budget.load_prices(prices_uri)
+    itype = instance_type or prices["default_instance"]
+    report = fs.read_json(f"s3://{outputs['bucket']}/runs/{session}/run_report.json")
+    spot = report["params"].get("use_spot", True)
+    rate = float(prices["instances"][itype]["spot" if spot else "on_demand"])
+    jobs = cloud.batch_jobs(cloud.client("batch", target), outputs["job_queue"], session)
+    hours, dkk = cloud.batch_cost(jobs, rate, float(prices["usd_to_dkk"]))
+    estimate = report.get("estimate") or {}
+    compute_est = next((line["dkk"] for line in estimate.get("lines", []) if line["item"].startswith("compute")), None)
+    console.print(f"run {session}: {len(jobs)} Batch job(s), {hours:.2f} instance-hours of {itype} "
+                  f"({'spot' if spot else 'on-demand'} {rate} USD/h) = {dkk:.2f} DKK; "
+                  f"estimated {compute_est if compute_est is not None else '?'} DKK for compute, "
+                  f"{estimate.get('total_dkk', '?')} DKK in all")

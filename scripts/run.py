@@ -254,7 +254,7 @@ def _register() -> None:
     import cloud_cli  # noqa: PLC0415
 
     for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
-                    cloud_cli.data):
+                    cloud_cli.data, cloud_cli.cost):
         cli.add_command(command)
 
 

@@ -9,6 +9,8 @@ import boto3
 import pytest
 from conftest import BUCKET, SAMPLE, odin
 
+from wildlife import cloud
+
 MACHINE = {"StartAt": "Result", "States": {"Result": {
     "Type": "Pass", "End": True,
     "Parameters": {"session_id.$": "$$.Execution.Name", "final_results": {"parquet_uri.$": "$.output_uri"}}}}}
@@ -61,3 +63,10 @@ def test_run_on_aws_over_budget_starts_nothing(stack, tmp_path):
 def test_not_deployed_says_how_to_deploy(tmp_path):
     result = odin("status", "--target", "aws")
     assert result.returncode == 1 and "scripts/run.py apply --target aws" in result.stderr
+
+
+def test_batch_cost_from_job_durations():
+    jobs = [{"startedAt": 0, "stoppedAt": 1_800_000}, {"startedAt": 1000, "stoppedAt": 1_801_000},
+            {"startedAt": 5, "stoppedAt": None}]  # still running: not counted
+    hours, dkk = cloud.batch_cost(jobs, usd_per_hour=0.22, usd_to_dkk=6.45)
+    assert hours == pytest.approx(1.0) and dkk == pytest.approx(0.22 * 6.45)

@@ -106,3 +106,21 @@ def follow(sfn, execution_arn: str, poll_s: float = 2.0) -> Iterator[dict[str, A
                    "error": described.get("error"), "cause": described.get("cause")}
             return
         time.sleep(poll_s)
+
+
+def batch_jobs(batch, queue: str, session: str) -> list[dict[str, Any]]:
+    """The children of the run's Stage 1 array job (or the job itself when it was not an array)."""
+    parents = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"odin-stage1-{session}"]}])
+    jobs = []
+    for parent in parents.get("jobSummaryList", []):
+        children = batch.list_jobs(arrayJobId=parent["jobId"]).get("jobSummaryList", [])
+        jobs.extend(children or [parent])
+    return jobs
+
+
+def batch_cost(jobs: list[dict[str, Any]], usd_per_hour: float, usd_to_dkk: float) -> tuple[float, float]:
+    """(instance hours, DKK) from Batch job summaries' startedAt/stoppedAt (milliseconds)."""
+    done = [j for j in jobs if j.get("startedAt") is not None and j.get("stoppedAt") is not None]
+    seconds = sum(max(0, j["stoppedAt"] - j["startedAt"]) / 1000 for j in done)
+    hours = seconds / 3600
+    return hours, hours * usd_per_hour * usd_to_dkk
