@@ -4,7 +4,8 @@
     JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 python main.py     # -> cdktf.out/stacks/<profile>/
 
 CDK Terrain (``cdktn``) is the maintained continuation of CDKTF, which HashiCorp archived on 2025-12-10; the
-app keeps CDKTF's ``cdktf.json`` and ``main.py``. ``ODIN_PROFILES=aws`` synthesises only the named ones.
+app keeps CDKTF's ``cdktf.json`` and ``main.py``. ``ODIN_PROFILES=aws`` synthesises only the named ones;
+``ODIN_STATE_BACKEND=local`` keeps state beside the stack (an offline plan); ``ODIN_SYNTH_OUT`` moves the output.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ class OdinStack(TerraformStack):
 
     def _backend(self, profile: dict) -> None:
         state = profile["state"]
-        if state["backend"] == "s3":
+        if os.environ.get("ODIN_STATE_BACKEND") == "local":  # an offline plan: no state bucket to reach
+            LocalBackend(self, path=f"terraform.{profile['name']}.tfstate")  # beside the stack
+        elif state["backend"] == "s3":
             S3Backend(self, bucket=state["bucket"], key=state["key"], region=profile["region"], encrypt=True,
                       dynamodb_table=state.get("dynamodb_table"))
         else:
@@ -94,7 +97,7 @@ def load_profiles(names: list[str] | None = None) -> list[dict]:
 
 
 def main() -> None:
-    app = App(outdir=str(ROOT / "cdktf.out"))
+    app = App(outdir=os.environ.get("ODIN_SYNTH_OUT") or str(ROOT / "cdktf.out"))
     wanted = [n for n in os.environ.get("ODIN_PROFILES", "").split(",") if n]
     for profile in load_profiles(wanted):
         OdinStack(app, profile)

@@ -2,7 +2,7 @@
 
 The code zip is built here, in Python and reproducibly (sorted entries, fixed timestamps and modes), so the
 same source gives the same hash and Terraform changes a function only when its code changed. Each function
-has its own role: read and write the data bucket's run prefixes, write its own log group.
+has its own role: read and write the data bucket's run prefixes (input/, runs/, tmp/), write its own log group.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ class Functions(Construct):
             IamRolePolicy(self, f"{folder}-policy", role=role.id, policy=json.dumps({
                 "Version": "2012-10-17", "Statement": [
                     {"Sid": "RunData", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
-                     "Resource": [f"{bucket_arn}/runs/*", f"{bucket_arn}/input/*"]},
+                     "Resource": [f"{bucket_arn}/runs/*", f"{bucket_arn}/input/*", f"{bucket_arn}/tmp/*"]},
                     {"Sid": "ListRunData", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
-                     "Condition": {"StringLike": {"s3:prefix": ["runs/*", "input/*"]}}},
+                     "Condition": {"StringLike": {"s3:prefix": ["runs/*", "input/*", "tmp/*"]}}},
                     {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                      "Resource": f"{logs.arn}:*"}]}))
             fn = LambdaFunction(

@@ -28,7 +28,7 @@ from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (
 from cdktn_provider_aws.s3_bucket_versioning import S3BucketVersioningA, S3BucketVersioningVersioningConfiguration
 from constructs import Construct
 
-RUNS_PREFIX = "runs/"  # run outputs (their _run/ work files age with them; tmp/ expires after 14 days)
+RUNS_PREFIX = "runs/"  # run outputs; a run's work files go under tmp/<session>/, which expires after 14 days
 INPUT_PREFIX = "input/"
 
 

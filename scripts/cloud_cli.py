@@ -93,7 +93,8 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
     run_uri = f"s3://{outputs['bucket']}/runs/{session}"
     run_input = {"input_uri": input_uri, "output_uri": run_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
                  "max_images": max_images, "max_job_duration": max_job_duration,
-                 "weather_days_back": weather_days_back, "detector": detector}
+                 "weather_days_back": weather_days_back, "detector": detector,
+                 "work_uri": f"s3://{outputs['bucket']}/tmp/{session}"}
     started = sfn.start_execution(stateMachineArn=outputs["state_machine_arn"], name=session,
                                   input=json.dumps(run_input))
     console.print(f"started {started['executionArn']}")

@@ -146,7 +146,7 @@ def test_handlers_run_the_pipeline_over_s3(s3_env, tmp_path):
     client.upload_file(str(SAMPLE / "deployments.csv"), BUCKET, "input/deployments.csv")
     run_input = {"input_uri": f"s3://{BUCKET}/input/cards", "output_uri": f"s3://{BUCKET}/runs/exec-1",
                  "budget_dkk": 25, "use_spot": True, "weather_days_back": 0, "detector": "motion",
-                 "deployments_uri": f"s3://{BUCKET}/input/deployments.csv"}
+                 "deployments_uri": f"s3://{BUCKET}/input/deployments.csv", "work_uri": f"s3://{BUCKET}/tmp/exec-1"}
     script = f"""
 import json, os, subprocess, sys
 sys.path.insert(0, {str(ROOT)!r})
@@ -182,6 +182,9 @@ print(json.dumps(state["WriteOutputs"]))
     report = json.loads(client.get_object(Bucket=BUCKET, Key="runs/exec-1/run_report.json")["Body"].read())
     assert report["session_id"] == "exec-1" and report["images"]["total"] == 10
     assert report["stages"]["Stage1Detect"]["photos"] == 10
+    work = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="tmp/exec-1/")["Contents"]}
+    assert "tmp/exec-1/media.parquet" in work  # work files under tmp/, which the bucket expires
+    assert not client.list_objects_v2(Bucket=BUCKET, Prefix="runs/exec-1/_run/").get("Contents")
 
 
 def test_budget_handler_raises_budget_exceeded_by_name(s3_env):
@@ -243,3 +246,68 @@ def test_checkov_passes_with_every_skip_explained(synth, checkov):
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout[-3000:]
         assert "Failed checks: 0" in result.stdout
+
+
+class _OfflineAws:
+    """Just enough of AWS on loopback for a plan of a new stack: STS GetCallerIdentity (the provider checks
+    its credentials) and Step Functions' ValidateStateMachineDefinition. Anything else is refused and logged."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+        from threading import Thread  # noqa: PLC0415
+
+        calls = self.calls = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                target = self.headers.get("X-Amz-Target", "")
+                calls.append(target or body.split("&")[0])
+                if "Action=GetCallerIdentity" in body:
+                    out, kind = (b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                                 b"<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/plan</Arn>"
+                                 b"<UserId>AIDAPLAN</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
+                                 b"<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>"
+                                 b"</GetCallerIdentityResponse>"), "text/xml"
+                    self.send_response(200)
+                elif target.endswith("ValidateStateMachineDefinition"):
+                    out, kind = b'{"result": "OK", "diagnostics": []}', "application/x-amz-json-1.0"
+                    self.send_response(200)
+                else:
+                    out, kind = b'{"__type": "UnknownOperationException"}', "application/x-amz-json-1.0"
+                    self.send_response(400)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_terraform_plan_of_the_aws_stack_with_offline_credentials(tmp_path):
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed")
+    aws = _OfflineAws()
+    try:
+        out = tmp_path / "cdktf.out"
+        synth = subprocess.run([sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                               env=terraform.env({"ODIN_PROFILES": "aws", "ODIN_STATE_BACKEND": "local",
+                                                  "ODIN_SYNTH_OUT": str(out)}))
+        assert synth.returncode == 0, synth.stderr[-2000:]
+        stack = out / "stacks" / "odin-aws"
+        env = terraform.env({"AWS_ACCESS_KEY_ID": "AKIAOFFLINEPLAN00000", "AWS_SECRET_ACCESS_KEY": "offline",
+                             "AWS_ENDPOINT_URL_STS": aws.url, "AWS_ENDPOINT_URL_SFN": aws.url,
+                             "AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": ""})
+        for args in (["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color", "-lock=false"]):
+            result = subprocess.run(["terraform", *args], cwd=stack, env=env, capture_output=True, text=True,
+                                    timeout=600)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "Plan:" in result.stdout and " to add, 0 to change, 0 to destroy" in result.stdout
+        assert not [c for c in aws.calls if "GetCallerIdentity" not in c and "ValidateStateMachine" not in c]
+    finally:
+        aws.server.shutdown()

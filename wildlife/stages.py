@@ -34,7 +34,10 @@ class Context:
 
 
 def work_uri(state: dict[str, Any], name: str) -> str:
-    return fs.join(state["params"]["output_uri"], "_run", name)
+    """Where a run's work files go: ``<output>/_run/`` unless the run input names a ``work_uri`` (on AWS the
+    CLI puts them under the bucket's ``tmp/``, which expires)."""
+    base = state["params"].get("work_uri") or fs.join(state["params"]["output_uri"], "_run")
+    return fs.join(base, name)
 
 
 def _estimate(params: dict[str, Any], photos: int, total_bytes: int) -> budget.Estimate:
