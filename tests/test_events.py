@@ -119,3 +119,12 @@ def test_events_command_explains_a_bad_table(tmp_path):
     result = odin("events", "--table", str(table), "--output", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "lacks column(s)" in result.stderr
+
+
+def test_events_command_reads_a_runs_own_images_table(sample_run, tmp_path):
+    result = odin("events", "--table", str(sample_run / "images.parquet"), "--output", str(tmp_path / "o"),
+                  "--method", "gap")
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "o" / "media_events.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 10 and len({r["eventID"] for r in rows}) == 1  # the heron's burst, re-cut

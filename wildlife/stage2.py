@@ -146,6 +146,17 @@ def read_media_table(uri: str) -> pa.Table:
         return pcsv.read_csv(f, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
 
 
+# images.parquet's own names, so a run's table can be re-cut as it is
+OWN_NAMES = {"deployment_id": "deploymentID", "photo_id": "mediaID", "top_category": "category", "max_conf": "conf",
+             "n_detections": "count"}
+
+
+def camtrap_names(table: pa.Table) -> pa.Table:
+    """Rename Odin's columns to the Camtrap DP names ``events_from_table`` reads, where those are absent."""
+    names = [OWN_NAMES.get(n, n) if OWN_NAMES.get(n) not in table.column_names else n for n in table.column_names]
+    return table.rename_columns(names)
+
+
 def events_from_table(
     table: pa.Table, id_column: str, threshold: float, rules: EventRules
 ) -> tuple[pa.Table, pa.Table]:
@@ -155,6 +166,7 @@ def events_from_table(
     and ``conf`` (or ``count``); with them a row is positive when it has a category and conf >= threshold,
     several rows per identifier are one photo's detections. Without them every row is positive.
     """
+    table = camtrap_names(table)
     missing = [c for c in ("deploymentID", "timestamp", id_column) if c not in table.column_names]
     if missing:
         raise ValueError(f"the table lacks column(s) {missing}; it has {table.column_names}")
