@@ -45,11 +45,15 @@ def camera_time(row: dict[str, Any]) -> tuple[datetime | None, str]:
 
 
 def to_utc(
-    row: dict[str, Any], deployment: Deployment | None, now_utc: datetime
+    row: dict[str, Any], deployment: Deployment | None, now_utc: datetime,
+    camera: tuple[datetime | None, str] | None = None,
 ) -> tuple[datetime, str, str, list[str]]:
-    """(UTC time, local ISO 8601 with offset, source, flags) for one photo's header row."""
+    """(UTC time, local ISO 8601 with offset, source, flags) for one photo's header row.
+
+    ``camera`` is ``camera_time(row)`` when the caller has it already (Stage 0's hot loop does).
+    """
     flags: list[str] = []
-    local, source = camera_time(row)
+    local, source = camera or camera_time(row)
     tz = None
     if local is None:
         flags.append("no_exif_time")

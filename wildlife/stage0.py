@@ -120,7 +120,8 @@ def read_headers(
 
 
 def _place_in_time(row: dict[str, Any], deployments: dict[str, Deployment], now: datetime) -> None:
-    local, _ = clock.camera_time(row)
+    camera = clock.camera_time(row)
+    local = camera[0]
     camera_ids = (row.get("serial_number"), row.get("user_label"))
     approx = local.replace(tzinfo=UTC) if local else None
     dep_id, how = assign(row["relpath"], camera_ids, approx, deployments)
@@ -130,7 +131,7 @@ def _place_in_time(row: dict[str, Any], deployments: dict[str, Deployment], now:
         dep = Deployment(id=dep_id)  # a folder-named deployment without a table row
         if row.get("gps_latitude") is not None and row.get("gps_longitude") is not None:
             dep = Deployment(id=dep_id, latitude=row["gps_latitude"], longitude=row["gps_longitude"])
-    utc, local_iso, source, flags = clock.to_utc(row, dep, now)
+    utc, local_iso, source, flags = clock.to_utc(row, dep, now, camera)
     row["timestamp"], row["timestamp_local"], row["timestamp_source"] = utc, local_iso, source
     row["clock_flags"].extend(flags)
 
