@@ -34,8 +34,7 @@ def result_row(photo_id: str, result: Result) -> dict[str, Any]:
 
 def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
     """Media rows with their Stage-1 result; a detection failure turns an ok photo into a failed one."""
-    idx = pc.index_in(media.column("photo_id"), value_set=results.column("photo_id"))
-    matched = results.take(idx)
+    matched = take_by_key(media.column("photo_id"), results, "photo_id")
     failure = matched.column("failure")
     status = pc.if_else(pc.is_valid(failure), "failed", media.column("status"))
     reason = pc.if_else(pc.is_valid(failure), pc.binary_join_element_wise("detection: ", failure, ""),
