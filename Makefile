@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE_OUT ?= out/sample
 
-.PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws destroy-aws run-aws build-docker
+.PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws destroy-aws run-aws build-docker \
+	up-localstack down-localstack deploy-local run-local status-local logs-local destroy-local
 
 help:
 	@echo "make run    - install into $(VENV) and run the pipeline on the bundled sample photos"
@@ -58,6 +59,30 @@ destroy-aws: synth
 
 run-aws: $(STAMP)
 	$(BIN)/python scripts/run.py run --target aws --input data/sample/photos --output out/sample-aws --budget 25
+
+# --- the emulator (see README "On an emulator"): LocalStack on 127.0.0.1:4566, in Docker or on the host --------
+up-localstack: $(STAMP)
+	$(BIN)/python scripts/localstack.py up
+
+down-localstack: $(STAMP)
+	$(BIN)/python scripts/localstack.py down
+
+deploy-local: $(STAMP)
+	$(BIN)/python scripts/run.py apply --target localstack
+
+run-local: $(STAMP)
+	rm -rf out/sample-local
+	$(BIN)/python scripts/run.py run --target localstack --input data/sample/photos \
+		--deployments data/sample/deployments.csv --output out/sample-local --budget 25
+
+status-local: $(STAMP)
+	$(BIN)/python scripts/run.py status --target localstack
+
+logs-local: $(STAMP)
+	$(BIN)/python scripts/run.py logs --target localstack
+
+destroy-local: $(STAMP)
+	$(BIN)/python scripts/run.py destroy --target localstack
 
 build-docker:
 	docker build -f images/detector/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector .

@@ -41,7 +41,8 @@ class OdinStack(TerraformStack):
         self._provider(profile, tags)
         self._backend(profile)
         services = profile["services"]
-        storage = Storage(self, "storage", name=name, tags=tags)
+        storage = Storage(self, "storage", name=name, tags=tags,
+                          force_destroy=bool(profile.get("storage", {}).get("force_destroy")))
         network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
                           egress=profile["network"]["egress"], tags=tags, for_batch=services["batch"])
         if services["batch"]:

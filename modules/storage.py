@@ -33,9 +33,11 @@ INPUT_PREFIX = "input/"
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, id: str, *, name: str, tags: dict[str, str]):
+    def __init__(self, scope: Construct, id: str, *, name: str, tags: dict[str, str], force_destroy: bool = False):
+        """``force_destroy``: destroy the bucket with its objects (the emulator profile); never on AWS, where
+        a destroy must not take the photos and results with it."""
         super().__init__(scope, id)
-        self.bucket = S3Bucket(self, "data", bucket_prefix=f"{name}-data-", force_destroy=False, tags=tags)
+        self.bucket = S3Bucket(self, "data", bucket_prefix=f"{name}-data-", force_destroy=force_destroy, tags=tags)
         S3BucketOwnershipControls(self, "ownership", bucket=self.bucket.id,
                                   rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
         S3BucketPublicAccessBlock(self, "private", bucket=self.bucket.id, block_public_acls=True,

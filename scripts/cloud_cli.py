@@ -35,7 +35,8 @@ def _infra(target: str, action: str) -> None:
                            "(AWS_PROFILE, access keys or an OIDC role) and the state bucket and lock table named in "
                            "conf/profiles/aws.yaml (create them once). Terraform asks AWS even for a new stack: it "
                            "checks the state machine with ValidateStateMachineDefinition.")
-    _terraform_step(stack, "init", "-input=false")
+    # the emulator's state is a local file that goes with the emulator: never migrate it
+    _terraform_step(stack, "init", "-input=false", *(["-reconfigure"] if target == "localstack" else []))
     extra = ["-auto-approve"] if action in ("apply", "destroy") else []
     _terraform_step(stack, action, "-input=false", *extra)
 
@@ -66,8 +67,13 @@ def destroy(target):
 
 
 def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
-               weather_days_back, detector, instance_type, prices_uri) -> None:
-    """Upload a local input, guard the budget here, start the execution, follow it, fetch the outputs."""
+              weather_days_back, detector, instance_type, prices_uri, deployments_uri=None) -> None:
+    """Upload a local input, guard the budget, start the execution, follow it, fetch the outputs.
+
+    On AWS the budget is guarded here before anything is uploaded. On the emulator (no Lambda, no Batch)
+    this host plays those tasks first and the state machine replays them (``wildlife.emulated``), so a run
+    over budget is started anyway and must end in ``FailBudget``, as it would on AWS.
+    """
     import uuid  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
@@ -77,29 +83,36 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
         outputs = cloud.stack_outputs(target)
     except cloud.NotDeployed as exc:
         fail(EXIT_FAILED, str(exc))
-    est = estimate_for(input_uri, max_images, "aws", "megadetector" if detector == "auto" else detector, use_spot,
-                        instance_type, prices_uri)
-    try:
-        budget.guard(est, budget_dkk, max_job_duration)  # before anything is uploaded or started
-    except budget.BudgetExceeded as exc:
-        fail(EXIT_BUDGET, f"{exc}\nNothing was uploaded or started.")
+    emulated = target == "localstack"
+    if not emulated:
+        est = estimate_for(input_uri, max_images, "aws", "megadetector" if detector == "auto" else detector,
+                           use_spot, instance_type, prices_uri)
+        try:
+            budget.guard(est, budget_dkk, max_job_duration)  # before anything is uploaded or started
+        except budget.BudgetExceeded as exc:
+            fail(EXIT_BUDGET, f"{exc}\nNothing was uploaded or started.")
     session = f"odin-{uuid.uuid4().hex[:12]}"
     s3, sfn = cloud.client("s3", target), cloud.client("stepfunctions", target)
+    remote = f"s3://{outputs['bucket']}/input/{session}"
     if "://" not in input_uri:
-        remote = f"s3://{outputs['bucket']}/input/{session}"
-        sent = cloud.upload(s3, Path(input_uri), remote)
-        console.print(f"uploaded {sent} file(s) to {remote}")
-        input_uri = remote
+        sent = cloud.upload(s3, Path(input_uri), f"{remote}/photos")
+        console.print(f"uploaded {sent} file(s) to {remote}/photos")
+        input_uri = f"{remote}/photos"
+    if deployments_uri and "://" not in deployments_uri:
+        s3.upload_file(deployments_uri, outputs["bucket"], f"input/{session}/deployments.csv")
+        deployments_uri = f"{remote}/deployments.csv"
     run_uri = f"s3://{outputs['bucket']}/runs/{session}"
     run_input = {"input_uri": input_uri, "output_uri": run_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
                  "max_images": max_images, "max_job_duration": max_job_duration,
-                 "weather_days_back": weather_days_back, "detector": detector,
+                 "weather_days_back": weather_days_back, "detector": detector, "deployments_uri": deployments_uri,
                  "work_uri": f"s3://{outputs['bucket']}/tmp/{session}"}
-    started = sfn.start_execution(stateMachineArn=outputs["state_machine_arn"], name=session,
-                                  input=json.dumps(run_input))
+    machine = outputs["state_machine_arn"]
+    if emulated:
+        machine += _stand_in(target, run_input, session, machine)
+    started = sfn.start_execution(stateMachineArn=machine, name=session, input=json.dumps(run_input))
     console.print(f"started {started['executionArn']}")
     final: dict = {}
-    for step in cloud.follow(sfn, started["executionArn"]):
+    for step in cloud.follow(sfn, started["executionArn"], poll_s=0.5 if emulated else 2.0):
         if "state" in step:
             console.print(f"  {step['time']:%H:%M:%S}  {step['state']}")
         else:
@@ -111,6 +124,24 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
     console.print(f"[bold green]done[/bold green] run {session}: {final.get('output')}")
     for path in got:
         console.print(f"  {path}")
+
+
+def _stand_in(target: str, run_input: dict, session: str, machine_arn: str) -> str:
+    """The emulator's missing Lambda and Batch tasks, played on this host; returns the mock test case's
+    ARN suffix."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from wildlife import cloud, emulated  # noqa: PLC0415
+
+    run_input["emulated"] = emulated.LABEL
+    console.print(f"[yellow]emulated[/yellow]: {', '.join(emulated.LABEL['services'])} run on this host; the "
+                  "emulator's state machine replays their results")
+    mocks, state = emulated.stand_in(run_input, session)
+    if state.get("error"):
+        console.print(f"[yellow]a task failed here[/yellow] ({state['error']['Error']}); the state machine will "
+                      "take its Catch path")
+    mock_file = Path(cloud.ROOT) / cloud.profile(target)["sfn_mock_config"]
+    return emulated.write_mock_config(mock_file, machine_arn.rsplit(":", 1)[1], session, mocks)
 
 
 @click.command()

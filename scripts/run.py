@@ -113,7 +113,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         from cloud_cli import run_cloud  # noqa: PLC0415
 
         run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
-                   weather_days_back, detector, instance_type, prices_uri)
+                   weather_days_back, detector, instance_type, prices_uri, deployments_uri)
         return
     if not os.path.isdir(input_uri) and "://" not in input_uri:
         fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")

@@ -81,6 +81,8 @@ def _fan_out(stage: str, arn: str) -> dict[str, Any]:
 
     Child executions keep their own history, so a million photos stay far from the 25,000-event limit;
     their results are dropped (``ResultPath: null``): the shards write Parquet, the stage then merges it.
+    No failure is tolerated; that is the default, so ``ToleratedFailurePercentage`` is left out (LocalStack's
+    parser refuses the integer 0 there).
     """
     return {
         "Type": "Map",
@@ -88,7 +90,6 @@ def _fan_out(stage: str, arn: str) -> dict[str, Any]:
                        "Parameters": {"Bucket.$": "$.GuardBudget.shards_bucket", "Key.$": "$.GuardBudget.shards_key"}},
         "ItemSelector": {"shard.$": "$$.Map.Item.Value.shard", "run.$": "$", "session_id.$": "$$.Execution.Name"},
         "MaxConcurrency": 40,
-        "ToleratedFailurePercentage": 0,
         "ItemProcessor": {
             "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
             "StartAt": f"{stage}Shard",

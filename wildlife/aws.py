@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "use_spot": True, "max_images": None, "max_job_duration": None, "weather_days_back": 0,
     "target": "aws", "detector": "megadetector", "instance_type": None, "prices_uri": None,
     "deployments_uri": None, "sequence_gap_s": 60.0, "conf_threshold": 0.2, "weather_provider": "open-meteo",
-    "independence_s": 1800.0, "work_uri": None,
+    "independence_s": 1800.0, "work_uri": None, "emulated": None,
 }
 REQUIRED = ("input_uri", "output_uri", "budget_dkk")
 

@@ -37,16 +37,27 @@ def stack_outputs(target: str) -> dict[str, str]:
     return {k: v["value"] for k, v in outputs.items()}
 
 
+def profile(target: str) -> dict[str, Any]:
+    import yaml  # noqa: PLC0415
+
+    return yaml.safe_load((ROOT / "conf" / "profiles" / f"{target}.yaml").read_text())
+
+
+def use_emulator(target: str) -> None:
+    """Point this process (boto3 and pyarrow's S3 alike) at the profile's emulator, if it has one."""
+    endpoint = profile(target).get("endpoint")
+    if endpoint and not os.environ.get("AWS_ENDPOINT_URL"):
+        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                          AWS_DEFAULT_REGION=profile(target)["region"])
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
 def client(service: str, target: str):
     import boto3  # noqa: PLC0415
 
-    kwargs: dict[str, Any] = {"region_name": os.environ.get("AWS_DEFAULT_REGION", "eu-north-1")}
-    if target == "localstack" and not os.environ.get("AWS_ENDPOINT_URL"):
-        import yaml  # noqa: PLC0415
-
-        profile = yaml.safe_load((ROOT / "conf" / "profiles" / "localstack.yaml").read_text())
-        kwargs.update(endpoint_url=profile["endpoint"], aws_access_key_id="test", aws_secret_access_key="test")
-    return boto3.client(service, **kwargs)
+    use_emulator(target)
+    return boto3.client(service, region_name=os.environ.get("AWS_DEFAULT_REGION", "eu-north-1"))
 
 
 def split(uri: str) -> tuple[str, str]:

@@ -123,6 +123,7 @@ def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, A
         "odin_version": wildlife.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "params": params,
+        "emulated": params.get("emulated"),  # set on an emulator: what did not really run where it says
         "final_results": state.get("WriteOutputs"),
         "detector": state.get("Stage1Detect", {}).get("detector"),
         "estimate": est,

@@ -149,6 +149,9 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{COLORS[c]}"></i>{c}</span>' for c in cats)
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in report.get("warnings", []))
+    if report.get("emulated"):  # an emulator run: say plainly what did not run where the stack says
+        warnings = (f'<p class="warn" id="emulated">Emulated: {html.escape(", ".join(report["emulated"]["services"]))}'
+                    f' did not run on AWS. {html.escape(report["emulated"]["how"])}</p>') + warnings
     status = Counter(r["status"] for r in imgs)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Odin run {html.escape(report['session_id'])}</title>
