@@ -5,7 +5,8 @@
 
 CDK Terrain (``cdktn``) is the maintained continuation of CDKTF, which HashiCorp archived on 2025-12-10; the
 app keeps CDKTF's ``cdktf.json`` and ``main.py``. ``ODIN_PROFILES=aws`` synthesises only the named ones;
-``ODIN_STATE_BACKEND=local`` keeps state beside the stack (an offline plan); ``ODIN_SYNTH_OUT`` moves the output.
+``ODIN_STATE_BACKEND=local`` keeps state beside the stack (an offline plan); ``ODIN_SYNTH_OUT`` moves the output;
+``ODIN_AWS_ENDPOINT`` points every profile at an emulator (the tests apply the full AWS stack to moto).
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ class OdinStack(TerraformStack):
         TerraformOutput(self, "job_queue", value=queue)
 
     def _provider(self, profile: dict, tags: dict[str, str]) -> None:
-        endpoint = profile.get("endpoint")
+        endpoint = os.environ.get("ODIN_AWS_ENDPOINT") or profile.get("endpoint")
         if endpoint:  # an emulator: fixed test credentials, no AWS account checks
             AwsProvider(self, "aws", region=profile["region"], access_key="test", secret_key="test",
-                        skip_credentials_validation=True, skip_requesting_account_id=True,
+                        skip_credentials_validation=True,
                         skip_metadata_api_check="true", s3_use_path_style=True,
                         endpoints=[AwsProviderEndpoints(**{s: endpoint for s in EMULATED_SERVICES})],
                         default_tags=[AwsProviderDefaultTags(tags=tags)])

@@ -21,7 +21,8 @@ def env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def stack_dir(name: str) -> Path:
-    return ROOT / "cdktf.out" / "stacks" / name
+    """Where ``python main.py`` put a stack: ``cdktf.out/``, or ``$ODIN_SYNTH_OUT`` when set."""
+    return Path(os.environ.get("ODIN_SYNTH_OUT") or ROOT / "cdktf.out") / "stacks" / name
 
 
 def terraform(name: str, *args: str, extra_env: dict[str, str] | None = None,

@@ -41,7 +41,7 @@ def test_run_on_aws_uploads_guards_starts_and_follows(stack, tmp_path):
     (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
     assert execution["status"] == "SUCCEEDED"
     run_input = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
-    assert run_input["input_uri"] == f"s3://{BUCKET}/input/{execution['name']}"
+    assert run_input["input_uri"] == f"s3://{BUCKET}/input/{execution['name']}/photos"
     assert run_input["output_uri"] == f"s3://{BUCKET}/runs/{execution['name']}" and run_input["budget_dkk"] == 25
     status = odin("status", "--target", "aws", env=env)
     assert status.returncode == 0 and execution["name"] in status.stderr

@@ -23,12 +23,19 @@ ASL_VALIDATOR = "asl-validator@4.0.0"
 
 
 @pytest.fixture(scope="module")
-def synth():
+def synth(tmp_path_factory):
+    """Both stacks, synthesised into a folder of this module's own (other tests apply stacks meanwhile)."""
+    old = os.environ.get("ODIN_SYNTH_OUT")
+    os.environ["ODIN_SYNTH_OUT"] = str(tmp_path_factory.mktemp("cdktf.out"))
     result = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=terraform.env(), capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    return {name: json.loads((terraform.stack_dir(name) / "cdk.tf.json").read_text())
-            for name in ("odin-aws", "odin-localstack")}
+    yield {name: json.loads((terraform.stack_dir(name) / "cdk.tf.json").read_text())
+           for name in ("odin-aws", "odin-localstack")}
+    if old is None:
+        os.environ.pop("ODIN_SYNTH_OUT")
+    else:
+        os.environ["ODIN_SYNTH_OUT"] = old
 
 
 def _definition(stack: dict) -> dict:
@@ -113,7 +120,7 @@ def test_asl_validator_accepts_the_definition(synth, tmp_path):
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("npm is not installed: asl-validator cannot run")
-    prefix = ROOT / "build" / "node"
+    prefix = ROOT / "build" / "node-asl"
     validator = prefix / "node_modules" / ".bin" / "asl-validator"
     if not validator.exists():
         done = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--silent",

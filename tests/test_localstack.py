@@ -9,6 +9,7 @@ where the emulator cannot start (no Python 3.13, no package registry) or one alr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -63,17 +64,19 @@ def _session(stdout: str) -> str:
 
 def test_deploy_run_fail_budget_destroy(emulator, tmp_path):
     t0 = time.monotonic()
-    applied = odin("apply", "--target", "localstack", timeout=600)
+    synthesised = tmp_path / "cdktf.out"  # its own: other tests synthesise into cdktf.out meanwhile
+    env = dict(os.environ, ODIN_SYNTH_OUT=str(synthesised))
+    applied = odin("apply", "--target", "localstack", timeout=600, env=env)
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
     outputs = json.loads(subprocess.run(["terraform", "output", "-json"], capture_output=True, text=True,
-                                        cwd=ROOT / "cdktf.out" / "stacks" / "odin-localstack").stdout)
+                                        cwd=synthesised / "stacks" / "odin-localstack").stdout)
     bucket, machine = outputs["bucket"]["value"], outputs["state_machine_arn"]["value"]
     s3, sfn = boto3.client("s3", **KW), boto3.client("stepfunctions", **KW)
 
     # the success path: photos uploaded, the real state machine runs to Succeed, outputs come back
     out = tmp_path / "out"
     ran = odin("run", "--target", "localstack", "--input", str(SAMPLE / "photos"), "--deployments",
-               str(SAMPLE / "deployments.csv"), "--output", str(out), "--budget", "25", timeout=300)
+               str(SAMPLE / "deployments.csv"), "--output", str(out), "--budget", "25", timeout=300, env=env)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     session = _session(ran.stdout + ran.stderr)
     execution = sfn.describe_execution(executionArn=f"{machine.replace(':stateMachine:', ':execution:')}:{session}")
@@ -99,7 +102,7 @@ def test_deploy_run_fail_budget_destroy(emulator, tmp_path):
 
     # the budget path: FailBudget, and nothing after the guard started
     refused = odin("run", "--target", "localstack", "--input", str(SAMPLE / "photos"), "--output",
-                   str(tmp_path / "refused"), "--budget", "0.001", timeout=300)
+                   str(tmp_path / "refused"), "--budget", "0.001", timeout=300, env=env)
     assert refused.returncode == 3, refused.stdout[-3000:] + refused.stderr[-3000:]
     session2 = _session(refused.stdout + refused.stderr)
     arn2 = f"{machine.replace(':stateMachine:', ':execution:')}:{session2}"
@@ -112,7 +115,7 @@ def test_deploy_run_fail_budget_destroy(emulator, tmp_path):
     assert not started, f"work began although the guard refused the run: {started}"
 
     # destroy leaves nothing behind
-    destroyed = odin("destroy", "--target", "localstack", timeout=600)
+    destroyed = odin("destroy", "--target", "localstack", timeout=600, env=env)
     assert destroyed.returncode == 0, destroyed.stdout[-3000:] + destroyed.stderr[-3000:]
     assert boto3.client("s3", **KW).list_buckets()["Buckets"] == []
     assert sfn.list_state_machines()["stateMachines"] == []

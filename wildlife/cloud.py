@@ -26,7 +26,7 @@ def stack_outputs(target: str) -> dict[str, str]:
         return json.loads(Path(os.environ["ODIN_STACK_OUTPUTS"]).read_text())
     import subprocess  # noqa: PLC0415
 
-    stack = ROOT / "cdktf.out" / "stacks" / f"odin-{target}"
+    stack = Path(os.environ.get("ODIN_SYNTH_OUT") or ROOT / "cdktf.out") / "stacks" / f"odin-{target}"
     result = subprocess.run(["terraform", "output", "-json"], cwd=stack, capture_output=True, text=True) \
         if stack.is_dir() else None
     outputs = json.loads(result.stdout) if result is not None and result.returncode == 0 and result.stdout else {}
