@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE_OUT ?= out/sample
 
-.PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws destroy-aws run-aws build-docker \
+.PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws deploy-aws-repos destroy-aws run-aws build-docker \
 	up-localstack down-localstack deploy-local run-local status-local logs-local destroy-local
 
 help:
@@ -26,14 +26,14 @@ run: $(STAMP)
 	$(BIN)/python scripts/run.py run --input data/sample/photos --deployments data/sample/deployments.csv \
 		--output $(SAMPLE_OUT) --budget 25
 
-# Three workers, one file each at a time: the two emulator tests (listed first, so they start first) mostly
-# wait on Terraform and the emulators while the third worker runs everything else.
+# Four workers, one file each at a time: the two emulator tests (listed first, so they start first) mostly
+# wait on Terraform and the emulators while the other two run everything else.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 3 --dist loadfile tests/test_localstack.py tests/test_moto_stack.py tests
+	$(BIN)/python -m pytest -n 4 --dist loadfile tests/test_localstack.py tests/test_moto_stack.py tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check wildlife scripts tests bench modules functions main.py
-	$(BIN)/hadolint images/detector/Dockerfile images/detector-cpu/Dockerfile
+	$(BIN)/hadolint images/detector/Dockerfile images/detector-cpu/Dockerfile images/functions/Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/stage0.py
@@ -55,6 +55,12 @@ plan-aws: synth
 
 deploy-aws: plan-aws
 	cd $(AWS_STACK) && $(TF_RC) terraform apply -input=false odin.plan
+
+# the first deploy: ECR repositories before anything else, so the images can be pushed before the functions
+deploy-aws-repos: synth
+	cd $(AWS_STACK) && $(TF_RC) terraform init -input=false && $(TF_RC) terraform apply -input=false \
+		$$($(CURDIR)/$(BIN)/python -c "import json; r = json.load(open('cdk.tf.json'))['resource']; \
+		print(' '.join('-target=aws_ecr_repository.' + k for k in r['aws_ecr_repository']))")
 
 destroy-aws: synth
 	cd $(AWS_STACK) && $(TF_RC) terraform init -input=false && $(TF_RC) terraform destroy -input=false
@@ -89,6 +95,7 @@ destroy-local: $(STAMP)
 build-docker:
 	docker build -f images/detector/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector .
 	docker build -f images/detector-cpu/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector-cpu .
+	docker build -f images/functions/Dockerfile -t odin-functions .
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache cdktf.out build

@@ -39,22 +39,27 @@ def assume(service: str) -> str:
         {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
 
 
+def repository(scope: Construct, id: str, name: str, tags: dict[str, str]) -> EcrRepository:
+    """An ECR repository: immutable tags, scanned on push, KMS-encrypted, the last 10 images kept."""
+    repo = EcrRepository(scope, id, name=name, image_tag_mutability="IMMUTABLE",
+                         image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
+                         force_delete=False,
+                         encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS")],
+                         tags=tags)
+    EcrLifecyclePolicy(scope, f"{id}-lifecycle", repository=repo.name, policy=json.dumps({"rules": [
+        {"rulePriority": 1, "description": "keep the last 10 images",
+         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
+         "action": {"type": "expire"}}]}))
+    return repo
+
+
 class Compute(Construct):
     def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, subnet_ids: list[str],
                  security_group_id: str, bucket_arn: str, tags: dict[str, str]):
         super().__init__(scope, id)
         self.repositories = {}
         for image in IMAGES:
-            repo = EcrRepository(self, f"repo-{image}", name=f"{name}/{image}", image_tag_mutability="IMMUTABLE",
-                                 image_scanning_configuration=EcrRepositoryImageScanningConfiguration(
-                                     scan_on_push=True), force_delete=False,
-                                 encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS")],
-                                 tags=tags)
-            EcrLifecyclePolicy(self, f"repo-{image}-lifecycle", repository=repo.name, policy=json.dumps({"rules": [
-                {"rulePriority": 1, "description": "keep the last 10 images",
-                 "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
-                 "action": {"type": "expire"}}]}))
-            self.repositories[image] = repo
+            self.repositories[image] = repository(self, f"repo-{image}", f"{name}/{image}", tags)
         service_role = IamRole(self, "batch-service", name_prefix="odin-batch-service-",
                                assume_role_policy=assume("batch.amazonaws.com"), tags=tags)
         IamRolePolicyAttachment(self, "batch-service-policy", role=service_role.name,

@@ -1,8 +1,14 @@
 """One Lambda per light stage, each a few lines in ``functions/<stage>/handler.py`` over ``wildlife``.
 
-The code zip is built here, in Python and reproducibly (sorted entries, fixed timestamps and modes), so the
-same source gives the same hash and Terraform changes a function only when its code changed. Each function
-has its own role: read and write the data bucket's run prefixes (input/, runs/, tmp/), write its own log group.
+How the code ships is the profile's ``functions.package``:
+- ``image`` (AWS): one container image for every function (``images/functions/Dockerfile``: the project and
+  its dependencies, pyarrow, numpy, OpenCV, hdbscan; about 600 MB, far over the 250 MB a zip and its layers may
+  unpack to), pushed to the ECR repository made here; each function names its handler in ``image_config``.
+- ``zip``: ``wildlife/`` and ``functions/`` as a zip built here, in Python and reproducibly (sorted entries,
+  fixed timestamps and modes), so the same source gives the same hash and Terraform changes a function only
+  when its code changed. The dependencies must then come from ``layer_arns``.
+Each function has its own role: read and write the data bucket's run prefixes (input/, runs/, tmp/), write its
+own log group.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.lambda_function import LambdaFunction, LambdaFunctionEnvironment
 from constructs import Construct
 
-from modules.compute import assume
+from modules.compute import assume, repository
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = {  # state name -> folder under functions/
@@ -52,9 +58,18 @@ class Functions(Construct):
     def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, bucket_arn: str, environment: dict,
                  tags: dict[str, str]):
         super().__init__(scope, id)
-        zip_path = ROOT / "build" / "lambda.zip"
-        build_zip(zip_path)
-        asset = TerraformAsset(self, "code", path=str(zip_path), type=AssetType.FILE)
+        if cfg.get("package", "zip") == "image":
+            self.repository = repository(self, "repo", f"{name}/functions", tags)
+            image_uri = f"{self.repository.repository_url}:{cfg.get('image_tag', 'latest')}"
+            code = lambda folder: {"package_type": "Image", "image_uri": image_uri,  # noqa: E731
+                                   "image_config": {"command": [f"functions.{folder}.handler.handler"]}}
+        else:
+            zip_path = ROOT / "build" / "lambda.zip"
+            build_zip(zip_path)
+            asset = TerraformAsset(self, "code", path=str(zip_path), type=AssetType.FILE)
+            code = lambda folder: {"runtime": "python3.11", "handler": f"functions.{folder}.handler.handler",  # noqa: E731
+                                   "filename": asset.path, "source_code_hash": asset.asset_hash,
+                                   "layers": cfg.get("layer_arns") or None}
         self.arns: dict[str, str] = {}
         for state, folder in HANDLERS.items():
             fn_name = f"{name}-{folder.replace('_', '-')}"
@@ -71,10 +86,8 @@ class Functions(Construct):
                     {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                      "Resource": f"{logs.arn}:*"}]}))
             fn = LambdaFunction(
-                self, folder, function_name=fn_name, role=role.arn, runtime="python3.11",
-                handler=f"functions.{folder}.handler.handler", filename=asset.path,
-                source_code_hash=asset.asset_hash, memory_size=cfg["memory_mb"], timeout=cfg["timeout_s"],
-                layers=cfg.get("layer_arns") or None, architectures=["x86_64"],
+                self, folder, function_name=fn_name, role=role.arn, **code(folder),
+                memory_size=cfg["memory_mb"], timeout=cfg["timeout_s"], architectures=["x86_64"],
                 environment=LambdaFunctionEnvironment(variables={**environment, "ODIN_NO_PROGRESS": "1"}),
                 tracing_config={"mode": "Active"}, reserved_concurrent_executions=50,
                 depends_on=[logs], tags=tags)

@@ -3,6 +3,7 @@ machine (structure and asl-validator), reproducible Lambda code, and the handler
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ from wildlife.graph import BUDGET_STAGES, GRAPH
 
 sys.path.insert(0, str(ROOT))
 from modules import terraform
-from modules.functions import build_zip
+from modules.functions import HANDLERS, build_zip
 
 ASL_VALIDATOR = "asl-validator@4.0.0"
 
@@ -135,6 +136,21 @@ def test_asl_validator_accepts_the_definition(synth, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({"StartAt": "Nowhere", "States": {"A": {"Type": "Succeed"}}}))
     assert subprocess.run([str(validator), "--json-path", str(broken)], capture_output=True).returncode != 0
+
+
+def test_aws_functions_run_one_image_each_with_its_own_handler(synth):
+    """pyarrow + numpy alone unpack past Lambda's 250 MB zip limit: on AWS every function runs the image."""
+    functions = synth["odin-aws"]["resource"]["aws_lambda_function"]
+    assert len(functions) == len(HANDLERS)
+    for fn in functions.values():
+        assert fn["package_type"] == "Image" and fn["image_uri"].endswith(":0.1.0")
+        (command,) = fn["image_config"]["command"]
+        module, _, attr = command.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attr))  # the handler the image will call
+        assert "filename" not in fn and "runtime" not in fn
+    (repo,) = [r for r in synth["odin-aws"]["resource"]["aws_ecr_repository"].values()
+               if r["name"].endswith("/functions")]
+    assert repo["image_scanning_configuration"]["scan_on_push"] and repo["image_tag_mutability"] == "IMMUTABLE"
 
 
 def test_lambda_zip_is_reproducible(tmp_path):

@@ -1,5 +1,5 @@
-"""The full AWS profile (Lambda, Batch, Budgets, ECR, endpoints) applied by Terraform to moto server, one run
-executed through the real Batch integration, then destroyed. moto's gaps are filled in ``motoharness``.
+"""The full AWS profile (Lambda, Batch, Budgets, ECR, endpoints) applied by Terraform to moto server and one run
+executed through the real Batch integration. moto's gaps are filled in ``motoharness``.
 
 moto does not run Lambda code: each invocation returns the next queued result. The results queued here are
 the ones our handlers return for the sample photos (computed on this host by ``wildlife.emulated``), so the
@@ -62,6 +62,10 @@ def test_full_aws_profile_applies_runs_and_destroys_on_moto(moto, tmp_path, monk
     applied = time.monotonic() - t0
     outputs = {k: v["value"] for k, v in json.loads(subprocess.run(
         ["terraform", "output", "-json"], cwd=stack, capture_output=True, text=True).stdout).items()}
+    made = {r["type"] for r in json.loads((stack / "terraform.odin-aws.tfstate").read_text())["resources"]}
+    assert made >= {"aws_batch_compute_environment", "aws_batch_job_queue", "aws_batch_job_definition",
+                    "aws_budgets_budget", "aws_lambda_function", "aws_ecr_repository", "aws_vpc_endpoint",
+                    "aws_sfn_state_machine", "aws_cloudwatch_metric_alarm", "aws_s3_bucket_lifecycle_configuration"}
 
     for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                        "AWS_DEFAULT_REGION": "eu-north-1"}.items():
@@ -108,11 +112,5 @@ def test_full_aws_profile_applies_runs_and_destroys_on_moto(moto, tmp_path, monk
     assert job["arrayProperties"]["size"] == state["CostEstimation"]["array_size"]
     assert job["container"]["command"] == state["CostEstimation"]["stage1_command"]
 
-    s3_objects = s3.list_object_versions(Bucket=bucket)
-    for v in s3_objects.get("Versions", []) + s3_objects.get("DeleteMarkers", []):
-        s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])  # AWS's bucket is never forced
-    t1 = time.monotonic()
-    _terraform(stack, "destroy", "-auto-approve", "-input=false")
-    left = json.loads((stack / "terraform.odin-aws.tfstate").read_text())["resources"]
-    assert left == []
-    print(f"moto: full AWS stack applied in {applied:.0f} s, destroyed in {time.monotonic() - t1:.0f} s")
+    # destroy is proven on LocalStack (tests/test_localstack.py); moto's state goes with its server
+    print(f"moto: full AWS stack applied in {applied:.0f} s")
