@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from wildlife.cloud import stack_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 MIRROR = Path("/opt/tf-plugins/registry.terraform.io/hashicorp/aws")
 
@@ -18,11 +20,6 @@ def env(extra: dict[str, str] | None = None) -> dict[str, str]:
         out["TF_CLI_CONFIG_FILE"] = str(ROOT / "terraformrc")
     out.update(extra or {})
     return out
-
-
-def stack_dir(name: str) -> Path:
-    """Where ``python main.py`` put a stack: ``cdktf.out/``, or ``$ODIN_SYNTH_OUT`` when set."""
-    return Path(os.environ.get("ODIN_SYNTH_OUT") or ROOT / "cdktf.out") / "stacks" / name
 
 
 def terraform(name: str, *args: str, extra_env: dict[str, str] | None = None,

@@ -108,6 +108,9 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
                  "work_uri": f"s3://{outputs['bucket']}/tmp/{session}"}
     machine = outputs["state_machine_arn"]
     if emulated:
+        from wildlife.emulated import LABEL  # noqa: PLC0415
+
+        run_input["emulated"] = LABEL  # the run report and report.html say what did not run on AWS
         machine += _stand_in(target, run_input, session, machine)
     started = sfn.start_execution(stateMachineArn=machine, name=session, input=json.dumps(run_input))
     console.print(f"started {started['executionArn']}")
@@ -129,18 +132,15 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
 def _stand_in(target: str, run_input: dict, session: str, machine_arn: str) -> str:
     """The emulator's missing Lambda and Batch tasks, played on this host; returns the mock test case's
     ARN suffix."""
-    from pathlib import Path  # noqa: PLC0415
-
     from wildlife import cloud, emulated  # noqa: PLC0415
 
-    run_input["emulated"] = emulated.LABEL
     console.print(f"[yellow]emulated[/yellow]: {', '.join(emulated.LABEL['services'])} run on this host; the "
                   "emulator's state machine replays their results")
     mocks, state = emulated.stand_in(run_input, session)
     if state.get("error"):
         console.print(f"[yellow]a task failed here[/yellow] ({state['error']['Error']}); the state machine will "
                       "take its Catch path")
-    mock_file = Path(cloud.ROOT) / cloud.profile(target)["sfn_mock_config"]
+    mock_file = cloud.ROOT / cloud.profile(target)["sfn_mock_config"]
     return emulated.write_mock_config(mock_file, machine_arn.rsplit(":", 1)[1], session, mocks)
 
 

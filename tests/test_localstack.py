@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, SAMPLE, odin
 
+from wildlife import cloud
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMULATOR = [sys.executable, str(ROOT / "scripts" / "localstack.py")]
 KW = {"endpoint_url": "http://127.0.0.1:4566", "region_name": "eu-north-1", "aws_access_key_id": "test",
@@ -62,15 +64,15 @@ def _session(stdout: str) -> str:
     return next(w.rsplit(":", 1)[1] for w in stdout.split() if ":execution:" in w)
 
 
-def test_deploy_run_fail_budget_destroy(emulator, tmp_path):
+def test_deploy_run_fail_budget_destroy(emulator, tmp_path, monkeypatch):
     t0 = time.monotonic()
-    synthesised = tmp_path / "cdktf.out"  # its own: other tests synthesise into cdktf.out meanwhile
-    env = dict(os.environ, ODIN_SYNTH_OUT=str(synthesised))
+    # its own synth folder: other tests synthesise into cdktf.out meanwhile
+    monkeypatch.setenv("ODIN_SYNTH_OUT", str(tmp_path / "cdktf.out"))
+    env = dict(os.environ)
     applied = odin("apply", "--target", "localstack", timeout=600, env=env)
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
-    outputs = json.loads(subprocess.run(["terraform", "output", "-json"], capture_output=True, text=True,
-                                        cwd=synthesised / "stacks" / "odin-localstack").stdout)
-    bucket, machine = outputs["bucket"]["value"], outputs["state_machine_arn"]["value"]
+    outputs = cloud.stack_outputs("localstack")
+    bucket, machine = outputs["bucket"], outputs["state_machine_arn"]
     s3, sfn = boto3.client("s3", **KW), boto3.client("stepfunctions", **KW)
 
     # the success path: photos uploaded, the real state machine runs to Succeed, outputs come back

@@ -19,6 +19,8 @@ import boto3
 import pytest
 from conftest import ROOT, SAMPLE, _free_port
 
+from wildlife import cloud
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -60,8 +62,8 @@ def test_full_aws_profile_applies_runs_and_destroys_on_moto(moto, tmp_path, monk
     _terraform(stack, "init", "-input=false")
     _terraform(stack, "apply", "-auto-approve", "-input=false")
     applied = time.monotonic() - t0
-    outputs = {k: v["value"] for k, v in json.loads(subprocess.run(
-        ["terraform", "output", "-json"], cwd=stack, capture_output=True, text=True).stdout).items()}
+    monkeypatch.setenv("ODIN_SYNTH_OUT", str(out))
+    outputs = cloud.stack_outputs("aws")
     made = {r["type"] for r in json.loads((stack / "terraform.odin-aws.tfstate").read_text())["resources"]}
     assert made >= {"aws_batch_compute_environment", "aws_batch_job_queue", "aws_batch_job_definition",
                     "aws_budgets_budget", "aws_lambda_function", "aws_ecr_repository", "aws_vpc_endpoint",

@@ -21,12 +21,17 @@ class NotDeployed(Exception):
     """The profile's stack has no outputs: it was never applied here."""
 
 
+def stack_dir(name: str) -> Path:
+    """Where ``python main.py`` put a stack: ``cdktf.out/``, or ``$ODIN_SYNTH_OUT`` when set."""
+    return Path(os.environ.get("ODIN_SYNTH_OUT") or ROOT / "cdktf.out") / "stacks" / name
+
+
 def stack_outputs(target: str) -> dict[str, str]:
     if os.environ.get("ODIN_STACK_OUTPUTS"):
         return json.loads(Path(os.environ["ODIN_STACK_OUTPUTS"]).read_text())
     import subprocess  # noqa: PLC0415
 
-    stack = Path(os.environ.get("ODIN_SYNTH_OUT") or ROOT / "cdktf.out") / "stacks" / f"odin-{target}"
+    stack = stack_dir(f"odin-{target}")
     result = subprocess.run(["terraform", "output", "-json"], cwd=stack, capture_output=True, text=True) \
         if stack.is_dir() else None
     outputs = json.loads(result.stdout) if result is not None and result.returncode == 0 and result.stdout else {}
@@ -45,10 +50,12 @@ def profile(target: str) -> dict[str, Any]:
 
 def use_emulator(target: str) -> None:
     """Point this process (boto3 and pyarrow's S3 alike) at the profile's emulator, if it has one."""
-    endpoint = profile(target).get("endpoint")
-    if endpoint and not os.environ.get("AWS_ENDPOINT_URL"):
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                          AWS_DEFAULT_REGION=profile(target)["region"])
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return
+    chosen = profile(target)
+    if chosen.get("endpoint"):
+        os.environ.update(AWS_ENDPOINT_URL=chosen["endpoint"], AWS_ACCESS_KEY_ID="test",
+                          AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION=chosen["region"])
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
 

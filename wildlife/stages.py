@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import budget, checkpoint, fs, outputs, sequences, stage0, stage1, stage2, weather
+from wildlife import budget, checkpoint, cloud, fs, outputs, sequences, stage0, stage1, stage2, weather
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
@@ -75,7 +75,7 @@ def _s3_location(uri: str) -> dict[str, str | None]:
     """Bucket and key of an s3:// URI, for the Distributed Map's ItemReader (None for local runs)."""
     if not uri.startswith("s3://"):
         return {"shards_bucket": None, "shards_key": None}
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, key = cloud.split(uri)
     return {"shards_bucket": bucket, "shards_key": key}
 
 
