@@ -191,14 +191,20 @@ def models() -> None:
 
 @models.command("fetch")
 @click.argument("key", type=click.Choice(["md-v5a", "md-v5b"]))
-@click.option("--sha256", default=None, help="The published SHA-256 of the weights file, when none is pinned.")
+@click.option("--sha256", default=None, help="Check the download against this SHA-256, not the pinned MD5.")
 @click.option("--url", default=None, help="Download from this address instead of the official release.")
 def models_fetch(key, sha256, url):
-    """Download MegaDetector weights, verify their SHA-256, convert to ONNX, cache them."""
+    """Download MegaDetector weights, verify their pinned hash, convert to ONNX, cache them."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
+
     from wildlife.detect import weights  # noqa: PLC0415
 
     try:
-        path = weights.fetch(key, sha256=sha256, url=url)
+        with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"downloading {weights.KNOWN[key]['file']}", total=None)
+            path = weights.fetch(key, sha256=sha256, url=url,
+                                 progress=lambda n, total: bar.update(task, advance=n, total=total or None))
     except ValueError as exc:
         fail(EXIT_USAGE, str(exc))
     except OSError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
 import sys
 import zipfile
 
@@ -13,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, SAMPLE, odin
+from conftest import SAMPLE, odin
 from tinymodels import save_checkpoint
 
 from wildlife.detect import engine, weights, yolo
@@ -186,7 +185,51 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
     assert not (tmp_path / "o").exists()  # refused before any work
 
 
-def test_models_fetch_refuses_without_a_pinned_hash():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts/run.py"), "models", "fetch", "md-v5a"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "--sha256" in result.stderr
+@pytest.fixture
+def release_server(tmp_path):
+    """A loopback stand-in for the release address: serves files from a folder, counts requests."""
+    from functools import partial  # noqa: PLC0415
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+    from threading import Thread  # noqa: PLC0415
+
+    root = tmp_path / "release"
+    root.mkdir()
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_models_fetch_checks_the_pinned_hash_and_deletes_a_mismatch(release_server, tmp_path, monkeypatch):
+    root, base = release_server
+    monkeypatch.setenv("ODIN_MODELS", str(tmp_path / "cache"))
+    (root / "md_v5a.0.0.pt").write_bytes(b"not the released weights")
+    with pytest.raises(ValueError, match=r"MD5 mismatch.*expected ec1d7603ec8cf642d6e0cd008ba2be8c"):
+        weights.fetch("md-v5a", url=f"{base}/md_v5a.0.0.pt")
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-downloaded or unverified is kept
+
+
+def test_models_fetch_with_a_given_sha256_caches_recognises_and_exports(release_server, tiny_checkpoint, tmp_path,
+                                                                        monkeypatch):
+    root, base = release_server
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ODIN_MODELS", str(cache))
+    (root / "mirror.pt").write_bytes(tiny_checkpoint[0].read_bytes())
+    sha = weights.sha256_of(tiny_checkpoint[0])
+    with pytest.raises(ValueError, match="SHA-256 mismatch"):
+        weights.fetch("md-v5b", sha256="0" * 64, url=f"{base}/mirror.pt")
+    path = weights.fetch("md-v5b", sha256=sha.upper(), url=f"{base}/mirror.pt")
+    assert path == cache / "md_v5b.0.0.pt" and json.loads((cache / "known.json").read_text()) == {sha: "md-v5b"}
+    loaded = weights.load_yolov5(path)  # recognised by the hash recorded at download time
+    assert (loaded.name, loaded.version) == ("megadetector-md-v5b", "v5b.0.0")
+    side = json.loads((cache / "md-v5b.onnx").with_suffix(".json").read_text())
+    assert side["source_sha256"] == sha and side["version"] == "v5b.0.0"
+
+
+def test_weights_are_recognised_by_the_publishers_md5(tiny_checkpoint, monkeypatch):
+    _, md5 = weights.digests(tiny_checkpoint[0])
+    monkeypatch.setitem(weights.KNOWN, "md-v5a", dict(weights.KNOWN["md-v5a"], md5=md5))
+    loaded = weights.load_yolov5(tiny_checkpoint[0])
+    assert (loaded.name, loaded.version) == ("megadetector-md-v5a", "v5a.0.0")

@@ -27,13 +27,16 @@ import torch
 
 from wildlife.detect.yolo import YoloModel
 
-# Known weight files. The hashes are what ``models fetch`` checks a download against; a file whose hash is
-# listed is recognised by it in the outputs. None: not pinned in this version (fetch then needs --sha256).
+# Known weight files, pinned by the checksum their publisher gives: MegaDetector's own model table
+# (megadetector/detection/run_detector.py, ``known_models``) lists an MD5 per release file and no SHA-256.
+# ``models fetch`` checks a download against it (or against ``--sha256`` when given) and records the file's
+# SHA-256 in the cache's known.json; a file with a listed hash is recognised by it in the outputs.
+_RELEASE = "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/"
 KNOWN = {
-    "md-v5a": {"file": "md_v5a.0.0.pt", "version": "v5a.0.0", "sha256": None,
-               "url": "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/md_v5a.0.0.pt"},
-    "md-v5b": {"file": "md_v5b.0.0.pt", "version": "v5b.0.0", "sha256": None,
-               "url": "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/md_v5b.0.0.pt"},
+    "md-v5a": {"file": "md_v5a.0.0.pt", "version": "v5a.0.0", "md5": "ec1d7603ec8cf642d6e0cd008ba2be8c",
+               "url": _RELEASE + "md_v5a.0.0.pt"},
+    "md-v5b": {"file": "md_v5b.0.0.pt", "version": "v5b.0.0", "md5": "bc235e73f53c5c95e66ea0d1b2cbf542",
+               "url": _RELEASE + "md_v5b.0.0.pt"},
 }
 MD_THRESHOLDS = {"typical": 0.2, "conservative": 0.05}
 STORAGE_DTYPES = {"HalfStorage": torch.float16, "FloatStorage": torch.float32, "DoubleStorage": torch.float64,
@@ -156,18 +159,24 @@ class Loaded:
     sha256: str
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
+def digests(path: str | Path) -> tuple[str, str]:
+    """(SHA-256, MD5) of a file, read once."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+            sha.update(block)
+            md5.update(block)
+    return sha.hexdigest(), md5.hexdigest()
 
 
-def identify(sha: str, path: str | Path) -> tuple[str, str]:
-    confirmed = _known_local()  # hashes checked at download time by ``fetch``
+def sha256_of(path: str | Path) -> str:
+    return digests(path)[0]
+
+
+def identify(sha: str, md5: str, path: str | Path) -> tuple[str, str]:
+    confirmed = _known_local()  # SHA-256 of files checked at download time by ``fetch``
     for key, info in KNOWN.items():
-        if info["sha256"] == sha or confirmed.get(sha) == key:
+        if info["md5"] == md5 or confirmed.get(sha) == key:
             return f"megadetector-{key}", info["version"]
     return f"yolov5:{Path(path).name}", f"sha256:{sha[:12]}"
 
@@ -195,8 +204,8 @@ def load_yolov5(path: str | Path) -> Loaded:
                          f"unexpected {unexpected[:5]}, wrong shape {shapes[:5]}")
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     model.eval()
-    sha = sha256_of(path)
-    name, version = identify(sha, path)
+    sha, md5 = digests(path)
+    name, version = identify(sha, md5, path)
     return Loaded(model, name, version, sha)
 
 
@@ -231,18 +240,14 @@ def _known_local() -> dict[str, str]:
 
 
 def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=None) -> Path:
-    """Download a known model, check its SHA-256, load it strictly, export ONNX; returns the weights path.
+    """Download a known model, check it against its pinned hash, load it strictly, export ONNX.
 
-    The hash must be pinned in ``KNOWN`` or given (``sha256``, from the model's release notes); a download
-    that does not match is deleted.
+    The check is the publisher's MD5 from ``KNOWN``, or ``sha256`` when given (a mirror's own file, or a
+    hash from the release notes). A download that does not match is deleted. Returns the weights path.
     """
     import urllib.request  # noqa: PLC0415
 
     info = KNOWN[key]
-    expected = (sha256 or info["sha256"] or "").lower()
-    if not expected:
-        raise ValueError(f"no SHA-256 is pinned for {key} in this version of Odin: pass --sha256 with the hash "
-                         f"published for {info['file']}, so that what is downloaded is what was released")
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / info["file"]
@@ -254,13 +259,15 @@ def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=
             f.write(block)
             if progress:
                 progress(len(block), total)
-    got = sha256_of(partial)
+    sha, md5 = digests(partial)
+    kind, expected, got = ("SHA-256", sha256.lower(), sha) if sha256 else ("MD5", info["md5"], md5)
     if got != expected:
         partial.unlink()
-        raise ValueError(f"SHA-256 mismatch for {info['file']}: expected {expected}, got {got}; deleted")
+        raise ValueError(f"{kind} mismatch for {info['file']}: expected {expected}, got {got}; the download was "
+                         "deleted. Check the address (--url) or the hash you gave (--sha256).")
     partial.replace(target)
     known = _known_local()
-    known[got] = key
+    known[sha] = key
     (folder / "known.json").write_text(json.dumps(known, indent=2))
     export_onnx(load_yolov5(target), folder / f"{key}.onnx")
     return target
