@@ -93,8 +93,8 @@ destroy-local: $(STAMP)
 	$(BIN)/python scripts/run.py destroy --target localstack
 
 build-docker:
-	docker build -f images/detector/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector .
-	docker build -f images/detector-cpu/Dockerfile --build-arg MODEL_SHA256=$(MODEL_SHA256) -t odin-detector-cpu .
+	docker build -f images/detector/Dockerfile --build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector .
+	docker build -f images/detector-cpu/Dockerfile --build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector-cpu .
 	docker build -f images/functions/Dockerfile -t odin-functions .
 
 clean:
