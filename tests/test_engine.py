@@ -15,7 +15,8 @@ import torch
 from conftest import SAMPLE, odin
 from tinymodels import save_checkpoint
 
-from wildlife.detect import engine, weights, yolo
+from wildlife import detect
+from wildlife.detect import Detection, engine, quantize, weights, yolo
 from wildlife.detect.engine import Engine, Sidecar
 
 TINY = dict(yolo.p5(3, 0.33, 0.125), names=["animal", "person", "vehicle"])  # ~0.5 M parameters
@@ -233,3 +234,62 @@ def test_weights_are_recognised_by_the_publishers_md5(tiny_checkpoint, monkeypat
     monkeypatch.setitem(weights.KNOWN, "md-v5a", dict(weights.KNOWN["md-v5a"], md5=md5))
     loaded = weights.load_yolov5(tiny_checkpoint[0])
     assert (loaded.name, loaded.version) == ("megadetector-md-v5a", "v5a.0.0")
+
+
+def _det(category, conf, box):
+    return Detection(category, conf, box)
+
+
+def test_agreement_counts_boxes_of_the_same_category_at_iou_0_9():
+    ref = [[_det("animal", 0.9, (0.1, 0.1, 0.2, 0.2)), _det("person", 0.5, (0.5, 0.5, 0.1, 0.1)),
+            _det("animal", 0.01, (0.0, 0.0, 0.1, 0.1))],  # below min_conf: not counted
+           [_det("vehicle", 0.3, (0.2, 0.2, 0.4, 0.4))]]
+    got = [[_det("animal", 0.8, (0.1, 0.1, 0.2, 0.21)),  # IoU 0.952: matched
+            _det("animal", 0.5, (0.5, 0.5, 0.1, 0.1))],  # right box, wrong category
+           [_det("vehicle", 0.3, (0.2, 0.2, 0.4, 0.46))]]  # IoU 0.87: not matched
+    report = quantize.agreement(ref, got, min_conf=0.05)
+    assert (report["matched"], report["boxes"]) == (1, 3)
+    assert report["share"] == pytest.approx(1 / 3) and report["max_coordinate_difference"] == pytest.approx(0.01)
+
+
+def test_quantize_makes_an_int8_model_that_carries_its_agreement_report(tiny_checkpoint, tmp_path):
+    import onnx  # noqa: PLC0415
+
+    fp32 = tmp_path / "mine.onnx"
+    weights.export_onnx(weights.load_yolov5(tiny_checkpoint[0]), fp32, 640)
+    photos = sorted((SAMPLE / "photos").rglob("*.JPG"))
+    folder = tmp_path / "card"
+    folder.mkdir()
+    for p in photos[:: len(photos) // 6][:6]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    result = odin("models", "quantize", str(fp32), "--photos", str(folder), "--calibration", "3", "--check", "3")
+    assert result.returncode == 0, result.stderr
+    int8 = tmp_path / "mine.int8.onnx"
+    side = json.loads(int8.with_suffix(".json").read_text())
+    report = side["agreement"]
+    assert side["precision"] == "int8" and side["version"].endswith("+int8") and side["source_model"] == "mine.onnx"
+    assert report["photos"] == 3 and report["calibration_photos"] == 3 and 0 <= report["matched"] <= report["boxes"]
+    assert f"{report['matched']}/{report['boxes']}" in result.stderr
+    graph = onnx.load(str(int8)).graph
+    producers = {o: n for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    int8_convs = [n for n in convs if getattr(producers.get(n.input[1]), "op_type", "") == "DequantizeLinear"]
+    tail = set(quantize.float_tail(onnx.load(str(fp32))))
+    assert len(convs) - len(int8_convs) == 3  # the three detection convolutions stay in float
+    assert not any(n.name in tail for n in int8_convs) and not any(n.op_type == "QuantizeLinear" and n.name in tail
+                                                                   for n in graph.node)
+    detector, warnings = detect.load(str(int8))
+    assert detector.sidecar.precision == "int8" and detector.version.endswith("+int8")
+    assert bool(warnings) == (report["share"] < quantize.TARGET)
+    results = detector.detect([{"photo_id": "a", "uri": str(next(folder.iterdir()))}])
+    assert results[0].failure is None
+    with pytest.raises(ValueError, match="already int8"):
+        quantize.quantize(int8, [str(p) for p in folder.iterdir()], tmp_path / "again.onnx", 3)
+
+
+def test_a_fast_mode_model_below_target_or_without_a_report_is_named_in_the_run():
+    low = Sidecar(precision="int8", agreement={"matched": 90, "boxes": 100, "share": 0.9, "photos": 8})
+    assert "90/100 fp32 boxes (90.0%) on 8 held-out photos, below the 99% target" in quantize.warning(low, "m")
+    assert "without an agreement report" in quantize.warning(Sidecar(precision="int8"), "m")
+    assert quantize.warning(Sidecar(precision="int8", agreement={"share": 0.995}), "m") is None
+    assert quantize.warning(Sidecar(), "m") is None

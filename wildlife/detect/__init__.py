@@ -116,10 +116,14 @@ def _from_path(path: str) -> tuple[Detector, list[str]]:
                                   input_size=1280 if stride >= 64 else 640,
                                   classes={str(i + 1): n for i, n in enumerate(loaded.model.names)})
             return engine.Engine(engine.TorchBackend(loaded.model), side), []
+        from wildlife.detect import quantize  # noqa: PLC0415
+
         sidecar_path = p.with_suffix(".json")
         warnings = []
         if sidecar_path.exists():
             side = engine.Sidecar.read(sidecar_path)
+            if note := quantize.warning(side, p.name):
+                warnings.append(note)
         else:
             side = engine.Sidecar(name=p.name)
             warnings.append(f"{p.name}: no sidecar {sidecar_path.name}; assumed MegaDetector v5 settings "

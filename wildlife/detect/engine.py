@@ -38,6 +38,8 @@ class Sidecar:
     layout: str = "v5"  # v5: (batch, boxes, 5+nc) with objectness; v8: (batch, 4+nc, boxes) without
     classes: dict[str, str] = field(default_factory=lambda: dict(MD_CLASSES))
     thresholds: dict[str, float] = field(default_factory=lambda: {"typical": 0.2, "conservative": 0.05})
+    precision: str = "fp32"  # "int8": a fast-mode model from ``models quantize``, with its agreement below
+    agreement: dict[str, Any] | None = None  # what ``wildlife.detect.quantize`` measured against fp32
 
     @classmethod
     def read(cls, path: Path) -> Sidecar:
@@ -120,6 +122,30 @@ def to_detections(rows: np.ndarray, ratio: float, pad: tuple[float, float], shap
     return out
 
 
+def prepare(photo: dict[str, Any], size: int, stride: int):
+    """Decode and letterbox one photo: (padded BGR image, ratio, pad, original shape), or None if undecodable."""
+    long_side = max(photo.get("width") or 0, photo.get("height") or 0)
+    flag = cv2.IMREAD_COLOR
+    if long_side >= 4 * size:
+        flag = cv2.IMREAD_REDUCED_COLOR_4
+    elif long_side >= 2 * size:
+        flag = cv2.IMREAD_REDUCED_COLOR_2
+    try:
+        img = cv2.imdecode(np.frombuffer(fs.read_bytes(photo["uri"]), np.uint8), flag)
+    except OSError:
+        img = None
+    if img is None:
+        return None
+    padded, ratio, pad = letterbox(img, size, stride)
+    return padded, ratio, pad, img.shape[:2]
+
+
+def to_tensor(images: list[np.ndarray]) -> np.ndarray:
+    """Letterboxed BGR images as the model's input: RGB, CHW, float 0..1."""
+    batch = np.stack(images)[..., ::-1].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32) / 255.0
+
+
 class OnnxBackend:
     def __init__(self, path: Path):
         import onnxruntime as ort  # noqa: PLC0415
@@ -167,27 +193,6 @@ class Engine:
         self.batch_size = batch_size or (8 if backend.device == "cuda" else 1)
         self.workers = workers or min(4, os.cpu_count() or 1)
 
-    def _prepare(self, photo: dict[str, Any]):
-        size = self.sidecar.input_size
-        long_side = max(photo.get("width") or 0, photo.get("height") or 0)
-        flag = cv2.IMREAD_COLOR
-        if long_side >= 4 * size:
-            flag = cv2.IMREAD_REDUCED_COLOR_4
-        elif long_side >= 2 * size:
-            flag = cv2.IMREAD_REDUCED_COLOR_2
-        try:
-            img = cv2.imdecode(np.frombuffer(fs.read_bytes(photo["uri"]), np.uint8), flag)
-        except OSError:
-            img = None
-        if img is None:
-            return None
-        padded, ratio, pad = letterbox(img, size, self.sidecar.stride)
-        return padded, ratio, pad, img.shape[:2]
-
-    def _tensor(self, images: list[np.ndarray]) -> np.ndarray:
-        batch = np.stack(images)[..., ::-1].transpose(0, 3, 1, 2)  # BGR HWC -> RGB CHW
-        return np.ascontiguousarray(batch, dtype=np.float32) / 255.0
-
     def detect(self, batch: list[dict[str, Any]]) -> list[Result]:
         results: list[Result | None] = [None] * len(batch)
         pending: list[tuple[int, tuple]] = []
@@ -195,7 +200,7 @@ class Engine:
             window: deque = deque()
             items = iter(enumerate(batch))
             for i, photo in items:  # keep a bounded number of decodes ahead of inference
-                window.append((i, pool.submit(self._prepare, photo)))
+                window.append((i, pool.submit(prepare, photo, self.sidecar.input_size, self.sidecar.stride)))
                 if len(window) >= self.workers * 2 + self.batch_size:
                     self._drain(window.popleft(), pending, results)
             while window:
@@ -221,7 +226,7 @@ class Engine:
             while len(group) >= self.batch_size or (force and group):
                 chunk, group[:] = group[: self.batch_size], group[self.batch_size:]
                 try:
-                    out = self.backend(self._tensor([p[0] for _, p in chunk]))
+                    out = self.backend(to_tensor([p[0] for _, p in chunk]))
                 except Exception as exc:  # noqa: BLE001 - a failing batch fails its photos, not the run
                     for i, _ in chunk:
                         results[i] = Result(failure=f"inference failed: {type(exc).__name__}: {exc}"[:300])
