@@ -35,7 +35,7 @@ def test_checkpoint_loads_strictly_and_exactly_without_yolov5(tiny_checkpoint):
     loaded = weights.load_yolov5(path)
     assert "models" not in sys.modules  # nothing from YOLOv5 was imported to load it
     assert loaded.model.names == ["animal", "person", "vehicle"]
-    assert loaded.sha256 == weights.sha256_of(path) and loaded.version.startswith("sha256:")
+    assert loaded.sha256 == weights.digests(path)[0] and loaded.version.startswith("sha256:")
     x = torch.rand(1, 3, 256, 320)
     with torch.no_grad():
         assert torch.equal(loaded.model(x), reference(x))
@@ -218,7 +218,7 @@ def test_models_fetch_with_a_given_sha256_caches_recognises_and_exports(release_
     cache = tmp_path / "cache"
     monkeypatch.setenv("ODIN_MODELS", str(cache))
     (root / "mirror.pt").write_bytes(tiny_checkpoint[0].read_bytes())
-    sha = weights.sha256_of(tiny_checkpoint[0])
+    sha, _ = weights.digests(tiny_checkpoint[0])
     with pytest.raises(ValueError, match="SHA-256 mismatch"):
         weights.fetch("md-v5b", sha256="0" * 64, url=f"{base}/mirror.pt")
     path = weights.fetch("md-v5b", sha256=sha.upper(), url=f"{base}/mirror.pt")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from wildlife.detect import Detection, Result, engine
+from wildlife.detect import Detection, engine
 
 TARGET = 0.99  # share of fp32 boxes an int8 model must reproduce to run without a warning
 IOU = 0.9
@@ -123,22 +123,21 @@ def quantize(model_path: Path, photos: list[str], out: Path, calibration: int = 
                         nodes_to_exclude=float_tail(graph), extra_options={"CalibStridedMinMax": 1})
     progress(f"checking agreement on {len(held_out)} held-out photos")
     batch = [{"photo_id": str(i), "uri": uri} for i, uri in enumerate(held_out)]
-    fp32 = engine.Engine(engine.OnnxBackend(model_path), side).detect(batch)
-    int8 = engine.Engine(engine.OnnxBackend(out), side).detect(batch)
+
+    def boxes(path: Path) -> list[list[Detection]]:
+        return [r.detections for r in engine.Engine(engine.OnnxBackend(path), side).detect(batch)]
+
+    fp32, int8 = boxes(model_path), boxes(out)
     report = {
         "photos": len(held_out), "calibration_photos": len(calib), "target": TARGET,
-        **agreement(_boxes(fp32), _boxes(int8), side.thresholds.get("conservative", 0.05)),
-        "typical": agreement(_boxes(fp32), _boxes(int8), side.thresholds.get("typical", 0.2)),
+        **agreement(fp32, int8, side.thresholds.get("conservative", 0.05)),
+        "typical": agreement(fp32, int8, side.thresholds.get("typical", 0.2)),
     }
     data = json.loads(side_path.read_text()) if side_path.exists() else {"name": side.name}
     data.update(precision="int8", version=f"{side.version}+int8", agreement=report,
                 source_model=model_path.name)
     out.with_suffix(".json").write_text(json.dumps(data, indent=2))
     return report
-
-
-def _boxes(results: list[Result]) -> list[list[Detection]]:
-    return [r.detections for r in results]
 
 
 def warning(side: engine.Sidecar, name: str) -> str | None:

@@ -169,10 +169,6 @@ def digests(path: str | Path) -> tuple[str, str]:
     return sha.hexdigest(), md5.hexdigest()
 
 
-def sha256_of(path: str | Path) -> str:
-    return digests(path)[0]
-
-
 def identify(sha: str, md5: str, path: str | Path) -> tuple[str, str]:
     confirmed = _known_local()  # SHA-256 of files checked at download time by ``fetch``
     for key, info in KNOWN.items():
