@@ -16,6 +16,14 @@ from typing import Any
 from wildlife.deployments import Deployment, parse_tz
 
 RESET_BEFORE_YEAR = 2005
+# Flags after which a photo's time cannot be used as a time of day or date: analyses (activity, events,
+# effort), the report and Camtrap DP's timestampIssues leave such photos out or mark them. One definition.
+UNTRUSTED_FLAGS = frozenset({"no_exif_time", "camera_reset", "future_date", "timezone_unknown"})
+
+
+def trusted(flags: list[str] | None) -> bool:
+    """Whether a photo's time can be used (none of UNTRUSTED_FLAGS among its clock flags)."""
+    return not any(f in UNTRUSTED_FLAGS for f in flags or ())
 
 
 def parse_exif_time(text: str | None, subsec: str | None = None) -> datetime | None:
