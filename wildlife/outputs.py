@@ -84,7 +84,7 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
         detector=f"{det['name']} {det['version']}", threshold=params["conf_threshold"],
         session_id=state["session_id"])
     errors = camtrapdp.validate(package_uri)
-    package["valid"] = not errors
+    package.update(valid=not errors, errors=errors[:20], error_count=len(errors))  # the report lists them
     if errors:
         package["warnings"].append(f"Camtrap DP: {len(errors)} validation error(s), first: {errors[:3]}")
     state = dict(state, camtrap_dp=package)
@@ -97,7 +97,8 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state, WriteOutputs=dict(payload))
     state.setdefault("timings", {})["WriteOutputs"] = round(time.monotonic() - t0, 3)
     run_report = report(state, media)
-    page = report_html.render(run_report, media, files["detections.parquet"], clusters, params["conf_threshold"])
+    page = report_html.render(run_report, media, files["detections.parquet"], clusters, params["conf_threshold"],
+                              deployments.load(params["deployments_uri"]) if params.get("deployments_uri") else {})
     fs.write_bytes(html_uri, page.encode())
     fs.write_json(report_uri, run_report)
     return payload

@@ -1,8 +1,11 @@
 """``report.html``: one self-contained page of a run, for people rather than for programs.
 
-Activity by hour of day per category, detections per deployment, events on a timeline, weather at events,
-estimate against measured cost and time, and thumbnails of the top events with their boxes drawn. Plots
-are inline SVG and thumbnails inline JPEG, so the file can be mailed or opened offline.
+What came in and what came out (failed and skipped files with their reasons, photos the detector did not
+assess, the Camtrap DP validation result), activity by the camera's local hour from independent records,
+independent records and effort per deployment, events on a timeline, clock flags, weather at events,
+estimate against measured, and thumbnails of the top events with their boxes drawn. Photos whose time cannot
+be trusted are left out of every time-based plot, and the page says how many and why. Plots are inline SVG
+(``report_plots``) and thumbnails inline JPEG, so the file can be mailed or opened offline.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 from collections import Counter, defaultdict
-from datetime import datetime
 from typing import Any
 
 import cv2
@@ -18,67 +20,22 @@ import numpy as np
 import pyarrow as pa
 
 from wildlife import fs
+from wildlife import report_facts as facts
+from wildlife import report_plots as plots
+from wildlife.deployments import Deployment
 
-COLORS = {"animal": "#2e7d32", "person": "#1565c0", "vehicle": "#ef6c00"}
+LIST_LIMIT = 200  # rows of long tables (failed files, weather at events) shown; the Parquet tables have all
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0} section{margin:2rem 0}
 table{border-collapse:collapse} td,th{border-bottom:1px solid #ddd;padding:.3rem .7rem;text-align:right}
-th:first-child,td:first-child{text-align:left} .thumbs{display:flex;flex-wrap:wrap;gap:1rem}
+th:first-child,td:first-child{text-align:left} td.text{text-align:left} .thumbs{display:flex;flex-wrap:wrap;gap:1rem}
 figure{margin:0;width:320px} figure img{width:320px;border-radius:4px} figcaption{font-size:.85rem;color:#444}
 .legend span{display:inline-block;margin-right:1rem} .legend i{display:inline-block;width:.8rem;height:.8rem;
-margin-right:.3rem;vertical-align:middle} .warn{background:#fff8e1;padding:.5rem 1rem;border-left:4px solid #f9a825}
+margin-right:.3rem;vertical-align:middle}
+.warn,.caution{background:#fff8e1;padding:.5rem 1rem;border-left:4px solid #f9a825}
+.scroll{max-height:36rem;overflow:auto} .note{color:#555} .valid{color:#2e7d32} .invalid{color:#c62828}
 """
-
-
-def _bars(plot_id: str, title: str, labels: list[str], series: dict[str, list[float]], width: int = 1000) -> str:
-    """A stacked bar chart as SVG."""
-    height, pad = 260, 40
-    totals = [sum(vals[i] for vals in series.values()) for i in range(len(labels))]
-    top = max(totals or [1]) or 1
-    bw = (width - 2 * pad) / max(len(labels), 1)
-    out = [f'<svg class="plot" id="{plot_id}" role="img" aria-label="{html.escape(title)}" '
-           f'viewBox="0 0 {width} {height + 40}" width="100%">']
-    for i, label in enumerate(labels):
-        y = height
-        for cat, vals in series.items():
-            h = (height - pad) * vals[i] / top
-            if h > 0:
-                out.append(f'<rect x="{pad + i * bw + 2:.1f}" y="{y - h:.1f}" width="{bw - 4:.1f}" height="{h:.1f}" '
-                           f'fill="{COLORS.get(cat, "#888")}"><title>{html.escape(label)} {cat}: {vals[i]:g}'
-                           f'</title></rect>')
-                y -= h
-        out.append(f'<text x="{pad + (i + 0.5) * bw:.1f}" y="{height + 16}" font-size="11" '
-                   f'text-anchor="middle">{html.escape(label)}</text>')
-    out.append(f'<text x="{pad}" y="14" font-size="12">max {top:g}</text>')
-    out.append(f'<line x1="{pad}" y1="{height}" x2="{width - pad}" y2="{height}" stroke="#999"/></svg>')
-    return "".join(out)
-
-
-def _timeline(events: list[dict[str, Any]], width: int = 1000) -> str:
-    deps = sorted({e["deployment_id"] for e in events})
-    row_h, pad = 22, 140
-    height = row_h * max(len(deps), 1) + 30
-    out = [f'<svg class="plot" id="events-timeline" role="img" aria-label="events on a timeline" '
-           f'viewBox="0 0 {width} {height}" width="100%">']
-    if events:
-        t0 = min(e["start"] for e in events).timestamp()
-        t1 = max(e["end"] for e in events).timestamp()
-        span = max(t1 - t0, 1.0)
-        for r, dep in enumerate(deps):
-            out.append(f'<text x="4" y="{r * row_h + 15}" font-size="11">{html.escape(dep)}</text>')
-        for e in events:
-            x = pad + (width - pad - 20) * (e["start"].timestamp() - t0) / span
-            y = deps.index(e["deployment_id"]) * row_h + 11
-            r = 4 + min(6, e["photo_count"] ** 0.5)
-            out.append(f'<circle cx="{x:.1f}" cy="{y}" r="{r:.1f}" fill="{COLORS.get(e["top_category"], "#888")}" '
-                       f'fill-opacity="{0.9 if e["independent"] else 0.35}"><title>{html.escape(e["cluster_id"])}: '
-                       f'{e["top_category"]}, {e["photo_count"]} photos, {e["start"]:%Y-%m-%d %H:%M} UTC</title>'
-                       f'</circle>')
-        out.append(f'<text x="{pad}" y="{height - 4}" font-size="11">{datetime.fromtimestamp(t0):%Y-%m-%d}</text>')
-        out.append(f'<text x="{width - 20}" y="{height - 4}" font-size="11" text-anchor="end">'
-                   f'{datetime.fromtimestamp(t1):%Y-%m-%d}</text>')
-    return "".join(out) + "</svg>"
 
 
 def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
@@ -92,87 +49,173 @@ def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
     img = cv2.resize(img, (320, max(1, int(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     h, w = img.shape[:2]
     for b in boxes:
-        color = tuple(int(COLORS[b["category"]][i:i + 2], 16) for i in (5, 3, 1))  # BGR
+        hexa = plots.color(b["category"])
+        bgr = tuple(int(hexa[i:i + 2], 16) for i in (5, 3, 1))
         p1 = (int(b["bbox_x"] * w), int(b["bbox_y"] * h))
         p2 = (int((b["bbox_x"] + b["bbox_w"]) * w), int((b["bbox_y"] + b["bbox_h"]) * h))
-        cv2.rectangle(img, p1, p2, color, 2)
+        cv2.rectangle(img, p1, p2, bgr, 2)
         cv2.putText(img, f"{b['category']} {b['conf']:.2f}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, color, 1, cv2.LINE_AA)
+                    0.4, bgr, 1, cv2.LINE_AA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
 
 
+def _cell(v: Any) -> str:
+    text = html.escape("" if v is None else str(v))
+    return f'<td class="text">{text}</td>' if isinstance(v, str) else f"<td>{text}</td>"
+
+
 def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r) + "</tr>"
-                   for r in rows)
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    body = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in rows)
+    table = f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll">{table}</div>' if len(rows) > 30 else table
 
 
-def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clusters: pa.Table,
-           threshold: float, top_events: int = 6) -> str:
-    imgs = images.to_pylist()
-    positives = [d for d in detections.to_pylist() if d["conf"] >= threshold and not d["suspected_static"]]
-    local_hour = {r["photo_id"]: int(r["timestamp_local"][11:13]) for r in imgs if r.get("timestamp_local")}
-    cats = sorted({d["category"] for d in positives}) or ["animal"]
-    by_hour = {c: [0.0] * 24 for c in cats}
-    for d in positives:
-        if d["photo_id"] in local_hour:
-            by_hour[d["category"]][local_hour[d["photo_id"]]] += 1
-    per_dep: dict[str, Counter] = defaultdict(Counter)
-    for d in positives:
-        per_dep[d["deployment_id"] or "(none)"][d["category"]] += 1
-    deps = sorted(per_dep)
-    events = clusters.to_pylist()
-    weather_cols = [c for c in ("temperature_c", "precipitation_mm", "wind_speed_ms", "cloud_cover_pct")
-                    if c in clusters.column_names]
-    weather_rows = [[e["cluster_id"], f"{e['start']:%Y-%m-%d %H:%M}", e["top_category"]]
-                    + [e.get(c) for c in weather_cols] for e in events]
-    est, measured = report.get("estimate") or {}, report.get("measured") or {}
-    by_photo = {r["photo_id"]: r for r in imgs}
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _left_out(times: facts.Times, placed: facts.PlacedEvents, photos_ok: int) -> str:
+    if not times.left_out and not placed.left_out:
+        return f'<p class="note" id="left-out">All {photos_ok} photo times are trusted; none left out.</p>'
+    parts = []
+    if times.left_out:
+        parts.append(f"{times.left_out} of {photos_ok} photos whose time cannot be trusted "
+                     f"({html.escape(_counts(times.left_out_by_flag))})")
+    if placed.left_out:
+        parts.append(f"{placed.left_out} event(s) none of whose photos has a trusted time")
+    return (f'<p class="caution" id="left-out">Left out of activity, timeline and camera-days: {" and ".join(parts)}. '
+            f'They are still in images.parquet with their clock flags (see <a href="#clock-flags">clock flags</a>).'
+            f'</p>')
+
+
+def _camtrap_dp(result: dict[str, Any] | None) -> str:
+    if not result:
+        return '<p id="camtrap-dp-result" class="invalid">No Camtrap DP package was written.</p>'
+    counts = (f"{result.get('deployments')} deployments, {result.get('media')} media, "
+              f"{result.get('observations')} observations")
+    if result.get("valid"):
+        return (f'<p id="camtrap-dp-result" class="valid">Valid: the package in camtrap-dp/ ({counts}) passes the '
+                f'Camtrap DP 1.0.2 profile and table schemas (checked offline).</p>')
+    errors = result.get("errors") or result.get("warnings") or []
+    total = result.get("error_count", len(errors))
+    listed = "".join(f"<li>{html.escape(str(e))}</li>" for e in errors)
+    more = f"<p>{total - len(errors)} more not listed.</p>" if total > len(errors) else ""
+    return (f'<p id="camtrap-dp-result" class="invalid">Invalid: the package in camtrap-dp/ ({counts}) fails '
+            f'Camtrap DP 1.0.2 validation with {total} error(s).</p><ul id="camtrap-dp-errors">{listed}</ul>{more}')
+
+
+def _unassessed(n: int | None) -> str:
+    if n is None:
+        return ""
+    return f'<p id="unassessed" class="{"caution" if n else "note"}">{n} photo(s) not assessed by the detector.</p>'
+
+
+def _failures(f: facts.Failures) -> str:
+    if not f.listed:
+        return '<p id="failed-files">No failed or skipped files.</p>'
+    more = f"<p>{f.more} more not listed: images.parquet has every file with its status and reason.</p>" \
+        if f.more else ""
+    return (_table(["status", "reason", "files"], [list(g) for g in f.by_reason], "failed-by-reason")
+            + f"<h3>Files (first {len(f.listed)}, by path)</h3>"
+            + _table(["path", "status", "reason"], [[r["relpath"], r["status"], r.get("reason")] for r in f.listed],
+                     "failed-files") + more)
+
+
+def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int) -> str:
     boxes_by_photo: dict[str, list] = defaultdict(list)
     for d in positives:
         boxes_by_photo[d["photo_id"]].append(d)
+    photos_of_event: dict[str, list[str]] = defaultdict(list)
+    for pid in boxes_by_photo:
+        if rows_by_photo.get(pid, {}).get("event_id"):
+            photos_of_event[rows_by_photo[pid]["event_id"]].append(pid)
     figures = []
-    for e in sorted(events, key=lambda e: -(e["max_conf"] or 0))[:top_events]:
-        candidates = [p for p in boxes_by_photo if by_photo[p].get("event_id") == e["cluster_id"]]
-        if not candidates:
+    for e in sorted(events, key=lambda e: -(e["max_conf"] or 0)):
+        if len(figures) == top:
+            break
+        if not photos_of_event.get(e["cluster_id"]):
             continue
-        best = max(candidates, key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
-        row = by_photo[best]
+        best = max(photos_of_event[e["cluster_id"]], key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
+        row = rows_by_photo[best]
         src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best])
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
                            f'<figcaption>{html.escape(e["cluster_id"])} · {e["top_category"]} '
                            f'{e["max_conf"]:.2f} · {e["photo_count"]} photos · {html.escape(row["relpath"])}'
                            f'</figcaption></figure>')
+    return "".join(figures) or "<p>No positive events.</p>"
+
+
+def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clusters: pa.Table,
+           threshold: float, deployments: dict[str, Deployment] | None = None, top_events: int = 6) -> str:
+    rows = facts.photo_rows(images)
+    photos_ok = sum(1 for r in rows if r["status"] == "ok")
+    times = facts.trusted_times(rows)
+    placed = facts.place_events(clusters, rows, times)
+    by_hour = facts.activity(placed.events)
+    summary = facts.deployment_summary(rows, clusters, times, deployments or {})
+    positives = [d for d in detections.to_pylist() if d["conf"] >= threshold and not d["suspected_static"]]
+    events = clusters.to_pylist()
+    n_independent = sum(1 for e in events if e["independent"])
+    cats = sorted({*by_hour, *(e["top_category"] for e in events)}) or ["animal"]
+    weather_cols = [c for c in ("temperature_c", "precipitation_mm", "wind_speed_ms", "cloud_cover_pct")
+                    if c in clusters.column_names]
+    weather_rows = [[e["cluster_id"], f"{facts.event_start(e):%Y-%m-%d %H:%M}", e["top_category"]]
+                    + [e.get(c) for c in weather_cols] for e in events[:LIST_LIMIT]]
+    weather_more = (f"<p>{len(events) - LIST_LIMIT} more events in clusters.parquet.</p>"
+                    if len(events) > LIST_LIMIT else "")
+    est, measured = report.get("estimate") or {}, report.get("measured") or {}
+    media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id")
+                                if c in images.column_names]).to_pylist()
+    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events)
     det = report.get("detector") or {}
-    legend = "".join(f'<span><i style="background:{COLORS[c]}"></i>{c}</span>' for c in cats)
+    legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in report.get("warnings", []))
     if report.get("emulated"):  # an emulator run: say plainly what did not run where the stack says
         warnings = (f'<p class="warn" id="emulated">Emulated: {html.escape(", ".join(report["emulated"]["services"]))}'
                     f' did not run on AWS. {html.escape(report["emulated"]["how"])}</p>') + warnings
-    status = Counter(r["status"] for r in imgs)
+    status = {s: sum(1 for r in rows if r["status"] == s) for s in ("failed", "skipped")}
+    methods = sorted({e["method"] for e in events if e.get("method")})
+    clock = facts.clock_flags(rows)
+    per_dep = facts.independent_per_deployment(placed.events)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Odin run {html.escape(report['session_id'])}</title>
 <style>{CSS}</style></head>
 <body>
 <h1>Odin run {html.escape(report['session_id'])}</h1>
-<p class="sub">{len(imgs)} files: {status.get('ok', 0)} photos, {status.get('failed', 0)} failed,
-{status.get('skipped', 0)} skipped · {len(positives)} detections · {len(events)} events
-({sum(1 for e in events if e['independent'])} independent) · detector {html.escape(str(det.get('name')))}
-{html.escape(str(det.get('version')))}</p>
+<p class="sub">{len(rows)} files: {photos_ok} photos, {status['failed']} failed, {status['skipped']} skipped ·
+{len(positives)} boxes at confidence ≥ {threshold:g} · {len(events)} events ({n_independent} independent records) ·
+detector {html.escape(str(det.get('name')))} {html.escape(str(det.get('version')))}</p>
 {warnings}
+{_unassessed(facts.unassessed(report, rows))}
+<section><h2>Camtrap DP</h2>{_camtrap_dp(report.get("camtrap_dp"))}</section>
 <p class="legend">{legend}</p>
-<section><h2>Activity by hour of day (local time)</h2>
-{_bars("activity-by-hour", "detections by hour of day", [f"{h:02d}" for h in range(24)], by_hour)}</section>
-<section><h2>Detections per deployment</h2>
-{_bars("detections-per-deployment", "detections per deployment", deps,
-       {c: [float(per_dep[d][c]) for d in deps] for c in cats})}</section>
-<section><h2>Events on a timeline</h2><p>Faded: not an independent record.</p>{_timeline(events)}</section>
-<section><h2>Top events</h2><div class="thumbs">{''.join(figures) or '<p>No positive events.</p>'}</div></section>
+<section><h2>Activity by hour of day (camera's local time)</h2>
+<p class="note">Independent records (events; clusters.parquet <code>independent</code>), each at the local hour of its
+first photo with a trusted time. Boxes and photos are not counted: one visit is one record.
+{html.escape(" ".join(f"Events: {m}." for m in methods))}</p>
+{_left_out(times, placed, photos_ok)}
+{plots.hour_bars("activity-by-hour", "independent records by hour of day", by_hour, "records")}</section>
+<section><h2>Independent records per deployment</h2>
+{plots.row_bars("records-per-deployment", "independent records per deployment",
+                {s["deployment"]: per_dep.get(s["deployment"], Counter()) for s in summary}, "records")}</section>
+<section><h2>Deployments</h2>
+<p class="note">Camera-days: the deployment window where the deployments table gives both ends, else the calendar
+days from the first to the last photo with a trusted time, both counted.</p>
+{_table(["deployment", "photos", "untrusted times", "camera-days", "camera-days from", "events",
+         "independent events", "failed files"], [list(s.values()) for s in summary], "deployment-summary")}</section>
+<section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
+{plots.timeline(placed.events, [s["deployment"] for s in summary])}</section>
+<section><h2>Top events</h2><div class="thumbs">{figures}</div></section>
+<section><h2>Failed and skipped files</h2>{_failures(facts.failures(rows, LIST_LIMIT))}</section>
+<section id="clock-flags"><h2>Clock flags</h2>
+{_table(["flag", "photos", "time left out", "examples"],
+        [[c["flag"], c["photos"], "yes" if c["untrusted"] else "no", ", ".join(c["examples"])] for c in clock],
+        "clock-flag-counts") if clock else "<p>No clock flags.</p>"}</section>
 <section><h2>Weather at events</h2>
-{_table(["event", "start (UTC)", "category", *weather_cols], weather_rows, "weather-at-events")}</section>
+{_table(["event", "start (UTC)", "category", *weather_cols], weather_rows, "weather-at-events")}{weather_more}</section>
 <section><h2>Estimate and measured</h2>
 {_table(["", "cost (DKK)", "wall time (s)"], [
     ["estimate", est.get("total_dkk"), est.get("wall_time_s")],
