@@ -95,7 +95,7 @@ def render(images, detections, clusters, report: dict | None = None, deployments
 def activity(page: str) -> dict[tuple[int, str], int]:
     """(local hour, category) -> count, read from the activity plot's bar tooltips."""
     svg = re.search(r'<svg[^>]*id="activity-by-hour".*?</svg>', page, re.S).group(0)
-    return {(int(h), cat): int(n) for h, cat, n in re.findall(r"<title>(\d\d)\D[^<]*? (\w+): (\d+)", svg)}
+    return {(int(h), cat): int(n) for h, cat, n in re.findall(r"<title>(\d\d)[^<]*?\s(\w+): (\d+)", svg)}
 
 
 @pytest.mark.parametrize("local_as_text", [True, False], ids=["iso-text", "naive-timestamp"])
@@ -140,8 +140,8 @@ def test_deployment_summary_counts_effort_events_and_failures():
     page = render(images, detections, clusters, deployments=window)
     table = re.search(r'<table id="deployment-summary">.*?</table>', page, re.S).group(0)
     rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table)][1:]
-    assert rows[0] == ["D1", "3", "0", "5", "first to last trusted photo", "3", "2", "0"]
-    assert rows[1] == ["D2", "2", "0", "10.5", "deployment window", "1", "1", "1"]
+    assert rows[0] == ["D1", "3", "0", "5", "photos", "3", "2", "0"]
+    assert rows[1] == ["D2", "2", "0", "10.5", "window", "1", "1", "1"]
 
 
 def test_camtrap_dp_validation_result_is_shown():

@@ -111,12 +111,12 @@ def independent_per_deployment(events: list[dict[str, Any]]) -> dict[str, Counte
 
 
 def camera_days(dep: Deployment | None, local_times: list[datetime]) -> tuple[float | int | None, str]:
-    """(days, where from): the deployment window when both ends are known, else the days from the first to
-    the last trusted photo, both counted (calendar days of the camera's clock)."""
+    """(days, where from): the deployment ``window`` when both ends are known, else the calendar days (camera's
+    clock) from the first to the last trusted ``photos``, both counted."""
     if dep is not None and dep.start is not None and dep.end is not None:
-        return round((dep.end - dep.start).total_seconds() / 86400, 1), "deployment window"
+        return round((dep.end - dep.start).total_seconds() / 86400, 1), "window"
     if local_times:
-        return (max(local_times).date() - min(local_times).date()).days + 1, "first to last trusted photo"
+        return (max(local_times).date() - min(local_times).date()).days + 1, "photos"
     return None, "no trusted photo"
 
 

@@ -29,7 +29,8 @@ CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0} section{margin:2rem 0}
 table{border-collapse:collapse} td,th{border-bottom:1px solid #ddd;padding:.3rem .7rem;text-align:right}
-th:first-child,td:first-child{text-align:left} td.text{text-align:left} .thumbs{display:flex;flex-wrap:wrap;gap:1rem}
+th:first-child,td:first-child{text-align:left} .text{text-align:left}
+td:first-child{max-width:24rem;overflow-wrap:anywhere} .thumbs{display:flex;flex-wrap:wrap;gap:1rem}
 figure{margin:0;width:320px} figure img{width:320px;border-radius:4px} figcaption{font-size:.85rem;color:#444}
 .legend span{display:inline-block;margin-right:1rem} .legend i{display:inline-block;width:.8rem;height:.8rem;
 margin-right:.3rem;vertical-align:middle}
@@ -66,10 +67,16 @@ def _cell(v: Any) -> str:
 
 
 def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    text = [isinstance(v, str) for v in rows[0]] if rows else [False] * len(headers)
+    head = "".join(f'<th class="text">{html.escape(h)}</th>' if t else f"<th>{html.escape(h)}</th>"
+                   for h, t in zip(headers, text, strict=True))
     body = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in rows)
-    table = f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-    return f'<div class="scroll">{table}</div>' if len(rows) > 30 else table
+    return _scroll(f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>', len(rows))
+
+
+def _scroll(block: str, rows: int) -> str:
+    """Long tables and plots scroll in a box of their own, so the sections after them stay in reach."""
+    return f'<div class="scroll">{block}</div>' if rows > 30 else block
 
 
 def _counts(counter: dict[str, int]) -> str:
@@ -118,7 +125,7 @@ def _failures(f: facts.Failures) -> str:
     more = f"<p>{f.more} more not listed: images.parquet has every file with its status and reason.</p>" \
         if f.more else ""
     return (_table(["status", "reason", "files"], [list(g) for g in f.by_reason], "failed-by-reason")
-            + f"<h3>Files (first {len(f.listed)}, by path)</h3>"
+            + (f"<h3>Files (first {len(f.listed)}, by path)</h3>" if f.more else "<h3>Files, by path</h3>")
             + _table(["path", "status", "reason"], [[r["relpath"], r["status"], r.get("reason")] for r in f.listed],
                      "failed-files") + more)
 
@@ -199,15 +206,16 @@ first photo with a trusted time. Boxes and photos are not counted: one visit is 
 {_left_out(times, placed, photos_ok)}
 {plots.hour_bars("activity-by-hour", "independent records by hour of day", by_hour, "records")}</section>
 <section><h2>Independent records per deployment</h2>
-{plots.row_bars("records-per-deployment", "independent records per deployment",
-                {s["deployment"]: per_dep.get(s["deployment"], Counter()) for s in summary}, "records")}</section>
+{_scroll(plots.row_bars("records-per-deployment", "independent records per deployment",
+                        {s["deployment"]: per_dep.get(s["deployment"], Counter()) for s in summary}, "records"),
+         len(summary))}</section>
 <section><h2>Deployments</h2>
-<p class="note">Camera-days: the deployment window where the deployments table gives both ends, else the calendar
-days from the first to the last photo with a trusted time, both counted.</p>
+<p class="note">Camera-days from <i>window</i>: the deployment window, where the deployments table gives both
+ends; from <i>photos</i>: the calendar days from the first to the last photo with a trusted time, both counted.</p>
 {_table(["deployment", "photos", "untrusted times", "camera-days", "camera-days from", "events",
          "independent events", "failed files"], [list(s.values()) for s in summary], "deployment-summary")}</section>
 <section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
-{plots.timeline(placed.events, [s["deployment"] for s in summary])}</section>
+{_scroll(plots.timeline(placed.events, [s["deployment"] for s in summary]), len(summary))}</section>
 <section><h2>Top events</h2><div class="thumbs">{figures}</div></section>
 <section><h2>Failed and skipped files</h2>{_failures(facts.failures(rows, LIST_LIMIT))}</section>
 <section id="clock-flags"><h2>Clock flags</h2>
