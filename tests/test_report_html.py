@@ -177,6 +177,8 @@ def test_unassessed_photos_are_shown_when_the_run_reports_them():
     assert 'id="unassessed"' not in render(images, detections, clusters)
     page = render(images, detections, clusters, {"stages": {"Stage1Detect": {"unassessed": 7}}})
     assert re.search(r'id="unassessed"[^>]*>7 photo\(s\) not assessed', page)
+    flagged = images.append_column("assessed", pa.array([False]))  # images.parquet's own column, where it has one
+    assert re.search(r'id="unassessed"[^>]*>1 photo\(s\) not assessed', render(flagged, detections, clusters))
 
 
 OVERLAPS = """<script>
