@@ -67,7 +67,7 @@ def test_independence_per_deployment_and_category():
     spec = [("d", 0, "animal", 0.9, 1), ("d", 2400, "animal", 0.9, 1), ("d", 4000, "animal", 0.9, 1),
             ("d", 6000, "person", 0.9, 1), ("e", 100, "animal", 0.9, 1)]
     _, table = stage2.group_events(_photos(spec), rules)
-    rows = sorted(table.to_pylist(), key=lambda r: (r["deployment_id"], r["start"]))
+    rows = sorted(table.to_pylist(), key=lambda r: (r["deployment_id"], r["start_time"]))
     assert [(r["deployment_id"], r["top_category"], r["independent"]) for r in rows] == [
         ("d", "animal", True), ("d", "animal", False), ("d", "animal", True), ("d", "person", True),
         ("e", "animal", True)]

@@ -62,18 +62,18 @@ def _timeline(events: list[dict[str, Any]], width: int = 1000) -> str:
     out = [f'<svg class="plot" id="events-timeline" role="img" aria-label="events on a timeline" '
            f'viewBox="0 0 {width} {height}" width="100%">']
     if events:
-        t0 = min(e["start"] for e in events).timestamp()
-        t1 = max(e["end"] for e in events).timestamp()
+        t0 = min(e["start_time"] for e in events).timestamp()
+        t1 = max(e["end_time"] for e in events).timestamp()
         span = max(t1 - t0, 1.0)
         for r, dep in enumerate(deps):
             out.append(f'<text x="4" y="{r * row_h + 15}" font-size="11">{html.escape(dep)}</text>')
         for e in events:
-            x = pad + (width - pad - 20) * (e["start"].timestamp() - t0) / span
+            x = pad + (width - pad - 20) * (e["start_time"].timestamp() - t0) / span
             y = deps.index(e["deployment_id"]) * row_h + 11
             r = 4 + min(6, e["photo_count"] ** 0.5)
             out.append(f'<circle cx="{x:.1f}" cy="{y}" r="{r:.1f}" fill="{COLORS.get(e["top_category"], "#888")}" '
                        f'fill-opacity="{0.9 if e["independent"] else 0.35}"><title>{html.escape(e["cluster_id"])}: '
-                       f'{e["top_category"]}, {e["photo_count"]} photos, {e["start"]:%Y-%m-%d %H:%M} UTC</title>'
+                       f'{e["top_category"]}, {e["photo_count"]} photos, {e["start_time"]:%Y-%m-%d %H:%M} UTC</title>'
                        f'</circle>')
         out.append(f'<text x="{pad}" y="{height - 4}" font-size="11">{datetime.fromtimestamp(t0):%Y-%m-%d}</text>')
         out.append(f'<text x="{width - 20}" y="{height - 4}" font-size="11" text-anchor="end">'
