@@ -126,7 +126,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     events = clusters.to_pylist()
     weather_cols = [c for c in ("temperature_c", "precipitation_mm", "wind_speed_ms", "cloud_cover_pct")
                     if c in clusters.column_names]
-    weather_rows = [[e["cluster_id"], f"{e['start']:%Y-%m-%d %H:%M}", e["top_category"]]
+    weather_rows = [[e["cluster_id"], f"{e['start_time']:%Y-%m-%d %H:%M}", e["top_category"]]
                     + [e.get(c) for c in weather_cols] for e in events]
     est, measured = report.get("estimate") or {}, report.get("measured") or {}
     by_photo = {r["photo_id"]: r for r in imgs}
