@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import photofactory as pf
 import pyarrow as pa
 import pyarrow.parquet as pq
 from conftest import odin
@@ -183,3 +185,22 @@ def test_events_command_reads_a_runs_own_images_table(sample_run, tmp_path):
     with (tmp_path / "o" / "media_events.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 10 and len({r["eventID"] for r in rows}) == 1  # the heron's burst, re-cut
+
+
+def test_a_run_with_hdbscan_reports_the_events_it_merged(tmp_path):
+    bg = pf.scene(160, 120)
+    t0 = datetime(2024, 5, 1, 22, 0)
+    for b in range(3):  # three bursts of a moving animal, 4 minutes apart
+        for i in range(3):
+            pf.write_photo(tmp_path / "in" / "siteA" / f"b{b}-{i}.jpg", pf.with_animal(bg, (0.2 * i, 0.3, 0.2, 0.3)),
+                           when=t0 + timedelta(minutes=4 * b, seconds=i), gps=(62.1, 9.5))
+    runs = {}
+    for method in ("gap", "hdbscan"):
+        out = tmp_path / method
+        result = odin("run", "--input", str(tmp_path / "in"), "--output", str(out), "--budget", "1",
+                      "--detector", "motion", "--weather-provider", "none", "--events", method)
+        assert result.returncode == 0, result.stderr
+        runs[method] = json.loads((out / "run_report.json").read_text())["stages"]["Stage2Events"]
+    assert runs["gap"]["events"] == 3 and "compared_to_gap" not in runs["gap"]
+    assert runs["hdbscan"]["events"] == 1
+    assert runs["hdbscan"]["compared_to_gap"] == {"reference_events": 3, "events": 1, "merged": 1, "split": 0}

@@ -23,7 +23,8 @@ from wildlife.outputs import RESULT_SCHEMA, join_results, result_row
 
 @pytest.fixture(scope="module")
 def lone_photo_run(tmp_path_factory) -> Path:
-    """A burst of three photos the motion baseline compares, and one photo alone in its sequence."""
+    """A burst of three photos the motion baseline compares, one photo alone in its sequence, and one without a
+    camera time (dated by the file's mtime, the copy date)."""
     root = tmp_path_factory.mktemp("unjudged")
     bg = pf.scene(160, 120)
     t0 = datetime(2024, 5, 1, 22, 0)
@@ -32,6 +33,7 @@ def lone_photo_run(tmp_path_factory) -> Path:
                        when=t0 + timedelta(seconds=i), gps=(62.1, 9.5))
     pf.write_photo(root / "in" / "siteA" / "lone.jpg", pf.with_animal(bg, (0.5, 0.3, 0.2, 0.3)),
                    when=t0 + timedelta(hours=3), gps=(62.1, 9.5))
+    pf.write_photo(root / "in" / "siteA" / "notime.jpg", pf.with_animal(bg, (0.1, 0.3, 0.2, 0.3)), gps=(62.1, 9.5))
     out = root / "out"
     result = odin("run", "--input", str(root / "in"), "--output", str(out), "--budget", "1", "--detector", "motion")
     assert result.returncode == 0, result.stderr
@@ -44,7 +46,23 @@ def test_images_say_which_photos_were_assessed(lone_photo_run: Path):
     assert images["siteA/lone.jpg"]["status"] == "ok"  # a photo nobody looked at is not a broken photo
     assert all(images[f"siteA/burst{i}.jpg"]["assessed"] for i in range(3))
     report = json.loads((lone_photo_run / "run_report.json").read_text())
-    assert report["stages"]["Stage2Events"]["unassessed"] == 1
+    assert report["stages"]["Stage2Events"]["unassessed"] == 2  # the lone photo, and the one dated by its mtime
+
+
+def test_a_photo_without_a_camera_time_joins_no_event_and_marks_its_deployment(lone_photo_run: Path):
+    images = {r["relpath"]: r for r in pq.read_table(lone_photo_run / "images.parquet").to_pylist()}
+    assert "no_exif_time" in images["siteA/notime.jpg"]["clock_flags"]
+    assert images["siteA/notime.jpg"]["event_id"] is None
+    assert images["siteA/burst0.jpg"]["event_id"] is not None
+    report = json.loads((lone_photo_run / "run_report.json").read_text())
+    assert report["stages"]["Stage2Events"]["untrusted_time"] == 1
+    package = lone_photo_run / "camtrap-dp"
+    with (package / "deployments.csv").open() as f:
+        (dep,) = csv.DictReader(f)
+    # the lone photo's 01:00 in Oslo, not the copy date
+    assert dep["timestampIssues"] == "true" and dep["deploymentEnd"] == "2024-05-01T23:00:00Z"
+    descriptor = json.loads((package / "datapackage.json").read_text())
+    assert descriptor["temporal"] == {"start": "2024-05-01", "end": "2024-05-01"}
 
 
 def test_megadetector_json_does_not_call_an_unjudged_photo_empty(lone_photo_run: Path):
