@@ -95,6 +95,10 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
               help="Seconds between independent records per deployment and category.")
 @click.option("--sequence-gap", "sequence_gap_s", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds between photos that start a new sequence.")
+@click.option("--events", "events_method", type=click.Choice(["gap", "hdbscan"]), default="gap", show_default=True,
+              help="How photos become events: a fixed --event-gap (the field's convention) or HDBSCAN.")
+@click.option("--event-gap", "event_gap_s", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              help="Seconds between consecutive photos of a deployment that start a new event.")
 @click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Detections at or above this confidence count as positive.")
 @click.option("--resume", is_flag=True, help="Continue the run already in --output.")
@@ -102,7 +106,7 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
               help="Photos per checkpoint in the looping stages.")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
         prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
-        conf_threshold, resume, checkpoint_every):
+        events_method, event_gap_s, conf_threshold, resume, checkpoint_every):
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs."""
     from wildlife import runner  # noqa: PLC0415
     from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
@@ -129,6 +133,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
         "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
         "weather_provider": weather_provider, "independence_s": independence_s,
+        "events_method": events_method, "event_gap_s": event_gap_s,
     }
     try:
         state = runner.run(params, resume=resume, checkpoint_every=checkpoint_every)
@@ -153,18 +158,24 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
 @click.option("--output", "output_uri", required=True, help="Folder for media_events.csv and clusters.parquet.")
 @click.option("--id-column", default="mediaID", show_default=True, help="The identifier column to keep.")
 @click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True)
-@click.option("--method", type=click.Choice(["hdbscan", "gap"]), default="hdbscan", show_default=True)
-@click.option("--burst-gap", type=float, default=60.0, show_default=True, help="Seconds; bursts are never split.")
-@click.option("--merge-gap", type=float, default=300.0, show_default=True, help="Seconds; gap-rule merge distance.")
-@click.option("--max-gap", type=float, default=1800.0, show_default=True, help="Seconds; events never span more.")
+@click.option("--method", type=click.Choice(["gap", "hdbscan"]), default="gap", show_default=True,
+              help="gap: consecutive photos <= --event-gap apart share an event (Agouti, MegaDetector); "
+              "hdbscan: density clustering of bursts (--burst-gap, --merge-gap, --max-gap).")
+@click.option("--event-gap", type=float, default=120.0, show_default=True,
+              help="Seconds; gap method: a longer gap between consecutive photos starts a new event.")
+@click.option("--burst-gap", type=float, default=60.0, show_default=True, help="Seconds; hdbscan: bursts are never "
+              "split.")
+@click.option("--merge-gap", type=float, default=300.0, show_default=True, help="Seconds; hdbscan: always merged.")
+@click.option("--max-gap", type=float, default=1800.0, show_default=True, help="Seconds; hdbscan: always cut.")
 @click.option("--independence", type=float, default=1800.0, show_default=True,
               help="Seconds between independent records per deployment and category (camtrapR minDeltaTime).")
-def events(table_uri, output_uri, id_column, conf_threshold, method, burst_gap, merge_gap, max_gap, independence):
+def events(table_uri, output_uri, id_column, conf_threshold, method, event_gap, burst_gap, merge_gap, max_gap,
+           independence):
     """Re-cut events from a media table without re-running detection (Stage 2 alone)."""
     from wildlife import fs, stage2  # noqa: PLC0415
     from wildlife.events import EventRules  # noqa: PLC0415
 
-    rules = EventRules(burst_gap_s=burst_gap, merge_gap_s=merge_gap, max_gap_s=max_gap,
+    rules = EventRules(event_gap_s=event_gap, burst_gap_s=burst_gap, merge_gap_s=merge_gap, max_gap_s=max_gap,
                        independence_s=independence, method=method)
     try:
         table = stage2.read_media_table(table_uri)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import photofactory as pf
+import pyarrow as pa
 from conftest import odin
 
-from wildlife import camtrapdp
+from wildlife import camtrapdp, stage2
 
 
 def _rows(path: Path) -> list[dict]:
@@ -35,7 +36,7 @@ def test_sample_package_is_valid_camtrap_dp(sample_run: Path):
     assert all(o["classificationMethod"] == "machine" and o["classifiedBy"].startswith("odin-motion-baseline")
                for o in obs)
     report = json.loads((sample_run / "run_report.json").read_text())
-    assert report["camtrap_dp"]["valid"] is True
+    assert report["camtrap_dp"]["valid"] is True and report["camtrap_dp"]["complete"] is True
 
 
 def test_validation_catches_broken_packages(sample_run: Path, tmp_path):
@@ -70,4 +71,45 @@ def test_coordinates_from_exif_gps_when_there_is_no_table(tmp_path):
     (dep,) = _rows(out / "camtrap-dp" / "deployments.csv")
     assert (dep["deploymentID"], float(dep["latitude"]), float(dep["longitude"])) == ("siteA", 62.1, 9.5)
     report = json.loads((out / "run_report.json").read_text())
-    assert any("['nogps'] left out" in w for w in report["warnings"])
+    assert any("['nogps'] left out" in w and "1 photo(s) not in the package" in w for w in report["warnings"])
+    assert report["camtrap_dp"]["complete"] is False
+    assert report["camtrap_dp"]["left_out"] == {"deployments": 1, "media": 1}
+
+
+def _export(tmp_path, photos, coords):
+    """camtrapdp.export over media rows (deployment, UTC time, clock flags), without detections or events."""
+    images = pa.Table.from_pylist([{
+        "photo_id": f"p{i}", "status": "ok", "deployment_id": dep, "relpath": f"{dep}/p{i}.jpg", "format": "jpeg",
+        "timestamp": when, "timestamp_local": when.isoformat(), "clock_flags": flags, "assessed": True,
+        "event_id": None} for i, (dep, when, flags) in enumerate(photos)])
+    package = tmp_path / "pkg"
+    payload = camtrapdp.export(str(package), images, stage2.DETECTION_SCHEMA.empty_table(),
+                               stage2.EVENT_SCHEMA.empty_table(),
+                               deployments_uri=None, coords=coords, detector="test 1.0", threshold=0.2,
+                               session_id="s1")
+    return package, payload, json.loads((package / "datapackage.json").read_text())
+
+
+def test_a_package_without_deployments_invents_no_extent_and_says_it_is_incomplete(tmp_path):
+    when = datetime(2021, 4, 11, 18, 43, tzinfo=UTC)
+    _, payload, descriptor = _export(tmp_path, [("nocoords", when, []), ("nocoords", when, [])], coords={})
+    assert "spatial" not in descriptor and "temporal" not in descriptor  # not 0,0 and not today
+    assert (payload["deployments"], payload["media"]) == (0, 0)
+    assert payload["complete"] is False and payload["left_out"] == {"deployments": 1, "media": 2}
+    assert any("2 photo(s) not in the package" in w and "no coordinates" in w for w in payload["warnings"])
+    assert any("temporal left out" in w for w in payload["warnings"])
+
+
+def test_untrusted_clocks_mark_the_deployment_and_stay_out_of_its_dates(tmp_path):
+    trusted = datetime(2021, 4, 11, 18, 43, tzinfo=UTC)
+    copied = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # no EXIF time: the file's mtime, i.e. the copy date
+    photos = [("a", trusted, []), ("a", copied, ["no_exif_time"]), ("b", trusted, [])]
+    package, payload, descriptor = _export(tmp_path, photos, coords={"a": (62.1, 9.5), "b": (62.2, 9.6)})
+    assert camtrapdp.validate(str(package)) == []
+    assert payload["complete"] is True
+    assert descriptor["temporal"] == {"start": "2021-04-11", "end": "2021-04-11"}
+    deps = {d["deploymentID"]: d for d in _rows(package / "deployments.csv")}
+    assert deps["a"]["timestampIssues"] == "true" and deps["b"]["timestampIssues"] == ""
+    assert deps["a"]["deploymentEnd"] == "2021-04-11T18:43:00Z"
+    obs = {o["mediaID"]: o for o in _rows(package / "observations.csv")}
+    assert obs["p1"]["observationComments"] == "timestamp untrusted: no_exif_time"

@@ -126,8 +126,8 @@ def test_retries_on_429(tmp_path):
     try:
         http = weather.session(str(tmp_path / "cache"), backoff=0)
         provider = weather.OpenMeteo(url=f"{s.url}/v1/archive")
-        ev = {"cluster_id": "e1", "deployment_id": "d", "start": datetime(2021, 4, 11, 18, 43, tzinfo=UTC),
-              "end": datetime(2021, 4, 11, 18, 44, tzinfo=UTC)}
+        ev = {"cluster_id": "e1", "deployment_id": "d", "start_time": datetime(2021, 4, 11, 18, 43, tzinfo=UTC),
+              "end_time": datetime(2021, 4, 11, 18, 44, tzinfo=UTC)}
         rows, summary = weather.enrich([ev], {"d": (50.699, 4.013)}, provider, 1, http)
         assert len(s.hits) == 3 and summary["warnings"] == []
         assert rows[0]["temperature_c"] is not None
@@ -138,8 +138,8 @@ def test_retries_on_429(tmp_path):
 def test_frost_nearest_station_observations(server, tmp_path):
     http = weather.session(str(tmp_path / "cache"), backoff=0)
     provider = weather.Frost(url=server.url, client_id="test-client")
-    ev = {"cluster_id": "e1", "deployment_id": "oslo", "start": datetime(2024, 3, 11, 5, 10, tzinfo=UTC),
-          "end": datetime(2024, 3, 11, 5, 20, tzinfo=UTC)}
+    ev = {"cluster_id": "e1", "deployment_id": "oslo", "start_time": datetime(2024, 3, 11, 5, 10, tzinfo=UTC),
+          "end_time": datetime(2024, 3, 11, 5, 20, tzinfo=UTC)}
     rows, summary = weather.enrich([ev], {"oslo": (59.94, 10.72)}, provider, 1, http)
     assert summary["warnings"] == [] and summary["requests"] == 2
     assert rows[0]["temperature_c"] == pytest.approx(3 + 0.1 * 29)  # hour 29 of the fixture: 11 March 05:00
@@ -150,8 +150,8 @@ def test_frost_nearest_station_observations(server, tmp_path):
 def test_frost_without_client_id_says_how_to_get_one(server, tmp_path, monkeypatch):
     monkeypatch.delenv("FROST_CLIENT_ID", raising=False)
     provider = weather.Frost(url=server.url)
-    ev = {"cluster_id": "e1", "deployment_id": "oslo", "start": datetime(2024, 3, 11, 5, tzinfo=UTC),
-          "end": datetime(2024, 3, 11, 5, tzinfo=UTC)}
+    ev = {"cluster_id": "e1", "deployment_id": "oslo", "start_time": datetime(2024, 3, 11, 5, tzinfo=UTC),
+          "end_time": datetime(2024, 3, 11, 5, tzinfo=UTC)}
     rows, summary = weather.enrich([ev], {"oslo": (59.94, 10.72)}, provider, 0,
                                    weather.session(str(tmp_path / "c")))
     assert "FROST_CLIENT_ID" in summary["warnings"][0] and server.hits == []
@@ -161,8 +161,8 @@ def test_frost_without_client_id_says_how_to_get_one(server, tmp_path, monkeypat
 def test_requests_are_grouped_per_grid_cell_and_date_range(server, tmp_path):
     http = weather.session(str(tmp_path / "cache"), backoff=0)
     provider = weather.OpenMeteo(url=f"{server.url}/v1/archive")
-    events = [{"cluster_id": f"e{i}", "deployment_id": dep, "start": datetime(2021, 4, 11, h, tzinfo=UTC),
-               "end": datetime(2021, 4, 11, h, 30, tzinfo=UTC)}
+    events = [{"cluster_id": f"e{i}", "deployment_id": dep, "start_time": datetime(2021, 4, 11, h, tzinfo=UTC),
+               "end_time": datetime(2021, 4, 11, h, 30, tzinfo=UTC)}
               for i, (dep, h) in enumerate([("a", 3), ("a", 18), ("b", 20)])]
     # a and b are 500 m apart: the same 0.1-degree cell, so one request serves all three events
     rows, summary = weather.enrich(events, {"a": (50.699, 4.013), "b": (50.703, 4.009)}, provider, 1, http)

@@ -1,9 +1,16 @@
 """Camtrap DP 1.0.2 export (``camtrap-dp/`` under the output) and its offline validation.
 
 Media-level observations are the positive detections (boxes, machine classification, the detector's name
-and version) plus a ``blank`` observation for each photo without one; event-level observations are the
-events of Stage 2. Deployments without coordinates cannot be expressed in Camtrap DP: they are left out,
-and the run report says so.
+and version) plus, for each photo without one, a ``blank`` observation when the detector judged it and an
+``unclassified`` one when it did not (``assessed`` false: the motion baseline's lone photos); event-level
+observations are the events of Stage 2.
+
+Nothing is invented. Deployments without coordinates cannot be expressed in Camtrap DP: they and their photos
+are left out, and so are photos without a deployment; the payload then says ``complete: false`` and a warning
+names how many were left out and why (``valid`` only says that the files pass the profile). ``spatial`` comes
+from the deployments' coordinates and ``temporal`` from trusted photo times only (``clock.trusted``); where there
+are none they are left out (and the package is then not valid, which the report says). A deployment with photos
+whose clock cannot be trusted gets ``timestampIssues: true``, and its dates come from its trusted photos.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import fs, tableschema
+from wildlife import clock, fs, tableschema
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -50,22 +57,28 @@ def _csv(rows: list[dict[str, Any]], fields: list[str]) -> bytes:
 
 
 def _deployments(images: list[dict], table_rows: list[dict[str, str]], coords: dict[str, tuple[float, float]]):
+    """Deployment rows for the photos' deployments, and those left out (deployment -> photos) for lack of
+    coordinates."""
     fields = [f["name"] for f in _schema("deployments")["fields"]]
     by_id = {r["deploymentID"]: r for r in table_rows}
-    used: dict[str, list[datetime]] = {}
+    used: dict[str, list[dict]] = {}
     for r in images:
-        used.setdefault(r["deployment_id"], []).append(r["timestamp"])
-    rows, left_out = [], []
-    for dep_id, times in sorted(used.items()):
+        used.setdefault(r["deployment_id"], []).append(r)
+    rows, left_out = [], {}
+    for dep_id, photos in sorted(used.items()):
         row = {k: v for k, v in by_id.get(dep_id, {}).items() if k in fields and v not in (None, "")}
         row["deploymentID"] = dep_id
         if "latitude" not in row and dep_id in coords:
             row["latitude"], row["longitude"] = (round(c, 6) for c in coords[dep_id])
         if "latitude" not in row:
-            left_out.append(dep_id)
+            left_out[dep_id] = len(photos)
             continue
+        trusted = [p["timestamp"] for p in photos if clock.trusted(p.get("clock_flags"))]
+        times = trusted or [p["timestamp"] for p in photos]
         row.setdefault("deploymentStart", _stamp(min(times)))
         row.setdefault("deploymentEnd", _stamp(max(times)))
+        if len(trusted) < len(photos):
+            row["timestampIssues"] = True
         rows.append(row)
     return rows, fields, left_out
 
@@ -74,9 +87,10 @@ def export(
     out_uri: str, images: pa.Table, detections: pa.Table, events: pa.Table, *, deployments_uri: str | None,
     coords: dict[str, tuple[float, float]], detector: str, threshold: float, session_id: str,
 ) -> dict[str, Any]:
-    """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts and warnings."""
+    """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts, completeness, warnings."""
     table_rows = tableschema.read_csv(fs.read_bytes(deployments_uri).decode("utf-8-sig")) if deployments_uri else []
-    ok = [r for r in images.to_pylist() if r["status"] == "ok" and r["deployment_id"]]
+    all_ok = [r for r in images.to_pylist() if r["status"] == "ok"]
+    ok = [r for r in all_ok if r["deployment_id"]]
     dep_rows, dep_fields, left_out = _deployments(ok, table_rows, coords)
     kept = {r["deploymentID"] for r in dep_rows}
     ok = [r for r in ok if r["deployment_id"] in kept]
@@ -93,30 +107,33 @@ def export(
     by_photo = {r["photo_id"]: r for r in ok}
     obs = []
     positive_photos = set()
+
+    def media_level(photo: dict[str, Any]) -> dict[str, Any]:
+        flags = [f for f in photo.get("clock_flags") or () if f in clock.UNTRUSTED_FLAGS]
+        return {"deploymentID": photo["deployment_id"], "mediaID": photo["photo_id"], "eventID": photo.get("event_id"),
+                "eventStart": _stamp(photo["timestamp_local"]), "eventEnd": _stamp(photo["timestamp_local"]),
+                "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": detector,
+                "classificationTimestamp": now,
+                "observationComments": f"timestamp untrusted: {', '.join(flags)}" if flags else None}
+
     for d in detections.to_pylist():
         photo = by_photo.get(d["photo_id"])
         if photo is None or d["suspected_static"] or d["conf"] < threshold:
             continue
         positive_photos.add(d["photo_id"])
-        obs.append({
-            "observationID": d["detection_id"], "deploymentID": photo["deployment_id"], "mediaID": d["photo_id"],
-            "eventID": photo.get("event_id"), "eventStart": _stamp(photo["timestamp_local"]),
-            "eventEnd": _stamp(photo["timestamp_local"]), "observationLevel": "media",
-            "observationType": OBSERVATION_TYPE[d["category"]], "count": 1,
-            "bboxX": d["bbox_x"], "bboxY": d["bbox_y"], "bboxWidth": max(d["bbox_w"], 1e-6),
-            "bboxHeight": max(d["bbox_h"], 1e-6), "classificationMethod": "machine", "classifiedBy": detector,
-            "classificationTimestamp": now, "classificationProbability": round(d["conf"], 4),
-        })
+        obs.append(dict(
+            media_level(photo), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
+            count=1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
+            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4)))
     for pid, photo in by_photo.items():
         if pid not in positive_photos:
-            obs.append({"observationID": f"{pid}-blank", "deploymentID": photo["deployment_id"], "mediaID": pid,
-                        "eventStart": _stamp(photo["timestamp_local"]), "eventEnd": _stamp(photo["timestamp_local"]),
-                        "observationLevel": "media", "observationType": "blank", "classificationMethod": "machine",
-                        "classifiedBy": detector, "classificationTimestamp": now})
+            kind = "blank" if photo.get("assessed", True) else "unclassified"  # not judged is not empty
+            obs.append(dict(media_level(photo), observationID=f"{pid}-{kind}", observationType=kind))
     for e in events.to_pylist():
         if e["deployment_id"] in kept:
             obs.append({"observationID": f"event-{e['cluster_id']}", "deploymentID": e["deployment_id"],
-                        "eventID": e["cluster_id"], "eventStart": _stamp(e["start"]), "eventEnd": _stamp(e["end"]),
+                        "eventID": e["cluster_id"], "eventStart": _stamp(e["start_time"]),
+                        "eventEnd": _stamp(e["end_time"]),
                         "observationLevel": "event", "observationType": OBSERVATION_TYPE[e["top_category"]],
                         "count": e["count"] or 1, "classificationMethod": "machine", "classifiedBy": detector,
                         "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4)})
@@ -126,22 +143,29 @@ def export(
     rows = {"deployments": dep_rows, "media": media_rows, "observations": obs}
     for name in TABLES:
         fs.write_bytes(fs.join(out_uri, f"{name}.csv"), _csv(rows[name], fields[name]))
-    fs.write_json(fs.join(out_uri, "datapackage.json"), _descriptor(dep_rows, ok, session_id, detector))
+    descriptor = _descriptor(dep_rows, ok, session_id, detector)
+    fs.write_json(fs.join(out_uri, "datapackage.json"), descriptor)
     warnings = []
+    no_deployment = len(all_ok) - len([r for r in all_ok if r["deployment_id"]])
     if left_out:
-        warnings.append(f"Camtrap DP: deployment(s) {left_out[:5]} left out: no coordinates "
-                        "(give latitude/longitude in --deployments)")
+        warnings.append(f"Camtrap DP: deployment(s) {sorted(left_out)[:5]} left out: no coordinates "
+                        f"({len(left_out)} deployment(s), {sum(left_out.values())} photo(s) not in the package; "
+                        "Camtrap DP requires latitude/longitude: give them in --deployments)")
+    if no_deployment:
+        warnings.append(f"Camtrap DP: {no_deployment} photo(s) without a deployment left out "
+                        "(give --deployments, or put each camera's photos in a folder of their own)")
+    for extent, why in (("spatial", "no deployment with coordinates"), ("temporal", "no photo with a trusted time")):
+        if extent not in descriptor:
+            warnings.append(f"Camtrap DP: {extent} left out ({why}); the package is not valid without it")
     return {"uri": out_uri, "deployments": len(dep_rows), "media": len(media_rows), "observations": len(obs),
+            "complete": len(media_rows) == len(all_ok),
+            "left_out": {"deployments": len(left_out), "media": len(all_ok) - len(media_rows)},
             "warnings": warnings}
 
 
 def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detector: str) -> dict[str, Any]:
-    lats = [float(r["latitude"]) for r in dep_rows] or [0.0]
-    lons = [float(r["longitude"]) for r in dep_rows] or [0.0]
-    times = [r["timestamp"] for r in media] or [datetime.now(UTC)]
-    ring = [[min(lons), min(lats)], [max(lons), min(lats)], [max(lons), max(lats)], [min(lons), max(lats)],
-            [min(lons), min(lats)]]
-    return {
+    """The package descriptor; ``spatial`` and ``temporal`` only where real data give them."""
+    out: dict[str, Any] = {
         "profile": f"{BASE_URL}/camtrap-dp-profile.json",
         "name": f"odin-{session_id}",
         "id": session_id,
@@ -149,7 +173,7 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
         "title": f"Camera-trap detections, Odin run {session_id}",
         "contributors": [{"title": "Odin camera-trap pipeline", "role": "contributor"}],
         "description": f"Media and machine observations produced by {detector}. Species are not identified: "
-                       "observations are animal/human/vehicle or blank.",
+                       "observations are animal/human/vehicle, blank, or unclassified (not judged).",
         "version": "1.0",
         # no "licenses": Camtrap DP then needs one for the data and one for the media, and only the owner of
         # the photos can say what the media license is
@@ -159,10 +183,18 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
         "project": {"title": "Camera-trap survey processed with Odin", "samplingDesign": "opportunistic",
                     "captureMethod": ["activityDetection"], "individualAnimals": False,
                     "observationLevel": ["media", "event"]},
-        "spatial": {"type": "Polygon", "coordinates": [ring]},
-        "temporal": {"start": min(times).date().isoformat(), "end": max(times).date().isoformat()},
         "taxonomic": [],
     }
+    if dep_rows:
+        lats = [float(r["latitude"]) for r in dep_rows]
+        lons = [float(r["longitude"]) for r in dep_rows]
+        ring = [[min(lons), min(lats)], [max(lons), min(lats)], [max(lons), max(lats)], [min(lons), max(lats)],
+                [min(lons), min(lats)]]
+        out["spatial"] = {"type": "Polygon", "coordinates": [ring]}
+    times = [r["timestamp"] for r in media if clock.trusted(r.get("clock_flags"))]
+    if times:
+        out["temporal"] = {"start": min(times).date().isoformat(), "end": max(times).date().isoformat()}
+    return out
 
 
 def validate(package_uri: str) -> list[str]:

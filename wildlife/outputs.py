@@ -25,24 +25,35 @@ RESULT_SCHEMA = pa.schema([
     ("detections", pa.list_(DETECTION_TYPE)),
     ("failure", pa.string()),
     ("note", pa.string()),
+    ("assessed", pa.bool_()),  # False: the detector did not judge the photo; its empty list means nothing
 ])
+
+
 def result_row(photo_id: str, result: Result) -> dict[str, Any]:
-    return {"photo_id": photo_id, "failure": result.failure, "note": result.note,
+    return {"photo_id": photo_id, "failure": result.failure, "note": result.note, "assessed": result.assessed,
             "detections": [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox)}
                            for d in result.detections]}
 
 
 def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
-    """Media rows with their Stage-1 result; a detection failure turns an ok photo into a failed one."""
+    """Media rows with their Stage-1 result; a detection failure turns an ok photo into a failed one.
+
+    ``assessed`` is True for an ok photo the detector judged (its detections, possibly none, mean something) and
+    False for every other row: failed, skipped, or left unjudged (the motion baseline's lone photos).
+    """
     matched = take_by_key(media.column("photo_id"), results, "photo_id")
     failure = matched.column("failure")
     status = pc.if_else(pc.is_valid(failure), "failed", media.column("status"))
+    judged = matched.column("assessed") if "assessed" in matched.column_names \
+        else pc.is_valid(matched.column("photo_id"))  # results written before the column existed
+    assessed = pc.and_(pc.equal(status, "ok"), judged).fill_null(False)
     reason = pc.if_else(pc.is_valid(failure), pc.binary_join_element_wise("detection: ", failure, ""),
                         media.column("reason"))
     media = media.set_column(media.schema.get_field_index("status"), "status", status)
     media = media.set_column(media.schema.get_field_index("reason"), "reason", reason)
     return media.append_column("detections", matched.column("detections")) \
-                .append_column("detection_note", matched.column("note"))
+                .append_column("detection_note", matched.column("note")) \
+                .append_column("assessed", assessed)
 
 
 def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> pa.Table:

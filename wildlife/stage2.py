@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import events, static
+from wildlife import clock, events, static
 from wildlife.events import EventRules
 
 DETECTION_SCHEMA = pa.schema([
@@ -23,7 +23,7 @@ DETECTION_SCHEMA = pa.schema([
 
 EVENT_SCHEMA = pa.schema([
     ("cluster_id", pa.string()), ("deployment_id", pa.string()),
-    ("start", pa.timestamp("us", tz="UTC")), ("end", pa.timestamp("us", tz="UTC")),
+    ("start_time", pa.timestamp("us", tz="UTC")), ("end_time", pa.timestamp("us", tz="UTC")),
     ("photo_count", pa.int32()), ("top_category", pa.string()), ("max_conf", pa.float64()),
     ("count", pa.int32()), ("independent", pa.bool_()), ("method", pa.string()),
 ])
@@ -76,62 +76,88 @@ def per_photo(detections: pa.Table, threshold: float) -> pa.Table:
     })
 
 
-def group_events(photos: pa.Table, rules: EventRules) -> tuple[pa.Array, pa.Table]:
-    """Event ids per photo row (null for non-positive rows) and the events table.
-
-    ``photos`` has ``deployment_id``, ``timestamp`` and, for positive rows, ``top_category``,
-    ``max_conf`` and ``n_detections`` (null elsewhere).
-    """
+def _event_numbers(photos: pa.Table, rules: EventRules, method: str | None = None):
+    """(event number per row or -1, deployment code per row, deployment names, positive mask, micros)."""
     deployment = photos.column("deployment_id").fill_null("(none)")
-    positive = pc.is_valid(photos.column("top_category"))
+    positive = np.asarray(pc.is_valid(photos.column("top_category")).to_numpy(zero_copy_only=False))
     codes_arr = pc.dictionary_encode(deployment).combine_chunks()
     names = codes_arr.dictionary.to_pylist()
     codes = codes_arr.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    group = np.where(np.asarray(positive.to_numpy(zero_copy_only=False)), codes, -1)
+    usable = np.asarray(pc.is_valid(photos.column("timestamp")).to_numpy(zero_copy_only=False))
+    if "usable_time" in photos.column_names:
+        usable &= np.asarray(photos.column("usable_time").fill_null(False).to_numpy(zero_copy_only=False))
     micros = photos.column("timestamp").cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-    number = events.assign(group, micros / 1e6, rules)
+    if (method or rules.method) == "gap":
+        number = events.assign_gap(np.where(usable, codes, -1), micros / 1e6, positive, rules.event_gap_s)
+    else:
+        number = events.assign(np.where(usable & positive, codes, -1), micros / 1e6, rules)
+    return number, codes, names, positive, micros
+
+
+def group_events(photos: pa.Table, rules: EventRules) -> tuple[pa.Array, pa.Table]:
+    """Event ids per photo row (null for rows in no event) and the events table.
+
+    ``photos`` has ``deployment_id``, ``timestamp`` and, for positive rows, ``top_category``, ``max_conf`` and
+    ``n_detections`` (null elsewhere); optionally ``usable_time`` (False: the row takes part in no event, e.g.
+    a photo whose clock cannot be trusted). An event's times and photo count cover all its photos; its category,
+    confidence and count come from its positive photos.
+    """
+    number, codes, names, positive, micros = _event_numbers(photos, rules)
     m = int(number.max()) + 1 if len(number) else 0
     valid = number >= 0
     ev = number[valid]
-    cat = np.asarray(photos.column("top_category").to_pylist(), dtype=object)[valid]
-    conf = photos.column("max_conf").fill_null(0).to_numpy(zero_copy_only=False)[valid]
-    cnt = photos.column("n_detections").fill_null(0).to_numpy(zero_copy_only=False)[valid]
     t = micros[valid]
     start = np.full(m, np.iinfo(np.int64).max)
     end = np.full(m, np.iinfo(np.int64).min)
     np.minimum.at(start, ev, t)
     np.maximum.at(end, ev, t)
     photo_count = np.bincount(ev, minlength=m)
-    # top category: the highest-confidence photo's; count: the largest per-photo count of that category
-    order = np.lexsort((-conf, ev))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = ev[order][1:] != ev[order][:-1]
-    top_idx = order[first]
-    top_cat = cat[top_idx]
-    max_conf = conf[top_idx]
-    same = cat == top_cat[ev]
-    count = np.zeros(m, dtype=np.int64)
-    np.maximum.at(count, ev[same], cnt[same])
     dep_of_event = np.zeros(m, dtype=np.int64)
-    dep_of_event[ev] = group[valid]
+    dep_of_event[ev] = codes[valid]
+    # top category: the highest-confidence positive photo's; count: the largest per-photo count of that category
+    pos = valid & positive
+    pev = number[pos]
+    cat = np.asarray(photos.column("top_category").to_pylist(), dtype=object)[pos]
+    conf = photos.column("max_conf").fill_null(0).to_numpy(zero_copy_only=False)[pos]
+    cnt = photos.column("n_detections").fill_null(0).to_numpy(zero_copy_only=False)[pos]
+    order = np.lexsort((-conf, pev))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pev[order][1:] != pev[order][:-1]
+    top_idx = order[first]  # one per event: every event has a positive photo
+    top_cat = np.empty(m, dtype=object)
+    max_conf = np.zeros(m)
+    top_cat[pev[top_idx]] = cat[top_idx]
+    max_conf[pev[top_idx]] = conf[top_idx]
+    same = cat == top_cat[pev]
+    count = np.zeros(m, dtype=np.int64)
+    np.maximum.at(count, pev[same], cnt[same])
     independent = events.independence(dep_of_event, top_cat, start / 1e6, rules.independence_s)
     event_ids = np.array([f"{names[d]}:e{i:06d}" for i, d in enumerate(dep_of_event.tolist())], dtype=object)
     per_row = [None] * len(number)
     for i in np.flatnonzero(valid).tolist():
         per_row[i] = event_ids[number[i]]
+    stamp = pa.timestamp("us", tz="UTC")
     table = pa.table({
         "cluster_id": pa.array(event_ids.tolist(), pa.string()),
         "deployment_id": pa.array([names[d] for d in dep_of_event.tolist()], pa.string()),
-        "start": pa.array(start, pa.timestamp("us", tz="UTC")) if m else pa.array([], pa.timestamp("us", tz="UTC")),
-        "end": pa.array(end, pa.timestamp("us", tz="UTC")) if m else pa.array([], pa.timestamp("us", tz="UTC")),
+        "start_time": pa.array(start, stamp) if m else pa.array([], stamp),
+        "end_time": pa.array(end, stamp) if m else pa.array([], stamp),
         "photo_count": pa.array(photo_count, pa.int32()),
         "top_category": pa.array(top_cat.tolist(), pa.string()),
         "max_conf": pa.array(max_conf, pa.float64()),
         "count": pa.array(count, pa.int32()),
-        "independent": pa.array(independent),
+        "independent": pa.array(independent, pa.bool_()),
         "method": pa.array([rules.describe()] * m, pa.string()),
     }, schema=EVENT_SCHEMA)
     return pa.array(per_row, pa.string()), table
+
+
+def compare_to_gap(photos: pa.Table, rules: EventRules) -> dict[str, int]:
+    """How the events of ``rules`` (HDBSCAN) differ from the fixed gap's over the same positive photos:
+    ``merged`` events joining photos the gap rule puts in several events, ``split`` gap events cut apart."""
+    number, _, _, positive, _ = _event_numbers(photos, rules)
+    gap, _, _, _, _ = _event_numbers(photos, rules, method="gap")
+    return events.compare(np.where(positive, gap, -1), np.where(positive, number, -1))
 
 
 def read_media_table(uri: str) -> pa.Table:
@@ -164,7 +190,9 @@ def events_from_table(
 
     Needs ``deploymentID`` and ``timestamp`` (ISO 8601 with offset). Optional detection columns: ``category``
     and ``conf`` (or ``count``); with them a row is positive when it has a category and conf >= threshold,
-    several rows per identifier are one photo's detections. Without them every row is positive.
+    several rows per identifier are one photo's detections. Without them every row is positive. A run's own
+    ``images.parquet`` also has ``status`` and ``clock_flags``: rows that are not ok photos or whose clock is
+    untrusted (``clock.trusted``) take part in no event, as in the run.
     """
     table = camtrap_names(table)
     missing = [c for c in ("deploymentID", "timestamp", id_column) if c not in table.column_names]
@@ -187,8 +215,14 @@ def events_from_table(
     else:
         cat, conf, count = pa.repeat("animal", n), pa.repeat(1.0, n), pa.repeat(1, n)
         positive = pa.repeat(True, n)
+    usable = np.ones(n, dtype=bool)
+    if "status" in table.column_names:
+        usable &= np.asarray(pc.equal(table.column("status"), "ok").fill_null(False).to_numpy(zero_copy_only=False))
+    if "clock_flags" in table.column_names:
+        usable &= np.array([clock.trusted(f) for f in table.column("clock_flags").to_pylist()], dtype=bool)
     rows = pa.table({"photo_id": ids, "deployment_id": table.column("deploymentID").cast(pa.string()),
-                     "timestamp": ts, "category": cat, "conf": conf, "count": count, "positive": positive})
+                     "timestamp": ts, "category": cat, "conf": conf, "count": count, "positive": positive,
+                     "usable_time": usable})
     pos = rows.filter(rows.column("positive"))
     agg = pos.group_by(["photo_id", "category"]).aggregate([("conf", "max"), ("count", "sum")])
     agg = agg.sort_by([("photo_id", "ascending"), ("conf_max", "descending")])
@@ -196,7 +230,8 @@ def events_from_table(
     for pid, c, cf, cnt in zip(*(agg.column(k).to_pylist() for k in ("photo_id", "category", "conf_max", "count_sum")),
                                strict=True):
         first.setdefault(pid, (c, cf, cnt))
-    photos = rows.group_by("photo_id", use_threads=False).aggregate([("deployment_id", "first"), ("timestamp", "min")])
+    photos = rows.group_by("photo_id", use_threads=False).aggregate(
+        [("deployment_id", "first"), ("timestamp", "min"), ("usable_time", "min")])
     pids = photos.column("photo_id").to_pylist()
     photos = pa.table({
         "photo_id": photos.column("photo_id"),
@@ -205,6 +240,7 @@ def events_from_table(
         "top_category": pa.array([first.get(p, (None,))[0] for p in pids], pa.string()),
         "max_conf": pa.array([first[p][1] if p in first else None for p in pids], pa.float64()),
         "n_detections": pa.array([first[p][2] if p in first else None for p in pids], pa.int32()),
+        "usable_time": photos.column("usable_time_min"),
     })
     event_ids, events_table = group_events(photos, rules)
     by_photo = pa.table({"photo_id": photos.column("photo_id"), "eventID": event_ids})

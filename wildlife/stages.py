@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import budget, checkpoint, cloud, fs, outputs, sequences, stage0, stage1, stage2, weather
+from wildlife import budget, checkpoint, clock, cloud, fs, outputs, sequences, stage0, stage1, stage2, weather
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
@@ -163,10 +163,16 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
     best = outputs.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
                                "photo_id")
-    photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id"])
+    photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
     for name in ("top_category", "max_conf", "n_detections"):
         photos = photos.append_column(name, best.column(name))
-    rules = EventRules(burst_gap_s=params["sequence_gap_s"],
+    ok = media.column("status").to_pylist()
+    usable = [s == "ok" and clock.trusted(f) for s, f in zip(ok, media.column("clock_flags").to_pylist(), strict=True)]
+    photos = photos.append_column("usable_time", pa.array(usable, pa.bool_()))
+    rules = EventRules(method=params.get("events_method") or "gap",
+                       event_gap_s=EventRules.event_gap_s if params.get("event_gap_s") is None
+                       else params["event_gap_s"],
+                       burst_gap_s=params["sequence_gap_s"],
                        independence_s=params.get("independence_s", EventRules.independence_s))
     event_ids, table = stage2.group_events(photos, rules)
     photos = photos.append_column("event_id", event_ids)
@@ -175,10 +181,19 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     fs.write_table(detections, uris["detections"])
     fs.write_table(table, uris["events"])
     static_count = pc.sum(detections.column("suspected_static").cast(pa.int64())).as_py() or 0
-    return {"photos_uri": uris["photos"], "detections_uri": uris["detections"], "events_uri": uris["events"],
-            "events": table.num_rows,
-            "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
-            "suspected_static_detections": static_count, "method": rules.describe()}
+    n_ok = sum(s == "ok" for s in ok)
+    payload = {"photos_uri": uris["photos"], "detections_uri": uris["detections"], "events_uri": uris["events"],
+               "events": table.num_rows,
+               "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
+               "suspected_static_detections": static_count, "method": rules.describe(),
+               "unassessed": n_ok - (pc.sum(media.column("assessed").cast(pa.int64())).as_py() or 0),
+               "untrusted_time": n_ok - sum(usable), "warnings": []}
+    if payload["untrusted_time"]:
+        payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
+                                   f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")
+    if rules.method == "hdbscan":
+        payload["compared_to_gap"] = stage2.compare_to_gap(photos, rules)
+    return payload
 
 
 def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:

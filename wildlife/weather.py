@@ -143,8 +143,8 @@ def enrich(
     for ev in events:
         if ev["deployment_id"] in coords:
             cell = _cell(*coords[ev["deployment_id"]], provider.grid)
-            day = (ev["start"] - timedelta(days=days_back)).date()
-            while day <= ev["end"].date():
+            day = (ev["start_time"] - timedelta(days=days_back)).date()
+            while day <= ev["end_time"].date():
                 needed[cell].add(day)
                 day += timedelta(days=1)
     series: dict[tuple[float, float], dict[datetime, dict[str, float]]] = defaultdict(dict)
@@ -190,7 +190,7 @@ def _rows(events, coords, provider, days_back, series) -> list[dict[str, Any]]:
         cell_series = series.get(_cell(*coords[ev["deployment_id"]], provider.grid)) if ev["deployment_id"] in coords \
             else None
         if cell_series:
-            hour = ev["start"].replace(minute=0, second=0, microsecond=0)
+            hour = ev["start_time"].replace(minute=0, second=0, microsecond=0)
             if hour in cell_series:
                 row["weather_time"] = hour
                 row.update(cell_series[hour])

@@ -30,6 +30,9 @@ class Result:
     detections: list[Detection] = field(default_factory=list)
     failure: str | None = None
     note: str | None = None  # something worth knowing that is not a failure
+    # False: the detector did not judge the photo (the motion baseline's photo alone in its sequence): its empty
+    # ``detections`` mean "not looked at", never "nothing there"
+    assessed: bool = True
 
 
 class Detector(Protocol):

@@ -64,11 +64,11 @@ def _compare(frames: dict[int, np.ndarray]) -> dict[int, Result]:
         return {}
     if len(frames) == 1:
         (i,) = frames
-        return {i: Result(note="alone in its sequence: nothing to compare with")}
+        return {i: Result(note="alone in its sequence: nothing to compare with", assessed=False)}
     shapes = {f.shape for f in frames.values()}
     if len(shapes) > 1:  # a mixed burst (resized copies?): compare only within the most common size
         common = max(shapes, key=lambda s: sum(f.shape == s for f in frames.values()))
-        out = {i: Result(note="size differs from the rest of its sequence") for i, f in frames.items()
+        out = {i: Result(note="size differs from the rest of its sequence", assessed=False) for i, f in frames.items()
                if f.shape != common}
         out.update(_compare({i: f for i, f in frames.items() if f.shape == common}))
         return out
