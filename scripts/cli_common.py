@@ -1,19 +1,21 @@
-"""What the command-line modules share: exit codes, failing with one clear line, the estimate of an input."""
+"""What the command-line modules share: exit codes, failing with a message and a hint, the estimate of an input."""
 
 from __future__ import annotations
 
-import sys
+from typing import NoReturn
 
 from wildlife import budget
-from wildlife.progress import console
+from wildlife.errors import OdinError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
 TARGETS = ("local", "localstack", "aws")
 
 
-def fail(code: int, message: str) -> None:
-    console.print(f"[red bold]error:[/red bold] {message}")
-    sys.exit(code)
+def fail(code: int, message: str, hint: str | None = None) -> NoReturn:
+    """Stop the command with ``message`` and exit ``code``; the CLI prints it where it prints every error."""
+    error = OdinError(message, hint)
+    error.exit_code = code
+    raise error
 
 
 def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri):

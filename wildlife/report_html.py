@@ -157,7 +157,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
 <html lang="en"><head><meta charset="utf-8"><title>Odin run {html.escape(report['session_id'])}</title>
 <style>{CSS}</style></head>
 <body>
-<h1>Odin run {html.escape(report['session_id'])}</h1>
+<h1>Odin run {html.escape(report['session_id'])} <span id="status">{html.escape(report['status'])}</span></h1>
 <p class="sub">{len(imgs)} files: {status.get('ok', 0)} photos, {status.get('failed', 0)} failed,
 {status.get('skipped', 0)} skipped · {len(positives)} detections · {len(events)} events
 ({sum(1 for e in events if e['independent'])} independent) · detector {html.escape(str(det.get('name')))}
