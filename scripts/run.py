@@ -218,9 +218,8 @@ def _ended(report: dict) -> None:
         _summary(report)
         return
     error = report.get("error") or {}
-    output = report.get("params", {}).get("output_uri", "the output folder")
-    console.print(f"[red bold]{report['status']}[/red bold] run {report['session_id']} at "
-                  f"{error.get('stage', '?')}; its state is saved in {output}/_run")
+    console.print(f"[red bold]{report['status']}[/red bold]: run {report['session_id']} stopped at "
+                  f"{error.get('stage', '?')}")
 
 
 @cli.command()
@@ -368,19 +367,18 @@ def models_quantize(model_path, photos, calibration, check, output):
 def _summary(report: dict) -> None:
     stages = report["stages"]
     s0, s1, s2 = stages["Stage0Exif"], stages["Stage1Detect"], stages["Stage2Events"]
+    files = report["final_results"]["files_created"]
+    for uri in files:
+        console.print(f"  {uri}")
     failed = s0["failed"] + s1["failed"]
+    images = next(u for u in files if u.endswith("images.parquet"))
     console.print(
         f"[bold green]done[/bold green] run {report['session_id']}: {s0['photos_ok']} photos read, "
         f"{failed} failed ({s0['failed']} reading + {s1['failed']} detecting), {s0['skipped']} skipped; "
         f"{s1['with_detections']} with detections ({s1['detector']['name']}); {s2['events']} events, "
         f"{s2['independent_events']} independent."
+        + (f" Why each failed: columns status and reason of {images}." if failed else "")
     )
-    for uri in report["final_results"]["files_created"]:
-        console.print(f"  {uri}")
-    if failed:
-        images = next(u for u in report["final_results"]["files_created"] if u.endswith("images.parquet"))
-        console.print(f"[yellow]{failed} file(s) failed[/yellow]: the reasons are in {images} (columns status "
-                      "and reason).")
 
 
 def _register() -> None:
