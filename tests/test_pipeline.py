@@ -214,8 +214,34 @@ def test_kill_9_and_resume_processes_every_photo_exactly_once(tmp_path):
     assert len(images) == total and len({r["photo_id"] for r in images}) == total
     assert Counter(r["status"] for r in images) == {"ok": total}
     report = json.loads((out / "run_report.json").read_text())
+    assert report["status"] == json.loads((out / "_run" / "state.json").read_text())["status"] == "succeeded"
     stage1 = report["stages"]["Stage1Detect"]
     assert stage1["resumed"] >= 30  # the checkpointed work was not redone
     assert stage1["photos"] == total
     dets = pq.read_table(out / "detections.parquet").column("detection_id").to_pylist()
     assert len(dets) == len(set(dets))
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_state_and_says_interrupted_everywhere(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    _make_bursts(photos, 60)
+    args = [sys.executable, str(ROOT / "scripts/run.py"), "run", "--input", str(photos), "--output", str(out),
+            "--budget", "5", "--detector", "motion", "--weather-provider", "none", "--checkpoint-every", "10"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    parts = out / "_run" / "stage1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if parts.is_dir() and any(p.name.startswith("part-") for p in parts.iterdir()):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted: run" in stderr and "stopped at Stage1Detect" in stderr
+    state = json.loads((out / "_run" / "state.json").read_text())
+    report = json.loads((out / "run_report.json").read_text())
+    assert state["status"] == report["status"] == "interrupted"
+    assert report["error"]["stage"] == "Stage1Detect"
