@@ -181,6 +181,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife import detect  # noqa: PLC0415
 
     detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
+    budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     params = {
         "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
         "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,

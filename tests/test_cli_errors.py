@@ -193,3 +193,14 @@ def test_budget_refusal_is_the_status_everywhere(tmp_path):
     assert _state(out)["status"] == _report(out)["status"] == "budget_exceeded"
     assert "budget_exceeded: run" in result.stderr and "stopped at GuardBudget" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("text", ["as_of: [\n", "- just\n- a list\n"])
+def test_a_broken_price_table_is_an_input_error_before_anything_is_written(tmp_path, text):
+    prices, out = tmp_path / "prices.yaml", tmp_path / "out"
+    prices.write_text(text)
+    result = _run(out, *QUICK, "--prices", str(prices))
+    assert result.returncode == 2, result.stderr
+    assert f"price table {prices}" in result.stderr and "Check --prices" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not out.exists()

@@ -49,10 +49,13 @@ class Estimate:
 
 
 def load_prices(uri: str | None = None) -> dict[str, Any]:
-    prices = yaml.safe_load(fs.read_bytes(uri or DEFAULT_PRICES))
+    try:
+        prices = yaml.safe_load(fs.read_bytes(uri or DEFAULT_PRICES))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"price table {uri or DEFAULT_PRICES}: {exc}", hint="Check --prices.") from exc
     for key in ("as_of", "usd_to_dkk", "instances", "lambda", "step_functions", "s3", "local"):
-        if key not in prices:
-            raise ValueError(f"price table {uri or DEFAULT_PRICES} lacks the key {key!r}")
+        if not isinstance(prices, dict) or key not in prices:
+            raise InputError(f"price table {uri or DEFAULT_PRICES} lacks the key {key!r}", hint="Check --prices.")
     return prices
 
 
