@@ -161,16 +161,18 @@ def test_failures_are_summed_in_the_final_line(tmp_path):
 def test_status_after_a_failure_and_after_the_resume(tmp_path):
     out = tmp_path / "out"
     (out / "images.parquet").mkdir(parents=True)  # the last stage cannot write its first table
-    failed = _run(out, *QUICK)
+    failed = _run(out, "--detector", "motion")
     assert failed.returncode == 1, failed.stderr
     assert "Traceback" not in failed.stderr
+    # the warnings so far (weather: no coordinates) are printed as the report has them
+    assert _report(out)["warnings"] and _printed_warnings(failed.stderr) == _report(out)["warnings"]
     assert "WriteOutputs failed: IsADirectoryError" in failed.stderr and "re-run with --resume" in failed.stderr
     assert "failed: run" in failed.stderr and "stopped at WriteOutputs" in failed.stderr
     assert _state(out)["status"] == _report(out)["status"] == "failed"
     assert _report(out)["error"]["stage"] == "WriteOutputs"
 
     (out / "images.parquet").rmdir()
-    resumed = _run(out, *QUICK, "--resume")
+    resumed = _run(out, "--detector", "motion", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert _state(out)["status"] == _report(out)["status"] == "succeeded"
     assert "error" not in _report(out)

@@ -245,3 +245,27 @@ def test_ctrl_c_saves_the_state_and_says_interrupted_everywhere(tmp_path):
     report = json.loads((out / "run_report.json").read_text())
     assert state["status"] == report["status"] == "interrupted"
     assert report["error"]["stage"] == "Stage1Detect"
+
+
+def test_a_run_stopped_at_its_time_limit_says_deadline_reached_everywhere(tmp_path):
+    from wildlife import runner  # noqa: PLC0415
+    from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
+
+    prices = tmp_path / "prices.yaml"  # an estimate of no time at all passes the guard of any time limit
+    prices.write_text((ROOT / "conf/prices.yaml").read_text().replace(
+        "ms_per_photo: {stage0: 0.5, megadetector: 2500, motion: 30}",
+        "ms_per_photo: {stage0: 0, megadetector: 0, motion: 0}"))
+    out = tmp_path / "out"
+    params = {"input_uri": str(ROOT / "data/sample/photos"), "output_uri": str(out), "budget_dkk": 1.0,
+              "use_spot": True, "max_images": None, "max_job_duration": 1e-9, "weather_days_back": 0,
+              "target": "local", "detector": "motion", "instance_type": None, "prices_uri": str(prices),
+              "deployments_uri": None, "sequence_gap_s": 60.0, "conf_threshold": 0.2, "weather_provider": "none",
+              "independence_s": 1800.0}
+    ended = []
+    with pytest.raises(DeadlineReached) as stopped:
+        runner.run(params, on_end=ended.append)
+    assert stopped.value.exit_code == 1 and "--resume" in stopped.value.hint
+    state = json.loads((out / "_run" / "state.json").read_text())
+    report = json.loads((out / "run_report.json").read_text())
+    assert state["status"] == report["status"] == ended[0]["status"] == "deadline_reached"
+    assert report["error"]["stage"] == "Stage0Exif"
