@@ -211,7 +211,6 @@ def explain(exc: BaseException) -> OdinError | None:
     return None
 
 
-
 def _s3_uri(ctx, param, value: str) -> str:
     if not value.startswith("s3://") or not value[5:].split("/", 1)[0]:
         raise click.BadParameter(f"{value!r} is not an s3:// URI: give s3://bucket/prefix.")

@@ -13,62 +13,22 @@ Exit codes:
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-import traceback
 
 import click
 from rich.markup import escape
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # wildlife/, modules/
 
-from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, estimate_for, fail
+from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 
 from wildlife import budget
 from wildlife.errors import InputError, OdinError
 from wildlife.progress import console
 
-EXIT_INTERRUPTED = 130
 
-
-class _Odin(click.Group):
-    """The one place where every command's errors become a message and an exit code: an ``OdinError`` prints
-    its message and hint and exits with its code; the cloud's errors are explained the same way; an
-    ``OSError`` is the environment's (exit 1); anything else is a bug in Odin and says so. ``--debug`` (or
-    ODIN_DEBUG=1) adds the traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place errors are shown
-            ctx.exit(_show_error(exc, debug=bool(ctx.params.get("debug"))))
-
-
-def _show_error(exc: BaseException, debug: bool) -> int:
-    from cloud_cli import explain  # noqa: PLC0415
-
-    if debug:
-        traceback.print_exception(exc)
-    error = exc if isinstance(exc, OdinError) else explain(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        console.print("[red bold]interrupted[/red bold]")
-        return EXIT_INTERRUPTED
-    if error is None and isinstance(exc, OSError):  # a file or folder the user named, a full disk
-        error = OdinError(f"{type(exc).__name__}: {exc}", "--debug shows where it happened.")
-    if error is None:
-        console.print(f"[red bold]internal error:[/red bold] {type(exc).__name__}: {escape(str(exc))} — please "
-                      "report it with --debug output")
-        return EXIT_FAILED
-    console.print(f"[red bold]error:[/red bold] {escape(str(error.args[0]) if error.args else '')}")
-    if error.hint:
-        console.print(escape(error.hint))
-    return error.exit_code
-
-
-@click.group(cls=_Odin, help=__doc__)
+@click.group(cls=OdinGroup, help=__doc__)
 @click.version_option(package_name=None, version=__import__("wildlife").__version__, prog_name="odin")
 @click.option("--debug", is_flag=True, envvar="ODIN_DEBUG",
               help="Show the traceback of an error (also ODIN_DEBUG=1): for reporting a bug.")
@@ -76,29 +36,17 @@ def cli(debug: bool) -> None:
     pass
 
 
-class _Number(click.FloatRange):
-    """A number option: finite (click's FloatRange lets nan and inf through) and within its range."""
-
-    name = "number"
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
-
-
 def _common(f):
     options = [
         click.option("--input", "input_uri", required=True, help="Folder or s3:// prefix of photos."),
-        click.option("--budget", "budget_dkk", type=_Number(min=0), required=True, help="Hard budget in DKK."),
+        click.option("--budget", "budget_dkk", type=Number(min=0), required=True, help="Hard budget in DKK."),
         click.option("--target", type=click.Choice(TARGETS), default="local", show_default=True,
                      help="Where to run: this machine, LocalStack, or AWS."),
         click.option("--use-spot/--no-spot", default=True, show_default=True,
                      help="Price GPU compute as spot (AWS targets)."),
         click.option("--max-images", type=click.IntRange(min=1), default=None,
                      help="Process only the first N photos in path order; the rest are listed as skipped."),
-        click.option("--max-job-duration", type=_Number(min=1), default=None,
+        click.option("--max-job-duration", type=Number(min=1), default=None,
                      help="Wall-time limit in seconds; refused up front if the estimate is longer."),
         click.option("--detector", default="auto", show_default=True,
                      help="motion, megadetector, auto (MegaDetector if available, else motion) or a model path."),
@@ -149,11 +97,11 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 @click.option("--weather-provider", type=click.Choice(["open-meteo", "met-frost", "none"]), default="open-meteo",
               show_default=True, help="Weather for positive events: Open-Meteo archive, MET Norway Frost "
               "(needs FROST_CLIENT_ID), or none.")
-@click.option("--independence", "independence_s", type=_Number(min=0), default=1800.0, show_default=True,
+@click.option("--independence", "independence_s", type=Number(min=0), default=1800.0, show_default=True,
               help="Seconds between independent records per deployment and category.")
-@click.option("--sequence-gap", "sequence_gap_s", type=_Number(min=0), default=60.0, show_default=True,
+@click.option("--sequence-gap", "sequence_gap_s", type=Number(min=0), default=60.0, show_default=True,
               help="Seconds between photos that start a new sequence.")
-@click.option("--conf-threshold", type=_Number(0, 1), default=0.2, show_default=True,
+@click.option("--conf-threshold", type=Number(0, 1), default=0.2, show_default=True,
               help="Detections at or above this confidence count as positive.")
 @click.option("--resume", is_flag=True, help="Continue the run already in --output.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
