@@ -8,6 +8,7 @@ import click
 from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, estimate_for, fail
 
 from wildlife import budget
+from wildlife.errors import InputError, OdinError
 from wildlife.progress import console
 
 
@@ -79,10 +80,7 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
 
     from wildlife import cloud  # noqa: PLC0415
 
-    try:
-        outputs = cloud.stack_outputs(target)
-    except cloud.NotDeployed as exc:
-        fail(EXIT_FAILED, str(exc))
+    outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     emulated = target == "localstack"
     if not emulated:
         est = estimate_for(input_uri, max_images, "aws", "megadetector" if detector == "auto" else detector,
@@ -90,7 +88,7 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
         try:
             budget.guard(est, budget_dkk, max_job_duration)  # before anything is uploaded or started
         except budget.BudgetExceeded as exc:
-            fail(EXIT_BUDGET, f"{exc}\nNothing was uploaded or started.")
+            fail(EXIT_BUDGET, str(exc.args[0]), "Nothing was uploaded or started.")
     session = f"odin-{uuid.uuid4().hex[:12]}"
     s3, sfn = cloud.client("s3", target), cloud.client("stepfunctions", target)
     remote = f"s3://{outputs['bucket']}/input/{session}"
@@ -151,10 +149,7 @@ def status(target, limit):
     """The deployed stack and its latest runs."""
     from wildlife import cloud  # noqa: PLC0415
 
-    try:
-        outputs = cloud.stack_outputs(target)
-    except cloud.NotDeployed as exc:
-        fail(EXIT_FAILED, str(exc))
+    outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     console.print(f"bucket {outputs['bucket']}\nstate machine {outputs['state_machine_arn']}")
     runs = cloud.client("stepfunctions", target).list_executions(
         stateMachineArn=outputs["state_machine_arn"], maxResults=limit)["executions"]
@@ -171,10 +166,7 @@ def logs(target, session):
     """A run's execution history (the latest run when none is named)."""
     from wildlife import cloud  # noqa: PLC0415
 
-    try:
-        arn = cloud.stack_outputs(target)["state_machine_arn"]
-    except cloud.NotDeployed as exc:
-        fail(EXIT_FAILED, str(exc))
+    arn = cloud.stack_outputs(target)["state_machine_arn"]
     sfn = cloud.client("stepfunctions", target)
     runs = sfn.list_executions(stateMachineArn=arn, maxResults=100)["executions"]
     chosen = [r for r in runs if session in (None, r["name"])][:1]
@@ -186,14 +178,53 @@ def logs(target, session):
                       f" {details.get('error', '')}")
 
 
+# S3 and STS error codes that mean the user named the wrong thing or lacks the right to it
+ACCESS_ERRORS = {"NoSuchBucket", "NoSuchKey", "AccessDenied", "403", "404", "InvalidAccessKeyId",
+                 "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "AllAccessDisabled", "InvalidBucketName",
+                 "PermanentRedirect", "AuthorizationHeaderMalformed"}
+
+
+def explain(exc: BaseException) -> OdinError | None:
+    """botocore's errors as what the user can do about them: credentials and access are the user's to fix
+    (exit 2), a service that does not answer exit 1; None for anything else."""
+    if not type(exc).__module__.startswith("botocore"):
+        return None
+    from botocore import exceptions as boto  # noqa: PLC0415
+
+    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError | boto.ProfileNotFound):
+        return InputError(f"no usable AWS credentials: {exc}",
+                          hint="Set AWS_PROFILE (after `aws configure` or `aws sso login`) or AWS_ACCESS_KEY_ID and "
+                               "AWS_SECRET_ACCESS_KEY; for the emulator use --target localstack.")
+    if isinstance(exc, boto.EndpointConnectionError | boto.ConnectTimeoutError | boto.ConnectionClosedError):
+        return OdinError(f"the service does not answer: {exc}",
+                         hint="For --target localstack start the emulator: `python scripts/localstack.py up`. "
+                              "Otherwise check the network and AWS_ENDPOINT_URL.")
+    if isinstance(exc, boto.ParamValidationError):
+        return InputError(str(exc).replace("\n", " "))
+    if isinstance(exc, boto.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = f"{exc.operation_name}: {code}: {exc.response.get('Error', {}).get('Message', exc)}"
+        if code in ACCESS_ERRORS:
+            return InputError(message, hint="Check the bucket name, and that these credentials may use it "
+                                            "(AWS_PROFILE, or --target localstack for the emulator).")
+        return OdinError(message)
+    return None
+
+
+def _s3_uri(ctx, param, value: str) -> str:
+    if not value.startswith("s3://") or not value[5:].split("/", 1)[0]:
+        raise click.BadParameter(f"{value!r} is not an s3:// URI: give s3://bucket/prefix.")
+    return value
+
+
 @click.group()
 def data() -> None:
-    """Photos and results in the stack's bucket."""
+    """Photos and results in the stack's bucket (URIs are s3://bucket/prefix)."""
 
 
 @data.command("upload")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.argument("uri")
+@click.argument("uri", callback=_s3_uri)
 @click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
 def data_upload(folder, uri, target):
     """Upload FOLDER to URI (s3://bucket/prefix); files already there are skipped."""
@@ -206,7 +237,7 @@ def data_upload(folder, uri, target):
 
 
 @data.command("download")
-@click.argument("uri")
+@click.argument("uri", callback=_s3_uri)
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
 def data_download(uri, folder, target):
@@ -220,7 +251,7 @@ def data_download(uri, folder, target):
 
 
 @data.command("list")
-@click.argument("uri")
+@click.argument("uri", callback=_s3_uri)
 @click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
 def data_list(uri, target):
     """List objects under URI."""
@@ -244,10 +275,7 @@ def cost_report(session, target, instance_type, prices_uri):
     """Actual Stage 1 cost of a run from its Batch job durations, next to the run's estimate."""
     from wildlife import cloud, fs  # noqa: PLC0415
 
-    try:
-        outputs = cloud.stack_outputs(target)
-    except cloud.NotDeployed as exc:
-        fail(EXIT_FAILED, str(exc))
+    outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     prices = budget.load_prices(prices_uri)
     itype = instance_type or prices["default_instance"]
     report = fs.read_json(f"s3://{outputs['bucket']}/runs/{session}/run_report.json")

@@ -3,10 +3,12 @@
 
 \b
 Exit codes:
-  0  done
-  1  failed (the run state is saved: fix the cause and re-run with --resume)
-  2  bad usage or input
-  3  budget exceeded (money or --max-job-duration); nothing was started
+  0    done
+  1    failed (the run state is saved: fix the cause and re-run with --resume), a service that does not
+       answer, or an internal error (re-run with --debug and report it)
+  2    bad usage or input: nothing was started (this includes an input folder with no photo files)
+  3    budget exceeded (money or --max-job-duration); nothing was started
+  130  interrupted (Ctrl-C); finished work is checkpointed: re-run with --resume
 """
 
 from __future__ import annotations
@@ -15,32 +17,36 @@ import os
 import sys
 
 import click
+from rich.markup import escape
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # wildlife/, modules/
 
-from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, estimate_for, fail
+from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 
 from wildlife import budget
+from wildlife.errors import InputError, OdinError
 from wildlife.progress import console
 
 
-@click.group(help=__doc__)
+@click.group(cls=OdinGroup, help=__doc__)
 @click.version_option(package_name=None, version=__import__("wildlife").__version__, prog_name="odin")
-def cli() -> None:
+@click.option("--debug", is_flag=True, envvar="ODIN_DEBUG",
+              help="Show the traceback of an error (also ODIN_DEBUG=1): for reporting a bug.")
+def cli(debug: bool) -> None:
     pass
 
 
 def _common(f):
     options = [
         click.option("--input", "input_uri", required=True, help="Folder or s3:// prefix of photos."),
-        click.option("--budget", "budget_dkk", type=float, required=True, help="Hard budget in DKK."),
+        click.option("--budget", "budget_dkk", type=Number(min=0), required=True, help="Hard budget in DKK."),
         click.option("--target", type=click.Choice(TARGETS), default="local", show_default=True,
                      help="Where to run: this machine, LocalStack, or AWS."),
         click.option("--use-spot/--no-spot", default=True, show_default=True,
                      help="Price GPU compute as spot (AWS targets)."),
         click.option("--max-images", type=click.IntRange(min=1), default=None,
                      help="Process only the first N photos in path order; the rest are listed as skipped."),
-        click.option("--max-job-duration", type=click.FloatRange(min=1), default=None,
+        click.option("--max-job-duration", type=Number(min=1), default=None,
                      help="Wall-time limit in seconds; refused up front if the estimate is longer."),
         click.option("--detector", default="auto", show_default=True,
                      help="motion, megadetector, auto (MegaDetector if available, else motion) or a model path."),
@@ -91,15 +97,15 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 @click.option("--weather-provider", type=click.Choice(["open-meteo", "met-frost", "none"]), default="open-meteo",
               show_default=True, help="Weather for positive events: Open-Meteo archive, MET Norway Frost "
               "(needs FROST_CLIENT_ID), or none.")
-@click.option("--independence", "independence_s", type=click.FloatRange(min=0), default=1800.0, show_default=True,
+@click.option("--independence", "independence_s", type=Number(min=0), default=1800.0, show_default=True,
               help="Seconds between independent records per deployment and category.")
-@click.option("--sequence-gap", "sequence_gap_s", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--sequence-gap", "sequence_gap_s", type=Number(min=0), default=60.0, show_default=True,
               help="Seconds between photos that start a new sequence.")
 @click.option("--events", "events_method", type=click.Choice(["gap", "hdbscan"]), default="gap", show_default=True,
               help="How photos become events: a fixed --event-gap (the field's convention) or HDBSCAN.")
-@click.option("--event-gap", "event_gap_s", type=click.FloatRange(min=0), default=120.0, show_default=True,
+@click.option("--event-gap", "event_gap_s", type=Number(min=0), default=120.0, show_default=True,
               help="Seconds between consecutive photos of a deployment that start a new event.")
-@click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+@click.option("--conf-threshold", type=Number(0, 1), default=0.2, show_default=True,
               help="Detections at or above this confidence count as positive.")
 @click.option("--resume", is_flag=True, help="Continue the run already in --output.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
@@ -107,11 +113,12 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
         prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
         events_method, event_gap_s, conf_threshold, resume, checkpoint_every):
-    """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs."""
+    """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs.
+
+    The run's warnings and a final line with its status end the output, whatever the outcome. An input
+    folder with no photo files is refused (exit 2) before anything is written.
+    """
     from wildlife import runner  # noqa: PLC0415
-    from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
-    from wildlife.deployments import DeploymentError  # noqa: PLC0415
-    from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
 
     if target != "local":
         from cloud_cli import run_cloud  # noqa: PLC0415
@@ -121,12 +128,12 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         return
     if not os.path.isdir(input_uri) and "://" not in input_uri:
         fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
+    if "://" not in input_uri:
+        _has_photos(input_uri)
     from wildlife import detect  # noqa: PLC0415
 
-    try:
-        detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
-    except DetectorUnavailable as exc:
-        fail(EXIT_USAGE, str(exc))
+    detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
+    budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     params = {
         "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
         "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
@@ -135,21 +142,38 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         "weather_provider": weather_provider, "independence_s": independence_s,
         "events_method": events_method, "event_gap_s": event_gap_s,
     }
-    try:
-        state = runner.run(params, resume=resume, checkpoint_every=checkpoint_every)
-    except budget.BudgetExceeded as exc:
-        fail(EXIT_BUDGET, f"{exc}\nNothing was processed.")
-    except (runner.RunExists, DeploymentError, DetectorUnavailable) as exc:
-        fail(EXIT_USAGE, str(exc))
-    except DeadlineReached as exc:
-        fail(EXIT_FAILED, f"{exc}. Finished work is checkpointed: re-run with --resume "
-                           "(and a larger --max-job-duration) to continue.")
-    except KeyboardInterrupt:
-        fail(EXIT_FAILED, "interrupted. Finished work is checkpointed: re-run with --resume to continue.")
-    except Exception as exc:  # noqa: BLE001 - one clear line for the user; the state keeps the details
-        fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}\nThe run state is saved in {output_uri}/_run: "
-                           "fix the cause and re-run with --resume.")
-    _summary(state)
+    runner.run(params, resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
+
+
+def _has_photos(folder: str) -> None:
+    """Refuse (exit 2, nothing written) a local input folder without a single photo file. Stops at the first
+    photo; a linked or unreadable folder is left to the run, which lists what it finds there."""
+    from wildlife.stage0 import PHOTO_EXTENSIONS  # noqa: PLC0415
+
+    files, unsure = 0, []
+    for parent, dirs, names in os.walk(folder, onerror=unsure.append):
+        if unsure or any(os.path.islink(os.path.join(parent, d)) for d in dirs):
+            return
+        if any(os.path.splitext(n)[1].lower() in PHOTO_EXTENSIONS for n in names):
+            return
+        files += len(names)
+    if not unsure:
+        raise InputError(f"no photo files found under {folder}: {files} file(s), none of them photos "
+                         f"({', '.join(sorted(PHOTO_EXTENSIONS))}). Nothing to do.",
+                         hint="Check --input: it should be the folder of the camera's photos (its subfolders "
+                              "are read too).")
+
+
+def _ended(report: dict) -> None:
+    """The end of a run in the terminal: the report's warnings, exactly, then one line with its status."""
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    if report["status"] == "succeeded":
+        _summary(report)
+        return
+    error = report.get("error") or {}
+    console.print(f"[red bold]{report['status']}[/red bold]: run {report['session_id']} stopped at "
+                  f"{error.get('stage', '?')}")
 
 
 @cli.command()
@@ -249,8 +273,15 @@ def models_export(weights_path, output, imgsz):
     from wildlife.detect import weights  # noqa: PLC0415
 
     try:
-        out = weights.export_onnx(weights.load_yolov5(weights_path), Path(output), imgsz)
-    except (ValueError, weights.RefusedPickle) as exc:
+        model = weights.load_yolov5(weights_path)
+    except OdinError:
+        raise
+    except Exception as exc:  # whatever a file that is not a checkpoint makes the reader raise
+        raise InputError(f"{weights_path}: not a YOLOv5/MegaDetector checkpoint ({type(exc).__name__}: {exc})",
+                         hint="Give the .pt file of a YOLOv5 or MegaDetector v5 model.") from exc
+    try:
+        out = weights.export_onnx(model, Path(output), imgsz)
+    except ValueError as exc:
         fail(EXIT_USAGE, f"{weights_path}: {exc}")
     console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
 
@@ -266,8 +297,15 @@ def models_quantize(model_path, photos, calibration, check, output):
     """The int8 fast mode of an ONNX detector, with its measured agreement with fp32 in the sidecar."""
     from pathlib import Path  # noqa: PLC0415
 
+    import onnx  # noqa: PLC0415
+
     from wildlife.detect import quantize  # noqa: PLC0415
 
+    try:
+        onnx.load(model_path, load_external_data=False)
+    except Exception as exc:  # whatever a file that is not an ONNX model makes the reader raise
+        raise InputError(f"{model_path}: not an ONNX model ({type(exc).__name__}: {exc})",
+                         hint="Give the .onnx file that `models fetch` or `models export` wrote.") from exc
     found = sorted(str(p) for p in Path(photos).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
     want = calibration + check
     step = max(len(found) / want, 1.0)
@@ -286,16 +324,21 @@ def models_quantize(model_path, photos, calibration, check, output):
     console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}; use --detector {out}")
 
 
-def _summary(state: dict) -> None:
-    report = state["WriteOutputs"]
-    s0, s1, s2 = state["Stage0Exif"], state["Stage1Detect"], state["Stage2Events"]
-    console.print(
-        f"[bold green]done[/bold green] run {state['session_id']}: {s0['photos_ok']} photos read, "
-        f"{s0['failed']} failed, {s0['skipped']} skipped; {s1['with_detections']} with detections "
-        f"({s1['detector']['name']}); {s2['events']} events, {s2['independent_events']} independent."
-    )
-    for uri in report["files_created"]:
+def _summary(report: dict) -> None:
+    stages = report["stages"]
+    s0, s1, s2 = stages["Stage0Exif"], stages["Stage1Detect"], stages["Stage2Events"]
+    files = report["final_results"]["files_created"]
+    for uri in files:
         console.print(f"  {uri}")
+    failed = s0["failed"] + s1["failed"]
+    images = next(u for u in files if u.endswith("images.parquet"))
+    console.print(
+        f"[bold green]done[/bold green] run {report['session_id']}: {s0['photos_ok']} photos read, "
+        f"{failed} failed ({s0['failed']} reading + {s1['failed']} detecting), {s0['skipped']} skipped; "
+        f"{s1['with_detections']} with detections ({s1['detector']['name']}); {s2['events']} events, "
+        f"{s2['independent_events']} independent."
+        + (f" Why each failed: columns status and reason of {images}." if failed else "")
+    )
 
 
 def _register() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 
 import boto3
@@ -70,3 +71,42 @@ def test_batch_cost_from_job_durations():
             {"startedAt": 5, "stoppedAt": None}]  # still running: not counted
     hours, dkk = cloud.batch_cost(jobs, usd_per_hour=0.22, usd_to_dkk=6.45)
     assert hours == pytest.approx(1.0) and dkk == pytest.approx(0.22 * 6.45)
+
+
+def _no_aws(**extra: str) -> dict:
+    """This process's environment without any AWS credentials (and no instance metadata to ask)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return dict(env, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull,
+                AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="eu-north-1", **extra)
+
+
+@pytest.mark.parametrize("command", [("list", "s3://odin-nobody/x"), ("download", "s3://odin-nobody/x")])
+def test_data_without_credentials_says_how_to_give_them(command, tmp_path):
+    folder = (str(tmp_path / "dl"),) if command[0] == "download" else ()
+    result = odin("data", *command, *folder, "--target", "aws", env=_no_aws())
+    assert result.returncode == 2, result.stderr
+    assert "no usable AWS credentials" in result.stderr and "AWS_PROFILE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_needs_an_s3_uri(tmp_path):
+    for command in (("list", str(tmp_path)), ("upload", str(SAMPLE / "photos"), "bucket/prefix"),
+                    ("download", "https://example.org/x", str(tmp_path / "dl"))):
+        result = odin("data", *command)
+        assert result.returncode == 2, result.stderr
+        assert "is not an s3:// URI" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_data_with_no_emulator_running_says_how_to_start_it():
+    closed = _no_aws(AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    result = odin("data", "list", "s3://odin-data/x", "--target", "localstack", env=closed)
+    assert result.returncode == 1, result.stderr
+    assert "the service does not answer" in result.stderr and "scripts/localstack.py up" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_data_on_a_missing_bucket_is_the_users_to_fix(s3_env):
+    env, _ = s3_env
+    result = odin("data", "list", "s3://odin-no-such-bucket/x", "--target", "aws", env=env)
+    assert result.returncode == 2, result.stderr
+    assert "NoSuchBucket" in result.stderr and "Traceback" not in result.stderr

@@ -214,8 +214,58 @@ def test_kill_9_and_resume_processes_every_photo_exactly_once(tmp_path):
     assert len(images) == total and len({r["photo_id"] for r in images}) == total
     assert Counter(r["status"] for r in images) == {"ok": total}
     report = json.loads((out / "run_report.json").read_text())
+    assert report["status"] == json.loads((out / "_run" / "state.json").read_text())["status"] == "succeeded"
     stage1 = report["stages"]["Stage1Detect"]
     assert stage1["resumed"] >= 30  # the checkpointed work was not redone
     assert stage1["photos"] == total
     dets = pq.read_table(out / "detections.parquet").column("detection_id").to_pylist()
     assert len(dets) == len(set(dets))
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_state_and_says_interrupted_everywhere(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    _make_bursts(photos, 60)
+    args = [sys.executable, str(ROOT / "scripts/run.py"), "run", "--input", str(photos), "--output", str(out),
+            "--budget", "5", "--detector", "motion", "--weather-provider", "none", "--checkpoint-every", "10"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    parts = out / "_run" / "stage1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if parts.is_dir() and any(p.name.startswith("part-") for p in parts.iterdir()):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted: run" in stderr and "stopped at Stage1Detect" in stderr
+    state = json.loads((out / "_run" / "state.json").read_text())
+    report = json.loads((out / "run_report.json").read_text())
+    assert state["status"] == report["status"] == "interrupted"
+    assert report["error"]["stage"] == "Stage1Detect"
+
+
+def test_a_run_stopped_at_its_time_limit_says_deadline_reached_everywhere(tmp_path):
+    from wildlife import runner  # noqa: PLC0415
+    from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
+
+    prices = tmp_path / "prices.yaml"  # an estimate of no time at all passes the guard of any time limit
+    prices.write_text((ROOT / "conf/prices.yaml").read_text().replace(
+        "ms_per_photo: {stage0: 0.5, megadetector: 2500, motion: 30}",
+        "ms_per_photo: {stage0: 0, megadetector: 0, motion: 0}"))
+    out = tmp_path / "out"
+    params = {"input_uri": str(ROOT / "data/sample/photos"), "output_uri": str(out), "budget_dkk": 1.0,
+              "use_spot": True, "max_images": None, "max_job_duration": 1e-9, "weather_days_back": 0,
+              "target": "local", "detector": "motion", "instance_type": None, "prices_uri": str(prices),
+              "deployments_uri": None, "sequence_gap_s": 60.0, "conf_threshold": 0.2, "weather_provider": "none",
+              "independence_s": 1800.0}
+    ended = []
+    with pytest.raises(DeadlineReached) as stopped:
+        runner.run(params, on_end=ended.append)
+    assert stopped.value.exit_code == 1 and "--resume" in stopped.value.hint
+    state = json.loads((out / "_run" / "state.json").read_text())
+    report = json.loads((out / "run_report.json").read_text())
+    assert state["status"] == report["status"] == ended[0]["status"] == "deadline_reached"
+    assert report["error"]["stage"] == "Stage0Exif"

@@ -10,12 +10,15 @@ from typing import Any
 import yaml
 
 from wildlife import fs
+from wildlife.errors import InputError, OdinError
 
 DEFAULT_PRICES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "prices.yaml")
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(OdinError):
     """The estimate is over the budget (money or time); the message says what to change."""
+
+    exit_code = 3
 
 
 @dataclass
@@ -46,10 +49,13 @@ class Estimate:
 
 
 def load_prices(uri: str | None = None) -> dict[str, Any]:
-    prices = yaml.safe_load(fs.read_bytes(uri or DEFAULT_PRICES))
+    try:
+        prices = yaml.safe_load(fs.read_bytes(uri or DEFAULT_PRICES))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"price table {uri or DEFAULT_PRICES}: {exc}", hint="Check --prices.") from exc
     for key in ("as_of", "usd_to_dkk", "instances", "lambda", "step_functions", "s3", "local"):
-        if key not in prices:
-            raise ValueError(f"price table {uri or DEFAULT_PRICES} lacks the key {key!r}")
+        if not isinstance(prices, dict) or key not in prices:
+            raise InputError(f"price table {uri or DEFAULT_PRICES} lacks the key {key!r}", hint="Check --prices.")
     return prices
 
 
@@ -124,6 +130,9 @@ def estimate(
 
 def guard(est: Estimate, budget_dkk: float, max_job_duration_s: float | None) -> None:
     """Refuse a run whose estimate is over the money or time budget, saying what to change."""
+    for name, value in (("--budget", budget_dkk), ("--max-job-duration", max_job_duration_s)):
+        if value is not None and not 0 <= value < math.inf:  # NaN compares false with everything
+            raise InputError(f"{name} {value!r}: must be a finite number >= 0")
     if est.total_dkk > budget_dkk:
         per_photo = est.total_dkk / max(est.photos, 1)
         affordable = int(budget_dkk / per_photo) if per_photo > 0 else est.photos

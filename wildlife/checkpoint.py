@@ -16,11 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from wildlife import fs
+from wildlife.errors import OdinError
 from wildlife.progress import progress_bar
 
 
-class DeadlineReached(Exception):
+class DeadlineReached(OdinError):
     """``--max-job-duration`` ran out; everything finished so far is checkpointed."""
+
+    hint = "Finished work is checkpointed: re-run with --resume (and a larger --max-job-duration) to continue."
 
 
 def read_parts(parts_uri: str, schema: pa.Schema) -> pa.Table:

@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from wildlife.errors import OdinError
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class NotDeployed(Exception):
+class NotDeployed(OdinError):
     """The profile's stack has no outputs: it was never applied here."""
 
 

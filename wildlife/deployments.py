@@ -21,11 +21,12 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wildlife import fs
+from wildlife.errors import InputError
 
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$")
 
 
-class DeploymentError(ValueError):
+class DeploymentError(InputError, ValueError):
     """The deployments table cannot be used; the message names the row and the fix."""
 
 

@@ -14,10 +14,12 @@ class OdinError(Exception):
     """A failure the user can act on. ``hint`` says what to do next."""
 
     exit_code = 1
+    hint: str | None = None  # a subclass may set its usual hint here
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
-        self.hint = hint
+        if hint is not None:
+            self.hint = hint
 
     def __str__(self) -> str:
         message = super().__str__()

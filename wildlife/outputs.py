@@ -115,23 +115,30 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def warnings(state: dict[str, Any]) -> list[str]:
+    """The run's warnings: the one list that run_report.json, report.html and the terminal show.
+
+    The run's own, then each stage's in the order they ran, then Camtrap DP's; each message once.
+    """
+    found = list(state.get("warnings", []))
+    for name, payload in state.items():
+        if isinstance(payload, dict) and (name[0].isupper() or name == "camtrap_dp"):
+            found += payload.get("warnings", [])
+    return list(dict.fromkeys(found))
+
+
 def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, Any]:
     """The run report: also written for runs that stopped early (budget refused, failed)."""
     params = state["params"]
     timings = state.get("timings", {})
-    stages = {}
-    warnings = list(state.get("warnings", []))
-    for name, payload in state.items():
-        if name == "camtrap_dp":
-            warnings += payload.get("warnings", [])
-        elif isinstance(payload, dict) and name[0].isupper():
-            summary = {k: v for k, v in payload.items() if k not in ("warnings",)}
-            stages[name] = dict(summary, duration_s=timings.get(name))
-            warnings += payload.get("warnings", [])
+    stages = {name: dict({k: v for k, v in payload.items() if k != "warnings"}, duration_s=timings.get(name))
+              for name, payload in state.items() if isinstance(payload, dict) and name[0].isupper()}
     est = (state.get("CostEstimation") or state.get("GuardBudget") or {}).get("estimate")
+    # WriteOutputs is the last stage: once it writes this report, every stage has succeeded
+    status = "succeeded" if state.get("WriteOutputs") and not state.get("error") else state.get("status", "running")
     out: dict[str, Any] = {
         "session_id": state["session_id"],
-        "status": state.get("status", "succeeded"),
+        "status": status,
         "odin_version": wildlife.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "params": params,
@@ -143,7 +150,7 @@ def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, A
                      "cost_dkk": 0.0 if params["target"] == "local" else None},
         "stages": stages,
         "camtrap_dp": {k: v for k, v in state.get("camtrap_dp", {}).items() if k != "warnings"} or None,
-        "warnings": warnings,
+        "warnings": warnings(state),
     }
     if state.get("error"):
         out["error"] = state["error"]

@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from wildlife import fs, outputs
 from wildlife.budget import BudgetExceeded
+from wildlife.checkpoint import DeadlineReached
+from wildlife.errors import InputError, OdinError, StageFailed
 from wildlife.graph import GRAPH
 from wildlife.progress import console
 from wildlife.stages import Context
@@ -22,7 +25,7 @@ from wildlife.stages import Context
 CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot", "weather_provider")
 
 
-class RunExists(Exception):
+class RunExists(InputError):
     """The output folder already holds a run and --resume was not given."""
 
 
@@ -59,9 +62,18 @@ def _start(params: dict[str, Any], resume: bool) -> dict[str, Any]:
     return state
 
 
-def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int = 500) -> dict[str, Any]:
-    """Run (or continue) the whole graph. Raises BudgetExceeded, DeadlineReached or the stage's error."""
+def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int = 500,
+        on_end: Callable[[dict[str, Any]], None] = lambda report: None) -> dict[str, Any]:
+    """Run (or continue) the whole graph.
+
+    Raises the stage's ``OdinError`` (BudgetExceeded, DeadlineReached, StageFailed: an ``OSError`` in a stage,
+    a full disk or an unwritable output, becomes one), ``KeyboardInterrupt``, or a bug's own exception. Either
+    way ``state.json`` and ``run_report.json`` say how the run ended (``STATUSES``), and once the run has
+    started (the output is not another run's) ``on_end`` gets the run report as written, before the error is
+    raised.
+    """
     state = _start(params, resume)
+    state["status"] = "running"
     deadline = None
     if state["params"].get("max_job_duration"):
         deadline = time.monotonic() + float(state["params"]["max_job_duration"])
@@ -74,14 +86,14 @@ def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int =
         t0 = time.monotonic()
         try:
             payload = stage.load()(state, ctx)
-        except BudgetExceeded as exc:
-            _stopped(state, "budget_exceeded", stage.name, exc)
-            save()
-            raise
         except BaseException as exc:
-            _stopped(state, "failed", stage.name, exc)
+            error = _as_stage_failure(stage.name, exc, state["params"]["output_uri"])
+            report = _stopped(state, stage.name, error)
             save()
-            raise
+            on_end(report)
+            if error is exc:
+                raise
+            raise error from exc
         state[stage.name] = payload
         state["done"].append(stage.name)
         state["timings"][stage.name] = round(time.monotonic() - t0, 3)
@@ -89,15 +101,42 @@ def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int =
         console.print(f"[green]✓[/green] {stage.name:<18} {time.monotonic() - t0:7.2f} s  {_brief(payload)}")
     state["status"] = "succeeded"
     save()
+    on_end(fs.read_json(state["WriteOutputs"]["report_uri"]))
     return state
 
 
-def _stopped(state: dict[str, Any], status: str, stage: str, exc: BaseException) -> None:
-    state["status"] = status
+def _as_stage_failure(stage: str, exc: BaseException, output_uri: str) -> BaseException:
+    """An ``OSError`` (disk full, a file that cannot be written, a service that does not answer) is the
+    environment's, not a bug: the stage failed and the user can fix the cause and resume."""
+    if isinstance(exc, OSError) and not isinstance(exc, OdinError):
+        return StageFailed(f"{stage} failed: {type(exc).__name__}: {exc}",
+                           hint=f"The run state is saved in {fs.join(output_uri, '_run')}: fix the cause and "
+                                "re-run with --resume.")
+    return exc
+
+
+# How a run ends, as state.json, run_report.json, report.html and the terminal say it.
+STATUSES = ("running", "succeeded", "failed", "budget_exceeded", "deadline_reached", "interrupted")
+
+
+def _status(exc: BaseException) -> str:
+    if isinstance(exc, BudgetExceeded):
+        return "budget_exceeded"
+    if isinstance(exc, DeadlineReached):
+        return "deadline_reached"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return "failed"
+
+
+def _stopped(state: dict[str, Any], stage: str, exc: BaseException) -> dict[str, Any]:
+    state["status"] = _status(exc)
     state["error"] = {"stage": stage, "type": type(exc).__name__, "message": str(exc)}
-    report_uri = fs.join(state["params"]["output_uri"], "run_report.json")
+    report = {"session_id": state["session_id"], "status": state["status"], "error": state["error"], "warnings": []}
     with contextlib.suppress(Exception):  # the original error matters more than the report
-        fs.write_json(report_uri, outputs.report(state))
+        report = outputs.report(state)
+        fs.write_json(fs.join(state["params"]["output_uri"], "run_report.json"), report)
+    return report
 
 
 def _brief(payload: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import wildlife
+from wildlife.errors import OdinError
 
 USER_AGENT = os.environ.get(
     "ODIN_USER_AGENT", f"odin-wildlife/{wildlife.__version__} camera-trap pipeline (set ODIN_USER_AGENT to add contact)"
@@ -27,7 +28,7 @@ COLUMNS = ("temperature_c", "precipitation_mm", "wind_speed_ms", "cloud_cover_pc
 MAX_RANGE_GAP_DAYS = 31  # dates of one location closer than this share one request
 
 
-class WeatherUnavailable(Exception):
+class WeatherUnavailable(OdinError):
     """The provider cannot be asked (no key, no network); the run goes on without weather."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from wildlife.errors import InputError
+
 CATEGORIES = ("animal", "person", "vehicle")  # MegaDetector's 1, 2, 3
 
 
@@ -43,7 +45,7 @@ class Detector(Protocol):
     def detect(self, batch: list[dict[str, Any]]) -> list[Result]: ...
 
 
-class DetectorUnavailable(Exception):
+class DetectorUnavailable(InputError):
     """The chosen detector cannot run here; the message says how to make it available."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from wildlife.detect.yolo import YoloModel
+from wildlife.errors import InputError
 
 # Known weight files, pinned by the checksum their publisher gives: MegaDetector's own model table
 # (megadetector/detection/run_detector.py, ``known_models``) lists an MD5 per release file and no SHA-256.
@@ -47,7 +48,7 @@ STORAGE_DTYPES = {"HalfStorage": torch.float16, "FloatStorage": torch.float32, "
 INERT_PREFIXES = ("models.", "utils.", "torch.nn.modules.", "numpy", "argparse.", "pathlib.", "__main__.")
 
 
-class RefusedPickle(pickle.UnpicklingError):
+class RefusedPickle(InputError, pickle.UnpicklingError):
     """The file names something that is not a tensor or a model record; it is not loaded."""
 
 
