@@ -18,7 +18,9 @@ from wildlife.deployments import Deployment, parse_tz
 RESET_BEFORE_YEAR = 2005
 # Flags after which a photo's time cannot be used as a time of day or date: analyses (activity, events,
 # effort), the report and Camtrap DP's timestampIssues leave such photos out or mark them. One definition.
-UNTRUSTED_FLAGS = frozenset({"no_exif_time", "camera_reset", "future_date", "timezone_unknown"})
+# ``timezone_unknown`` is not among them: the camera's wall clock (time of day, gaps between photos) is still
+# right; only the UTC instant is unsure, and that flag stays on the photo for whoever needs UTC.
+UNTRUSTED_FLAGS = frozenset({"no_exif_time", "camera_reset", "future_date"})
 
 
 def trusted(flags: list[str] | None) -> bool:

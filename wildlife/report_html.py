@@ -191,7 +191,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
 <html lang="en"><head><meta charset="utf-8"><title>Odin run {html.escape(report['session_id'])}</title>
 <style>{CSS}</style></head>
 <body>
-<h1>Odin run {html.escape(report['session_id'])} <span id="status">{html.escape(report['status'])}</span></h1>
+<h1>Odin run {html.escape(report['session_id'])} <span id="status">{html.escape(report.get('status', ''))}</span></h1>
 <p class="sub">{len(rows)} files: {photos_ok} photos, {status['failed']} failed, {status['skipped']} skipped ·
 {len(positives)} boxes at confidence ≥ {threshold:g} · {len(events)} events ({n_independent} independent records) ·
 detector {html.escape(str(det.get('name')))} {html.escape(str(det.get('version')))}</p>
