@@ -81,8 +81,10 @@ def _check_size(out: dict[str, Any], max_megapixels: float) -> None:
     width, height = out.get("width"), out.get("height")
     if width is None and height is None and out["format"] == "tiff":
         return  # a TIFF without size tags: Stage 1 finds out when it decodes
-    if not (isinstance(width, int) and isinstance(height, int)
-            and 0 < width <= MAX_PIXELS_SIDE and 0 < height <= MAX_PIXELS_SIDE):
+    if width is None or height is None:
+        raise BadPhoto(f"corrupt {out['format'].upper()} header: no usable pixel size (width {width}, "
+                       f"height {height})")
+    if not (0 < width <= MAX_PIXELS_SIDE and 0 < height <= MAX_PIXELS_SIDE):
         raise BadPhoto(f"corrupt {out['format'].upper()} header: declared size {width}x{height} px")
     if width * height > max_megapixels * 1e6:
         raise BadPhoto(
