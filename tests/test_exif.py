@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import photofactory as pf
+import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, odin
 
 from wildlife import exif, stage0
 from wildlife.deployments import Deployment
@@ -226,3 +227,105 @@ def test_many_large_segments_under_the_cap_cost_one_read_each():
     h = exif.read_header(f, len(data))
     assert h["datetime_original"] == "2021:04:11 20:43:09" and (h["width"], h["height"]) == (64, 48)
     assert f.reads <= 1000 + 10 and f.bytes_read <= 1000 * 4096 + exif.HEAD_BYTES + 64 * 1024
+
+
+def test_the_cli_run_survives_every_crasher_and_lists_each_file_once(tmp_path):
+    photos = tmp_path / "photos"
+    files = {"cam/good.jpg": jpeg(when=WHEN), **{rel: data for rel, (data, _, _) in CRASHERS.items()}}
+    for rel, data in files.items():
+        (photos / rel).parent.mkdir(parents=True, exist_ok=True)
+        (photos / rel).write_bytes(data)
+    result = odin("run", "--input", str(photos), "--output", str(tmp_path / "out"), "--budget", "25",
+                  "--detector", "motion")
+    assert result.returncode == 0, result.stderr
+    images = {r["relpath"]: r for r in pq.read_table(tmp_path / "out" / "images.parquet").to_pylist()}
+    assert sorted(images) == sorted(files)  # each file exactly once
+    assert images["cam/good.jpg"]["status"] == "ok"
+    for n in (16, 20, 23):
+        png = images[f"cam/png_cut_at_{n}.png"]
+        assert png["status"] == "failed" and png["reason"] == f"truncated PNG: {n} bytes, its header alone needs 24"
+    assert "GPS dropped: latitude 150 out of range" in images["cam/gps_lat150.jpg"]["exif_error"]
+
+
+# --- dates that exist are found: XMP, maker notes, Canon CIFF ---------------------------------------------
+
+PIXELS = pf.encode_jpeg(pf.scene(64, 48))
+
+
+def with_xmp(props: dict[str, str], **kwargs) -> bytes:
+    return pf.insert_segments(PIXELS, [(0xE1, pf.xmp_packet(props, **kwargs))])
+
+
+@pytest.mark.parametrize(("data", "stamp", "subsec", "offset"), [
+    # the XMP date form (ISO 8601): fraction and offset become SubSecTime and OffsetTime, as exiftool shows them
+    (with_xmp({"exif:DateTimeOriginal": "2021-04-11T20:43:09.25+02:00"}), "2021:04:11 20:43:09", "25", "+02:00"),
+    (with_xmp({"exif:DateTimeOriginal": "2021-04-11T20:43:09Z"}, elements=True), "2021:04:11 20:43:09", None,
+     "+00:00"),
+    (with_xmp({"photoshop:DateCreated": "2021-04-11T20:43"}), "2021:04:11 20:43:00", None, None),
+    (with_xmp({"xmp:CreateDate": "2021-04-11T20:43:09"}), "2021:04:11 20:43:09", None, None),
+    # the prefix is whatever the packet binds to the namespace
+    (with_xmp({"ex:DateTimeOriginal": "2021-04-11T20:43:09"}, namespaces={"ex": "http://ns.adobe.com/exif/1.0/"}),
+     "2021:04:11 20:43:09", None, None),
+    # exif:DateTimeOriginal before photoshop:DateCreated before xmp:CreateDate; a date alone has no hour
+    (with_xmp({"xmp:CreateDate": "2021-04-11T21:00:00", "exif:DateTimeOriginal": "2021-04-11T20:43:09"}),
+     "2021:04:11 20:43:09", None, None),
+    (with_xmp({"photoshop:DateCreated": "2021-04-11", "xmp:CreateDate": "2021-04-11T20:43:09"}),
+     "2021:04:11 20:43:09", None, None),
+])
+def test_xmp_capture_time_is_found_when_exif_has_none(data, stamp, subsec, offset):
+    h = header(data)
+    assert (h["datetime_original"], h["datetime_original_source"]) == (stamp, "xmp")
+    assert (h.get("subsec_time_original"), h.get("offset_time_original")) == (subsec, offset)
+
+
+def test_exif_time_wins_over_xmp():
+    data = pf.insert_segments(jpeg(when=WHEN), [(0xE1, pf.xmp_packet({"exif:DateTimeOriginal": "1999-01-01T00:00"}))])
+    h = header(data)
+    assert (h["datetime_original"], h["datetime_original_source"]) == ("2021:04:11 20:43:09", "exif")
+
+
+def test_reconyx_maker_note_time_fills_datetime_original_and_names_its_source(tmp_path):
+    note = pf.reconyx_note(WHEN, (2, 3), 41)
+    row = stage0_rows(tmp_path, {"cam/a.jpg": jpeg(maker_note=note)})["cam/a.jpg"]
+    assert row["datetime_original"] == row["maker_datetime"] == "2021:04:11 20:43:09"
+    assert row["timestamp_source"] == "makernote+assumed_utc"
+    assert row["timestamp"] == datetime(2021, 4, 11, 20, 43, 9, tzinfo=UTC)
+
+
+def test_xmp_time_reaches_the_timestamp_with_its_offset(tmp_path):
+    data = with_xmp({"exif:DateTimeOriginal": "2021-04-11T20:43:09.25+02:00"})
+    row = stage0_rows(tmp_path, {"cam/a.jpg": data})["cam/a.jpg"]
+    assert row["timestamp"] == datetime(2021, 4, 11, 18, 43, 9, 250000, tzinfo=UTC)
+    assert row["timestamp_source"].startswith("xmp+") and "no_exif_time" not in row["clock_flags"]
+
+
+def olympus_jpeg(layout: str, settings_as: str, **exif_kwargs) -> bytes:
+    utc = datetime(2021, 4, 11, 18, 43, 9)
+    if layout == "OLYMP":  # offsets count from the TIFF header: place the note, then point at where it lies
+        at = pf.exif_block(maker_note=pf.olympus_note(utc, layout, settings_as), **exif_kwargs).index(b"OLYMP\0") - 6
+        note = pf.olympus_note(utc, layout, settings_as, at=at)
+    else:
+        note = pf.olympus_note(utc, layout, settings_as)
+    return jpeg(maker_note=note, **exif_kwargs)
+
+
+@pytest.mark.parametrize("layout", ["OLYMPUS", "OM SYSTEM", "OLYMP"])
+@pytest.mark.parametrize("settings_as", ["ifd", "undef"])
+def test_olympus_utc_clock_is_the_capture_time_in_utc(layout, settings_as):
+    h = header(olympus_jpeg(layout, settings_as))
+    assert (h["datetime_original"], h["offset_time_original"]) == ("2021:04:11 18:43:09", "+00:00")
+    assert h["datetime_original_source"] == "makernote"
+
+
+def test_olympus_utc_clock_is_shown_in_the_exif_offset_when_there_is_one(tmp_path):
+    row = stage0_rows(tmp_path, {"cam/a.jpg": olympus_jpeg("OLYMPUS", "ifd", offset="+02:00")})["cam/a.jpg"]
+    assert (row["datetime_original"], row["offset_time_original"]) == ("2021:04:11 20:43:09", "+02:00")
+    assert row["timestamp"] == datetime(2021, 4, 11, 18, 43, 9, tzinfo=UTC)
+
+
+def test_canon_ciff_time_make_and_model_are_found(tmp_path):
+    data = pf.insert_segments(PIXELS, [(0xE0, pf.ciff_app0(WHEN))])
+    row = stage0_rows(tmp_path, {"cam/a.jpg": data})["cam/a.jpg"]
+    assert (row["make"], row["model"]) == ("Canon", "Canon PowerShot Pro70")
+    assert row["datetime_original"] == "2021:04:11 20:43:09"
+    assert row["timestamp_source"] == "ciff+assumed_utc"

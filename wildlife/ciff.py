@@ -34,6 +34,8 @@ def is_ciff(data: bytes) -> bool:
 
 def parse(data: bytes) -> dict[str, Any]:
     """``{"ciff_datetime": "YYYY:MM:DD HH:MM:SS", "ciff_make", "ciff_model"}`` as far as the data has them."""
+    if not is_ciff(data):
+        raise BadPhoto("corrupt CIFF: no CIFF header")
     e = ifd.byte_order(data[:2])
     (start,) = struct.unpack_from(e + "I", data, 2)
     found: dict[int, bytes] = {}

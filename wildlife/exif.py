@@ -79,8 +79,6 @@ def _describe_unknown(head: bytes) -> str:
 
 def _check_size(out: dict[str, Any], max_megapixels: float) -> None:
     width, height = out.get("width"), out.get("height")
-    if width is None and height is None and out["format"] == "tiff":
-        return  # a TIFF without size tags: Stage 1 finds out when it decodes
     if width is None or height is None:
         raise BadPhoto(f"corrupt {out['format'].upper()} header: no usable pixel size (width {width}, "
                        f"height {height})")
