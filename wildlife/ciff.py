@@ -24,7 +24,7 @@ from wildlife.headerio import BadPhoto
 
 _SIGNATURES = (b"HEAPJPGM", b"HEAPCCDR")
 _TIMESTAMP, _MAKE_MODEL = 0x180E, 0x080A
-_MAX_DEPTH, _MAX_ENTRIES = 8, 1000
+_MAX_DEPTH, _MAX_ENTRIES = 8, 4000  # entries in all heaps together; cameras write a few hundred
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -36,16 +36,15 @@ def parse(data: bytes) -> dict[str, Any]:
     """``{"ciff_datetime": "YYYY:MM:DD HH:MM:SS", "ciff_make", "ciff_model"}`` as far as the data has them."""
     if not is_ciff(data):
         raise BadPhoto("corrupt CIFF: no CIFF header")
-    e = ifd.byte_order(data[:2])
-    (start,) = struct.unpack_from(e + "I", data, 2)
-    found: dict[int, bytes] = {}
-    _heap(data, e, start, len(data), 0, found, set())
+    walk = _Walk(data, ifd.byte_order(data[:2]))
+    (start,) = struct.unpack_from(walk.e + "I", data, 2)
+    walk.heap(start, len(data), 0)
     out: dict[str, Any] = {}
-    stamp = found.get(_TIMESTAMP)
+    stamp = walk.found.get(_TIMESTAMP)
     if stamp is not None and len(stamp) >= 4:
-        (seconds,) = struct.unpack_from(e + "I", stamp, 0)
+        (seconds,) = struct.unpack_from(walk.e + "I", stamp, 0)
         out["ciff_datetime"] = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y:%m:%d %H:%M:%S")
-    names = found.get(_MAKE_MODEL, b"").split(b"\x00")
+    names = walk.found.get(_MAKE_MODEL, b"").split(b"\x00")
     for key, raw in zip(("ciff_make", "ciff_model"), names, strict=False):
         value = raw.decode("latin-1").strip()
         if value:
@@ -53,35 +52,48 @@ def parse(data: bytes) -> dict[str, Any]:
     return out
 
 
-def _heap(data: bytes, e: str, start: int, end: int, depth: int, found: dict[int, bytes], seen: set[int]) -> None:
-    if depth > _MAX_DEPTH:
-        raise BadPhoto("corrupt CIFF: heaps nested too deep")
-    if not 0 <= start <= end - 4 or end > len(data):
-        raise BadPhoto("corrupt CIFF: a heap outside the data")
-    (dir_at,) = struct.unpack_from(e + "I", data, end - 4)
-    dir_at += start
-    if dir_at in seen:
-        raise BadPhoto("corrupt CIFF: a heap refers back to itself")
-    seen.add(dir_at)
-    if dir_at + 2 > end:
-        raise BadPhoto("corrupt CIFF: a directory outside its heap")
-    (count,) = struct.unpack_from(e + "H", data, dir_at)
-    if count > _MAX_ENTRIES or dir_at + 2 + 10 * count > end:
-        raise BadPhoto(f"corrupt CIFF: a directory of {count} entries")
-    for i in range(count):
-        at = dir_at + 2 + 10 * i
-        tag, size, offset = struct.unpack_from(e + "HII", data, at)
-        if tag & 0x8000:
-            return
-        tag_id, kind, in_entry = tag & 0x3FFF, (tag >> 8) & 0x38, tag & 0x4000
-        if in_entry:
-            value = data[at + 2:at + 10]
-        elif start + offset + size > end:
-            continue  # one entry past its heap does not spoil the others
-        elif kind in (0x28, 0x30):
-            _heap(data, e, start + offset, start + offset + size, depth + 1, found, seen)
-            continue
-        else:
-            value = data[start + offset:start + offset + size]
-        if tag_id in (_TIMESTAMP, _MAKE_MODEL):
-            found.setdefault(tag_id, value)
+class _Walk:
+    """One pass over a CIFF's heaps: each directory once, at most ``_MAX_ENTRIES`` entries in all."""
+
+    def __init__(self, data: bytes, e: str):
+        self.data, self.e = data, e
+        self.found: dict[int, bytes] = {}
+        self.seen: set[int] = set()
+        self.entries = 0
+
+    def heap(self, start: int, end: int, depth: int) -> None:
+        data, e = self.data, self.e
+        if depth > _MAX_DEPTH:
+            raise BadPhoto("corrupt CIFF: heaps nested too deep")
+        if not 0 <= start <= end - 4 or end > len(data):
+            raise BadPhoto("corrupt CIFF: a heap outside the data")
+        (dir_at,) = struct.unpack_from(e + "I", data, end - 4)
+        dir_at += start
+        if dir_at in self.seen:
+            raise BadPhoto("corrupt CIFF: a heap refers back to itself")
+        self.seen.add(dir_at)
+        if dir_at + 2 > end:
+            raise BadPhoto("corrupt CIFF: a directory outside its heap")
+        (count,) = struct.unpack_from(e + "H", data, dir_at)
+        self.entries += count
+        if dir_at + 2 + 10 * count > end:
+            raise BadPhoto(f"corrupt CIFF: a directory of {count} entries does not fit its heap")
+        if self.entries > _MAX_ENTRIES:
+            raise BadPhoto(f"corrupt CIFF: more than {_MAX_ENTRIES} entries (gave up)")
+        for i in range(count):
+            at = dir_at + 2 + 10 * i
+            tag, size, offset = struct.unpack_from(e + "HII", data, at)
+            if tag & 0x8000:
+                return
+            tag_id, kind, in_entry = tag & 0x3FFF, (tag >> 8) & 0x38, tag & 0x4000
+            if in_entry:
+                value = data[at + 2:at + 10]
+            elif start + offset + size > end:
+                continue  # one entry past its heap does not spoil the others
+            elif kind in (0x28, 0x30):
+                self.heap(start + offset, start + offset + size, depth + 1)
+                continue
+            else:
+                value = data[start + offset:start + offset + size]
+            if tag_id in (_TIMESTAMP, _MAKE_MODEL):
+                self.found.setdefault(tag_id, value)

@@ -17,8 +17,6 @@ MOON_PHASES = (
     "Full", "Waning Gibbous", "Last Quarter", "Old Crescent",
 )
 _TRIGGERS = {"M": "Motion Detection", "T": "Time Lapse", "P": "Point and Shoot", "E": "External Sensor"}
-
-
 _H2, _UF = b"RECONYXH2\x00", b"RECONYXUF\x00"
 _MIN_BYTES = {"HyperFire 2": 0x52, "UltraFire": 0x48, "HyperFire": 88}
 
