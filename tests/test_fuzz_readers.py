@@ -171,7 +171,7 @@ def assert_fields_are_honest(out: dict) -> None:
     assert "unreadable" not in (out.get("exif_error") or "")
 
 
-@fuzz(1000)
+@fuzz(2000)
 @given(mutations())
 def test_mutated_headers_give_honest_fields_or_a_reason(case):
     name, _seed, data, _ = case
@@ -184,7 +184,7 @@ def test_mutated_headers_give_honest_fields_or_a_reason(case):
     assert reads <= 4  # a small file: its head, the end-of-image check, nothing more
 
 
-@fuzz(800)
+@fuzz(1500)
 @given(mutations(in_place_only=True))
 def test_damage_inside_an_app_payload_never_costs_the_photo(case):
     name, seed, data, app_only = case
@@ -217,7 +217,7 @@ def _note_seeds() -> list[tuple[str, bytes]]:
 NOTES = _note_seeds()
 
 
-@fuzz(500)
+@fuzz(800)
 @given(st.sampled_from(NOTES), st.lists(st.tuples(st.integers(0, 0x130), BYTES), max_size=8),
        st.integers(0, 0x140))
 def test_reconyx_notes_give_schema_fields_or_a_reason(seed, edits, cut):
@@ -247,7 +247,7 @@ SUB_READERS = {  # name -> (seed payload, the reader on mutated bytes)
 }
 
 
-@fuzz(600)
+@fuzz(1000)
 @given(st.sampled_from(sorted(SUB_READERS)), st.data())
 def test_xmp_ciff_and_olympus_readers_raise_only_their_own_reasons(name, data):
     seed, reader = SUB_READERS[name]
@@ -262,7 +262,7 @@ def test_xmp_ciff_and_olympus_readers_raise_only_their_own_reasons(name, data):
         reader(bytes(buf))
 
 
-@fuzz(100)
+@fuzz(120)
 @given(st.lists(mutations(), min_size=1, max_size=4))
 def test_stage0_keeps_every_mutated_file_as_one_row(cases):
     """The whole of Stage 0 per file (header, deployment, GPS time zone, clock) never stops on bytes."""

@@ -189,6 +189,8 @@ def _settle_time(out: dict[str, Any]) -> None:
     Found along the way (and removed here): ``xmp_*`` from XMP, ``olympus_utc``, ``ciff_*``.
     """
     found = {k: out.pop(k) for k in list(out) if k.startswith(("xmp_", "olympus_", "ciff_"))}
+    if found.get("ciff_make") and not out.get("make"):
+        out["make"], out["model"] = found["ciff_make"], found.get("ciff_model")
     for key, name in (("datetime_original", "DateTimeOriginal"), ("maker_datetime", "maker note time")):
         if out.get(key) and not _NONZERO_DIGIT.search(out[key]):
             del out[key]  # EXIF's way to say "unknown": blanks or zeros
@@ -201,20 +203,22 @@ def _settle_time(out: dict[str, Any]) -> None:
     if out.get("datetime_original"):
         out["datetime_original_source"] = "exif"
         return
-    if found.get("ciff_make") and not out.get("make"):
-        out["make"], out["model"] = found["ciff_make"], found.get("ciff_model")
+    exif_offset = out.get("offset_time_original")
     olympus = _reading(found.get("olympus_utc"))
+    # (source, camera time, its fraction of a second, its own UTC offset): XMP dates carry theirs; a maker
+    # note's or CIFF's clock is in the zone EXIF's OffsetTimeOriginal names, if any; Olympus's is UTC
     for source, stamp, subsec, offset in (
         ("xmp", found.get("xmp_datetime"), found.get("xmp_subsec"), found.get("xmp_offset")),
         ("makernote", out.get("maker_datetime"), None, None),
-        ("makernote", olympus and _from_utc(olympus, out.get("offset_time_original")), None, "+00:00"),
+        ("makernote", olympus and _from_utc(olympus, exif_offset), None, None if exif_offset else "+00:00"),
         ("ciff", found.get("ciff_datetime"), None, None),
     ):
         if stamp and _reading(stamp) is not None:
             out["datetime_original"], out["datetime_original_source"] = stamp, source
-            if subsec and not out.get("subsec_time_original"):
+            out.pop("subsec_time_original", None)  # EXIF's fraction belongs to EXIF's own (absent) time
+            if subsec:
                 out["subsec_time_original"] = subsec
-            if offset and _offset(offset) and not out.get("offset_time_original"):
+            if offset and _offset(offset):
                 out["offset_time_original"] = offset
             return
         if stamp:
