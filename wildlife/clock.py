@@ -46,8 +46,8 @@ def parse_exif_time(text: str | None, subsec: str | None = None) -> datetime | N
 def camera_time(row: dict[str, Any]) -> tuple[datetime | None, str]:
     """The camera's own (naive, local) time for a photo, and where it came from."""
     when = parse_exif_time(row.get("datetime_original"), row.get("subsec_time_original"))
-    if when is not None:
-        return when, "exif"
+    if when is not None:  # Stage 0's header reader says where in the file it found the time
+        return when, row.get("datetime_original_source") or "exif"
     when = parse_exif_time(row.get("maker_datetime"))
     if when is not None:
         return when, "makernote"

@@ -1,59 +1,72 @@
 """Read what Stage 0 needs from a photo's header without decoding a single pixel.
 
 A camera-trap JPEG keeps everything of interest in its first few kilobytes: the APP1 EXIF block (a small
-TIFF structure) and the SOF marker with the pixel size. We read those bytes, walk the TIFF directories for
-the tags below, and check the file's last bytes for the end-of-image marker to catch truncated copies.
-This is what makes Stage 0 run at thousands of photos per second (see ``bench/stage0.py``).
+TIFF structure, ``wildlife/tiff.py``), sometimes an APP1 XMP packet or an APP0 Canon CIFF block, and the
+SOF marker with the pixel size. We walk those segments once, front to back, and check the file's last bytes
+for the end-of-image marker to catch truncated copies. This is what makes Stage 0 run at thousands of
+photos per second (see ``bench/stage0.py``).
+
+What one file can do to a run is bounded here:
+
+- ``read_header`` raises ``BadPhoto`` (the row fails with that reason) or ``OSError`` (the file cannot be
+  read), whatever the bytes are: any other exception from parsing is turned into ``BadPhoto`` naming it.
+- Damage inside the EXIF, XMP or CIFF data costs that data, not the photo (its pixels still decode): the
+  reason goes to ``exif_error``. So does every value dropped as impossible (GPS, dates, offsets).
+- The segment walk gives up after ``MAX_SEGMENTS`` markers; each step is O(1), so time and bytes read per
+  file are bounded whatever the file's size.
+
+The capture time: ``datetime_original`` is the camera's own reading of when the photo was taken, from the
+first place in the file that has one — EXIF DateTimeOriginal, XMP (``wildlife/xmp.py``), the maker note
+(Reconyx's clock, Olympus's UTC clock) or Canon CIFF — and ``datetime_original_source`` says which
+("exif", "xmp", "makernote", "ciff"); Stage 0 carries it into ``timestamp_source``. ``maker_datetime`` is
+always the Reconyx maker note's own clock, whether or not it was needed.
 """
 
 from __future__ import annotations
 
+import re
 import struct
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import IO, Any
 
-from wildlife import reconyx
+from wildlife import ciff, clock, tiff, xmp
+from wildlife.headerio import BadPhoto, Block, Window, describe, guarded, note
 
 HEAD_BYTES = 64 * 1024
 DEFAULT_MAX_MEGAPIXELS = 250.0  # the largest camera-trap sensors are ~40 MP; more is a corrupt or hostile header
+MAX_SEGMENTS = 4096  # real JPEGs have a few dozen segments before the image data; extended XMP a few hundred
+MAX_PIXELS_SIDE = 2**31 - 1  # the media table's width and height are int32
+YEARS = (1000, 9000)  # a clock reading outside these is no date (and would overflow time zone arithmetic)
 
-
-class BadPhoto(Exception):
-    """The file is not a usable photo; the message is the reason users see in ``images.parquet``."""
-
-
-# IFD0 / IFD1 tags
-_MAKE, _MODEL, _MODIFY_DATE = 0x010F, 0x0110, 0x0132
-_WIDTH, _HEIGHT = 0x0100, 0x0101
-_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-# Exif IFD tags
-_DATETIME_ORIGINAL, _OFFSET_TIME_ORIGINAL, _SUBSEC_ORIGINAL = 0x9003, 0x9011, 0x9291
-_MAKER_NOTE, _BODY_SERIAL = 0x927C, 0xA431
-_PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
-
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_STANDALONE = {0x01, *range(0xD0, 0xD9)}  # TEM, RST0-7, SOI: markers without a length
+_OFFSET = re.compile(r"[+-](\d\d):(\d\d)", re.ASCII)
+_DIGITS = re.compile(r"\d{1,9}", re.ASCII)
+_NONZERO_DIGIT = re.compile(r"[1-9]")
 
 
 def read_header(f: IO[bytes], size: int, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> dict[str, Any]:
-    """Parse a photo's header. Returns a flat dict of fields; raises ``BadPhoto`` with a reason."""
+    """Parse a photo's header. Returns a flat dict of fields; raises ``BadPhoto`` with a reason (or OSError)."""
     if size == 0:
         raise BadPhoto("empty file (0 bytes)")
     head = f.read(HEAD_BYTES)
     if head[:3] == b"\xff\xd8\xff":
-        out = _read_jpeg(f, head, size)
+        kind, read = "JPEG", _read_jpeg
     elif head[:8] == b"\x89PNG\r\n\x1a\n":
-        out = _read_png(head)
+        kind, read = "PNG", _read_png
     elif head[:4] in (b"II*\x00", b"MM\x00*"):
-        out = {"format": "tiff"}
-        out.update(_read_tiff(_Block(head, f, 0), top_level=True))
+        kind, read = "TIFF", _read_tiff
     else:
         raise BadPhoto(_describe_unknown(head))
-    width, height = out.get("width"), out.get("height")
-    if width and height and width * height > max_megapixels * 1e6:
-        raise BadPhoto(
-            f"declared size {width}x{height} px exceeds the {max_megapixels:g} MP limit "
-            "(a decompression bomb or a corrupt header)"
-        )
+    try:
+        out = read(f, head, size)
+        _check_size(out, max_megapixels)
+        _settle_time(out)
+    except (BadPhoto, OSError):
+        raise
+    except Exception as exc:  # whatever the bytes do, it is this file's reason, not the run's
+        raise BadPhoto(describe(f"{kind} header", exc)) from exc
     return out
 
 
@@ -64,63 +77,61 @@ def _describe_unknown(head: bytes) -> str:
     return f"not an image: unknown file signature {head[:4].hex(' ')}"
 
 
-class _Block:
-    """Random access over a byte range of the file, served from the bytes already read when possible."""
+def _check_size(out: dict[str, Any], max_megapixels: float) -> None:
+    width, height = out.get("width"), out.get("height")
+    if width is None or height is None:
+        raise BadPhoto(f"corrupt {out['format'].upper()} header: no usable pixel size (width {width}, "
+                       f"height {height})")
+    if not (0 < width <= MAX_PIXELS_SIDE and 0 < height <= MAX_PIXELS_SIDE):
+        raise BadPhoto(f"corrupt {out['format'].upper()} header: declared size {width}x{height} px")
+    if width * height > max_megapixels * 1e6:
+        raise BadPhoto(
+            f"declared size {width}x{height} px exceeds the {max_megapixels:g} MP limit "
+            "(a decompression bomb or a corrupt header)"
+        )
 
-    def __init__(self, head: bytes, f: IO[bytes], base: int, limit: int | None = None):
-        self.head, self.f, self.base, self.limit = head, f, base, limit
 
-    def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or (self.limit is not None and offset + length > self.limit):
-            raise BadPhoto("corrupt EXIF: a directory points outside its block")
-        start = self.base + offset
-        if start + length <= len(self.head):
-            return self.head[start:start + length]
-        self.f.seek(start)
-        data = self.f.read(length)
-        if len(data) != length:
-            raise BadPhoto("corrupt EXIF: a directory points past the end of the file")
-        return data
-
+# --- JPEG -----------------------------------------------------------------------------------------------
 
 def _read_jpeg(f: IO[bytes], head: bytes, size: int) -> dict[str, Any]:
     out: dict[str, Any] = {"format": "jpeg"}
+    window = Window(f, head)
+    seen: set[str] = set()
     pos = 2
-    buf = head
-    while True:
-        if pos + 4 > len(buf):
-            f.seek(pos)
-            buf = b"\x00" * pos + f.read(4096)  # keep absolute offsets valid
-            if pos + 4 > len(buf):
-                raise BadPhoto("truncated JPEG: the file ends inside its header")
-        if buf[pos] != 0xFF:
+    for _ in range(MAX_SEGMENTS):
+        mark = window.get(pos, 4)
+        if len(mark) < 2:
+            raise BadPhoto("truncated JPEG: the file ends inside its header")
+        if mark[0] != 0xFF:
             raise BadPhoto(f"corrupt JPEG: expected a marker at byte {pos}")
-        marker = buf[pos + 1]
+        marker = mark[1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker == 0xDA or marker == 0xD9:  # start of scan / end of image: the header is over
+        if marker in (0xDA, 0xD9):  # start of scan / end of image: the header is over
             break
-        (length,) = struct.unpack_from(">H", buf, pos + 2)
-        seg_start = pos + 4
-        if marker == 0xE1 and "exif_seen" not in out:
-            segment = _Block(buf, f, seg_start).read(0, length - 2)
-            if segment[:6] == b"Exif\x00\x00":
-                out["exif_seen"] = True
-                tiff = segment[6:]
-                try:
-                    out.update(_read_tiff(_Block(tiff, f, 0, limit=len(tiff)), top_level=False))
-                except (BadPhoto, struct.error) as exc:  # the pixels may still be fine: keep the photo
-                    out["exif_error"] = str(exc) if isinstance(exc, BadPhoto) else "corrupt EXIF"
-        elif marker in _SOF_MARKERS:
-            sof = _Block(buf, f, seg_start).read(0, 5)
-            height, width = struct.unpack_from(">HH", sof, 1)
-            out["height"], out["width"] = height, width
-            break
-        pos = seg_start + length - 2
-        if pos >= size:
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if len(mark) < 4:
             raise BadPhoto("truncated JPEG: the file ends inside its header")
-    out.pop("exif_seen", None)
+        length = int.from_bytes(mark[2:4], "big")
+        if length < 2:
+            raise BadPhoto(f"corrupt JPEG: a segment of length {length} at byte {pos}")
+        end = pos + 2 + length
+        if end >= size:
+            raise BadPhoto("truncated JPEG: the file ends inside its header")
+        if marker in _SOF_MARKERS:
+            sof = window.get(pos + 4, 5)
+            if len(sof) < 5:
+                raise BadPhoto("truncated JPEG: the file ends inside its header")
+            out["height"], out["width"] = struct.unpack_from(">HH", sof, 1)
+            break
+        if marker in (0xE0, 0xE1):
+            _app_segment(out, seen, window, pos + 4, length - 2, marker)
+        pos = end
+    else:
+        raise BadPhoto(f"corrupt JPEG: more than {MAX_SEGMENTS} segments before the image data (gave up)")
     if "width" not in out:
         raise BadPhoto("corrupt JPEG: no frame header (SOF) before the image data")
     f.seek(max(0, size - 2))
@@ -131,107 +142,102 @@ def _read_jpeg(f: IO[bytes], head: bytes, size: int) -> dict[str, Any]:
     return out
 
 
-def _read_png(head: bytes) -> dict[str, Any]:
+# the APP segments read, each the first of its kind only: (marker, name, signature test, reader)
+_APPS: tuple[tuple[int, str, Callable[[bytes], bool], Callable[[bytes, dict[str, Any]], None]], ...] = (
+    (0xE1, "EXIF", lambda s: s.startswith(b"Exif\x00\x00"),
+     lambda data, out: tiff.read(Block(data[6:]), out, top_level=False)),
+    (0xE1, "XMP", lambda s: s.startswith(xmp.SIGNATURE),
+     lambda data, out: out.update(xmp.capture_time(data[len(xmp.SIGNATURE):]))),
+    (0xE0, "CIFF", ciff.is_ciff, lambda data, out: out.update(ciff.parse(data))),
+)
+
+
+def _app_segment(out: dict[str, Any], seen: set[str], window: Window, at: int, length: int, marker: int) -> None:
+    start = window.get(at, 32)
+    for app_marker, name, matches, read in _APPS:
+        if marker == app_marker and name not in seen and matches(start):
+            seen.add(name)
+            data = window.get(at, length)
+            if len(data) < length:
+                raise BadPhoto("truncated JPEG: the file ends inside its header")
+            guarded(out, name, lambda data=data, read=read: read(data, out))
+            return
+
+
+# --- PNG and TIFF ---------------------------------------------------------------------------------------
+
+def _read_png(f: IO[bytes], head: bytes, size: int) -> dict[str, Any]:
+    if len(head) < 24:
+        raise BadPhoto(f"truncated PNG: {len(head)} bytes, its header alone needs 24")
     if head[12:16] != b"IHDR":
         raise BadPhoto("corrupt PNG: no IHDR chunk")
     width, height = struct.unpack_from(">II", head, 16)
     return {"format": "png", "width": width, "height": height}
 
 
-def _read_tiff(block: _Block, top_level: bool) -> dict[str, Any]:
-    order = block.read(0, 2)
-    if order == b"II":
-        e = "<"
-    elif order == b"MM":
-        e = ">"
-    else:
-        raise BadPhoto("corrupt EXIF: bad byte-order mark")
-    (ifd0,) = struct.unpack(e + "I", block.read(4, 4))
-    out: dict[str, Any] = {}
-    tags0 = _read_ifd(block, e, ifd0)
-    _copy_strings(out, tags0, {_MAKE: "make", _MODEL: "model", _MODIFY_DATE: "modify_date"})
-    if top_level and _WIDTH in tags0 and _HEIGHT in tags0:  # a TIFF photo: its own size lives in IFD0
-        out["width"], out["height"] = int(tags0[_WIDTH][0]), int(tags0[_HEIGHT][0])
-    if _EXIF_IFD in tags0:
-        exif = _read_ifd(block, e, int(tags0[_EXIF_IFD][0]))
-        _copy_strings(out, exif, {
-            _DATETIME_ORIGINAL: "datetime_original",
-            _OFFSET_TIME_ORIGINAL: "offset_time_original",
-            _SUBSEC_ORIGINAL: "subsec_time_original",
-            _BODY_SERIAL: "serial_number",
-        })
-        if _PIXEL_X in exif and _PIXEL_Y in exif:
-            out["exif_width"], out["exif_height"] = int(exif[_PIXEL_X][0]), int(exif[_PIXEL_Y][0])
-        if _MAKER_NOTE in exif:
-            out.update(reconyx.parse(exif[_MAKER_NOTE], e))
-    if _GPS_IFD in tags0:
-        out.update(_gps(_read_ifd(block, e, int(tags0[_GPS_IFD][0]))))
+def _read_tiff(f: IO[bytes], head: bytes, size: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"format": "tiff"}
+    tiff.read(Block(head, f, 0, limit=size), out, top_level=True)
     return out
 
 
-def _read_ifd(block: _Block, e: str, offset: int) -> dict[int, Any]:
-    """Tags of one directory; values are tuples of numbers, ``bytes`` for ASCII/UNDEFINED."""
-    (count,) = struct.unpack(e + "H", block.read(offset, 2))
-    if count > 1000:
-        raise BadPhoto("corrupt EXIF: implausible directory size")
-    raw = block.read(offset + 2, count * 12)
-    tags: dict[int, Any] = {}
-    for i in range(count):
-        tag, typ, n = struct.unpack_from(e + "HHI", raw, i * 12)
-        size = _TYPE_SIZES.get(typ)
-        if size is None:
-            continue
-        nbytes = size * n
-        if nbytes <= 4:
-            data = raw[i * 12 + 8:i * 12 + 8 + nbytes]
-        elif nbytes > 1 << 20:
-            continue
-        else:
-            (ptr,) = struct.unpack_from(e + "I", raw, i * 12 + 8)
-            try:
-                data = block.read(ptr, nbytes)
-            except BadPhoto:
-                continue  # one broken tag value does not spoil the others
-        tags[tag] = _decode(typ, n, data, e)
-    return tags
+# --- the capture time -----------------------------------------------------------------------------------
+
+def _settle_time(out: dict[str, Any]) -> None:
+    """Keep only times and offsets that are real, then take the capture time from the first place that has it.
+
+    Found along the way (and removed here): ``xmp_*`` from XMP, ``olympus_utc``, ``ciff_*``.
+    """
+    found = {k: out.pop(k) for k in list(out) if k.startswith(("xmp_", "olympus_", "ciff_"))}
+    if found.get("ciff_make") and not out.get("make"):
+        out["make"], out["model"] = found["ciff_make"], found.get("ciff_model")
+    for key, name in (("datetime_original", "DateTimeOriginal"), ("maker_datetime", "maker note time")):
+        if out.get(key) and not _NONZERO_DIGIT.search(out[key]):
+            del out[key]  # EXIF's way to say "unknown": blanks or zeros
+        elif out.get(key) and _reading(out[key]) is None:
+            note(out, f"{name} {out.pop(key)!r} dropped: not a date between the years {YEARS[0]} and {YEARS[1]}")
+    if out.get("subsec_time_original") and not _DIGITS.fullmatch(out["subsec_time_original"]):
+        note(out, f"SubSecTimeOriginal {out.pop('subsec_time_original')!r} dropped: not digits")
+    if out.get("offset_time_original") and not _offset(out["offset_time_original"]):
+        note(out, f"OffsetTimeOriginal {out.pop('offset_time_original')!r} dropped: not a UTC offset ±HH:MM")
+    if out.get("datetime_original"):
+        out["datetime_original_source"] = "exif"
+        return
+    exif_offset = out.get("offset_time_original")
+    olympus = _reading(found.get("olympus_utc"))
+    # (source, camera time, its fraction of a second, its own UTC offset): XMP dates carry theirs; a maker
+    # note's or CIFF's clock is in the zone EXIF's OffsetTimeOriginal names, if any; Olympus's is UTC
+    for source, stamp, subsec, offset in (
+        ("xmp", found.get("xmp_datetime"), found.get("xmp_subsec"), found.get("xmp_offset")),
+        ("makernote", out.get("maker_datetime"), None, None),
+        ("makernote", olympus and _from_utc(olympus, exif_offset), None, None if exif_offset else "+00:00"),
+        ("ciff", found.get("ciff_datetime"), None, None),
+    ):
+        if stamp and _reading(stamp) is not None:
+            out["datetime_original"], out["datetime_original_source"] = stamp, source
+            out.pop("subsec_time_original", None)  # EXIF's fraction belongs to EXIF's own (absent) time
+            if subsec:
+                out["subsec_time_original"] = subsec
+            if offset and _offset(offset):
+                out["offset_time_original"] = offset
+            return
+        if stamp:
+            note(out, f"{source} time {stamp!r} dropped: not a date between the years {YEARS[0]} and {YEARS[1]}")
 
 
-def _decode(typ: int, n: int, data: bytes, e: str) -> Any:
-    if typ in (1, 2, 6, 7):
-        return data
-    if typ in (5, 10):
-        fmt = "i" if typ == 10 else "I"
-        vals = struct.unpack(f"{e}{2 * n}{fmt}", data)
-        return tuple(vals[i] / vals[i + 1] if vals[i + 1] else 0.0 for i in range(0, 2 * n, 2))
-    fmt = {3: "H", 4: "I", 8: "h", 9: "i", 11: "f", 12: "d"}[typ]
-    return struct.unpack(f"{e}{n}{fmt}", data)
+def _reading(text: str | None) -> datetime | None:
+    when = clock.parse_exif_time(text)
+    return when if when is not None and YEARS[0] <= when.year <= YEARS[1] else None
 
 
-def _text(value: Any) -> str | None:
-    if not isinstance(value, bytes):
-        return None
-    text = value.split(b"\x00", 1)[0].decode("utf-8", "replace").strip()
-    return text or None
+def _offset(text: str) -> bool:
+    m = _OFFSET.fullmatch(text)
+    return bool(m) and int(m.group(1)) <= 14 and int(m.group(2)) <= 59
 
 
-def _copy_strings(out: dict[str, Any], tags: dict[int, Any], names: dict[int, str]) -> None:
-    for tag, name in names.items():
-        if tag in tags:
-            text = _text(tags[tag])
-            if text:
-                out[name] = text
-
-
-def _gps(tags: dict[int, Any]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for ref_tag, val_tag, name, negative in ((1, 2, "gps_latitude", b"S"), (3, 4, "gps_longitude", b"W")):
-        val = tags.get(val_tag)
-        if isinstance(val, tuple) and len(val) == 3:
-            deg = val[0] + val[1] / 60 + val[2] / 3600
-            ref = tags.get(ref_tag, b"")
-            out[name] = -deg if isinstance(ref, bytes) and ref[:1] == negative else deg
-    alt = tags.get(6)
-    if isinstance(alt, tuple) and alt:
-        below = tags.get(5, b"\x00")
-        out["gps_altitude"] = -alt[0] if isinstance(below, bytes) and below[:1] == b"\x01" else alt[0]
-    return out
+def _from_utc(utc: datetime, offset: str | None) -> str:
+    """A UTC reading as the wall time of ``offset`` (EXIF's, when it has one; else it stays UTC, +00:00)."""
+    if offset and _offset(offset):
+        sign = -1 if offset[0] == "-" else 1
+        utc += sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+    return utc.strftime("%Y:%m:%d %H:%M:%S")

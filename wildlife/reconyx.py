@@ -10,27 +10,34 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from wildlife.headerio import BadPhoto
+
 MOON_PHASES = (
     "New", "New Crescent", "First Quarter", "Waxing Gibbous",
     "Full", "Waning Gibbous", "Last Quarter", "Old Crescent",
 )
 _TRIGGERS = {"M": "Motion Detection", "T": "Time Lapse", "P": "Point and Shoot", "E": "External Sensor"}
+_H2, _UF = b"RECONYXH2\x00", b"RECONYXUF\x00"
+_MIN_BYTES = {"HyperFire 2": 0x52, "UltraFire": 0x48, "HyperFire": 88}
 
 
-def parse(note: Any, e: str) -> dict[str, Any]:
-    """Fields from a MakerNote value, or {} when it is not a Reconyx note or is damaged."""
-    if not isinstance(note, bytes) or len(note) < 0x30:
-        return {}
-    try:
-        if note.startswith(b"RECONYXH2\x00"):
-            return _hyperfire2(note, "<")
-        if note.startswith(b"RECONYXUF\x00"):
-            return _ultrafire(note)
-        if struct.unpack_from(e + "H", note, 0)[0] == 0xF101:
-            return _hyperfire(note, e)
-    except (struct.error, ValueError, IndexError):
-        return {}
-    return {}
+def is_reconyx(note: bytes, e: str) -> bool:
+    """Whether a MakerNote is one of Reconyx's (``e``: the EXIF block's byte order)."""
+    return note.startswith((_H2, _UF)) or (len(note) >= 2 and struct.unpack_from(e + "H", note, 0)[0] == 0xF101)
+
+
+def parse(note: bytes, e: str) -> dict[str, Any]:
+    """Fields from a Reconyx MakerNote. Raises on a damaged note; the caller keeps the photo and says why."""
+    if note.startswith(_H2):
+        layout, read = "HyperFire 2", lambda: _hyperfire2(note, "<")
+    elif note.startswith(_UF):
+        layout, read = "UltraFire", lambda: _ultrafire(note)
+    else:
+        layout, read = "HyperFire", lambda: _hyperfire(note, e)
+    if len(note) < _MIN_BYTES[layout]:
+        raise BadPhoto(f"corrupt maker note: a Reconyx {layout} note of {len(note)} bytes "
+                       f"(its fields need {_MIN_BYTES[layout]})")
+    return read()
 
 
 def _stamp(year: int, month: int, day: int, hour: int, minute: int, second: int) -> str | None:

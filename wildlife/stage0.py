@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from wildlife import clock, exif, fs
 from wildlife.deployments import Deployment, assign
+from wildlife.errors import OdinError
 
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
 
@@ -100,21 +101,32 @@ def read_headers(
     max_megapixels: float,
     now_utc: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """One media row per manifest row: header fields, deployment, UTC time and clock flags."""
+    """One media row per manifest row: header fields, deployment, UTC time and clock flags.
+
+    Whatever a file's bytes are, its row comes back (``failed`` with the reason when it cannot be used):
+    ``exif.read_header`` turns every problem in the bytes into ``BadPhoto``. An exception anywhere else is a
+    bug in Odin; it stops the run and names the file it was reading.
+    """
     now = now_utc or datetime.now(UTC)
     out = []
     for item in photos:
         row = dict(item)
         row["clock_flags"] = []
         try:
-            with fs.open_read(openable(item)) as f:
-                row.update(exif.read_header(f, item["size"], max_megapixels))
-            row["status"], row["reason"] = "ok", None
-        except exif.BadPhoto as exc:
-            row["status"], row["reason"] = "failed", str(exc)
-        except OSError as exc:
-            row["status"], row["reason"] = "failed", f"cannot read file: {exc.strerror or exc}"
-        _place_in_time(row, deployments, now)
+            try:
+                with fs.open_read(openable(item)) as f:
+                    row.update(exif.read_header(f, item["size"], max_megapixels))
+                row["status"], row["reason"] = "ok", None
+            except exif.BadPhoto as exc:
+                row["status"], row["reason"] = "failed", str(exc)
+            except OSError as exc:
+                row["status"], row["reason"] = "failed", f"cannot read file: {exc.strerror or exc}"
+            _place_in_time(row, deployments, now)
+        except OdinError:
+            raise
+        except Exception as exc:
+            raise RuntimeError(f"Stage 0 stopped at {item['relpath']}: {type(exc).__name__}: {exc} "
+                               "(a bug in Odin; please report it with this file)") from exc
         out.append(row)
     return out
 
