@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import fs, tableschema
+from wildlife import clock, fs, tableschema
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -33,8 +33,10 @@ def _schema(name: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def _stamp(value: datetime | str | None) -> str:
+def _stamp(value: datetime | str | None) -> str | None:
     """ISO 8601 with a UTC offset and whole seconds, as the table schemas' datetime format wants."""
+    if value is None:
+        return None
     when = datetime.fromisoformat(value) if isinstance(value, str) else value
     text = when.replace(microsecond=0).isoformat()
     return text.replace("+00:00", "Z") if text.endswith("+00:00") else text
@@ -84,7 +86,7 @@ def export(
     media_rows = [{
         "mediaID": r["photo_id"], "deploymentID": r["deployment_id"],
         "captureMethod": "timeLapse" if r.get("trigger_mode") == "Time Lapse" else "activityDetection",
-        "timestamp": _stamp(r["timestamp_local"]), "filePath": r["relpath"], "filePublic": False,
+        "timestamp": _stamp(clock.local_time(r)), "filePath": r["relpath"], "filePublic": False,
         "fileName": r["relpath"].rsplit("/", 1)[-1], "fileMediatype": MEDIATYPE.get(r["format"], "image/jpeg"),
         "exifData": json.dumps({k: r[k] for k in ("make", "model", "serial_number", "datetime_original",
                                                   "maker_sequence_index", "maker_sequence_length",
@@ -100,8 +102,8 @@ def export(
         positive_photos.add(d["photo_id"])
         obs.append({
             "observationID": d["detection_id"], "deploymentID": photo["deployment_id"], "mediaID": d["photo_id"],
-            "eventID": photo.get("event_id"), "eventStart": _stamp(photo["timestamp_local"]),
-            "eventEnd": _stamp(photo["timestamp_local"]), "observationLevel": "media",
+            "eventID": photo.get("event_id"), "eventStart": _stamp(clock.local_time(photo)),
+            "eventEnd": _stamp(clock.local_time(photo)), "observationLevel": "media",
             "observationType": OBSERVATION_TYPE[d["category"]], "count": 1,
             "bboxX": d["bbox_x"], "bboxY": d["bbox_y"], "bboxWidth": max(d["bbox_w"], 1e-6),
             "bboxHeight": max(d["bbox_h"], 1e-6), "classificationMethod": "machine", "classifiedBy": detector,
@@ -110,7 +112,7 @@ def export(
     for pid, photo in by_photo.items():
         if pid not in positive_photos:
             obs.append({"observationID": f"{pid}-blank", "deploymentID": photo["deployment_id"], "mediaID": pid,
-                        "eventStart": _stamp(photo["timestamp_local"]), "eventEnd": _stamp(photo["timestamp_local"]),
+                        "eventStart": _stamp(clock.local_time(photo)), "eventEnd": _stamp(clock.local_time(photo)),
                         "observationLevel": "media", "observationType": "blank", "classificationMethod": "machine",
                         "classifiedBy": detector, "classificationTimestamp": now})
     for e in events.to_pylist():

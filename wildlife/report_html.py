@@ -113,7 +113,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
            threshold: float, top_events: int = 6) -> str:
     imgs = images.to_pylist()
     positives = [d for d in detections.to_pylist() if d["conf"] >= threshold and not d["suspected_static"]]
-    local_hour = {r["photo_id"]: int(r["timestamp_local"][11:13]) for r in imgs if r.get("timestamp_local")}
+    local_hour = {r["photo_id"]: r["timestamp_local"].hour for r in imgs if r.get("timestamp_local")}
     cats = sorted({d["category"] for d in positives}) or ["animal"]
     by_hour = {c: [0.0] * 24 for c in cats}
     for d in positives:
