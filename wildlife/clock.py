@@ -44,6 +44,7 @@ class ClockRule:
     name: str  # deployment_start_offset, timezone_offset, follows_dst, zone_at_first_photo, utc_assumed
     tz: tzinfo
     flag: str | None = None
+    zone: str | None = None  # the deployment's zone (IANA name, or the table's fixed offset), when known
 
     @property
     def offset_min(self) -> int | None:
@@ -88,15 +89,16 @@ def rule_for(dep: Deployment | None, location: Location | None, first_local: dat
     point = location and (location.point or location.gps_point)
     if zone is None and point:
         zone = zone_at(*point)
+    name = dep.timezone or getattr(zone, "key", None)
     if isinstance(zone, timezone):
-        return ClockRule("timezone_offset", zone)
+        return ClockRule("timezone_offset", zone, None, name)
     if zone is not None and dep.clock_follows_dst:
-        return ClockRule("follows_dst", zone)
+        return ClockRule("follows_dst", zone, None, name)
     if dep.start_offset_min is not None:
-        return ClockRule("deployment_start_offset", timezone(timedelta(minutes=dep.start_offset_min)))
+        return ClockRule("deployment_start_offset", timezone(timedelta(minutes=dep.start_offset_min)), None, name)
     if zone is not None:
         at = first_local or (dep.start.replace(tzinfo=None) if dep.start else datetime(2000, 1, 1))
-        return ClockRule("zone_at_first_photo", timezone(zone.utcoffset(at)), "offset_assumed")
+        return ClockRule("zone_at_first_photo", timezone(zone.utcoffset(at)), "offset_assumed", name)
     return UTC_ASSUMED
 
 

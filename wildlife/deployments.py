@@ -58,13 +58,6 @@ class Deployment:
     start_offset_min: int | None = None  # the UTC offset written in deploymentStart (None for none or "Z")
     clock_follows_dst: bool = False
 
-    def tz(self) -> tzinfo | None:
-        if self.timezone:
-            return parse_tz(self.timezone)
-        if self.latitude is not None and self.longitude is not None:
-            return zone_at(self.latitude, self.longitude)
-        return None
-
     def contains(self, when_utc: datetime) -> bool:
         return (self.start is None or when_utc >= self.start) and (self.end is None or when_utc <= self.end)
 
