@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE, odin
 
@@ -48,7 +51,7 @@ def test_semicolon_tables_from_excel_are_read_with_their_decimal_commas(tmp_path
 
 
 def test_a_table_without_deployment_ids_shows_its_header(tmp_path):
-    with pytest.raises(DeploymentError, match=r"no deploymentID column in the header row 'id,lat,lon'"):
+    with pytest.raises(DeploymentError, match=re.escape("no deploymentID column among ['id', 'lat', 'lon']")):
         _load(tmp_path, "id,lat,lon\nd1,55,12\n")
 
 
@@ -95,3 +98,21 @@ def test_photos_that_disagree_give_no_location_and_say_why(tmp_path):
     assert located["cam"].point is None and located["cam"].source == "none"
     assert "11.1 km apart (more than 500 m)" in located["cam"].note
     assert located["table"].source == "deployments table"
+
+
+def test_a_semicolon_table_runs_end_to_end(tmp_path):
+    """Excel in a decimal-comma locale: the run, its clock rule and the Camtrap DP package all read it."""
+    with open(SAMPLE / "deployments.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    with open(tmp_path / "deployments.csv", "w", newline="") as f:
+        csv.writer(f, delimiter=";").writerows([[re.sub(r"^(-?\d+)\.(\d+)$", r"\1,\2", v) for v in r] for r in rows])
+    assert "50,699" in (tmp_path / "deployments.csv").read_text()
+    out = tmp_path / "out"
+    result = odin("run", "--input", str(SAMPLE / "photos"), "--deployments", str(tmp_path / "deployments.csv"),
+                  "--output", str(out), "--budget", "25", "--detector", "motion")
+    assert result.returncode == 0, result.stderr
+    assert set(pq.read_table(out / "images.parquet").column("utc_offset_min").to_pylist()) == {60}
+    with open(out / "camtrap-dp" / "deployments.csv", newline="") as f:
+        (dep,) = csv.DictReader(f)
+    assert (dep["deploymentID"], dep["latitude"], dep["cameraHeight"]) == ("62c200a9", "50.699", "1.00")
+    assert json.loads((out / "run_report.json").read_text())["camtrap_dp"]["valid"] is True

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import clock, fs, tableschema
+from wildlife import clock, deployments, fs, tableschema
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -77,7 +77,7 @@ def export(
     coords: dict[str, tuple[float, float]], detector: str, threshold: float, session_id: str,
 ) -> dict[str, Any]:
     """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts and warnings."""
-    table_rows = tableschema.read_csv(fs.read_bytes(deployments_uri).decode("utf-8-sig")) if deployments_uri else []
+    table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
     ok = [r for r in images.to_pylist() if r["status"] == "ok" and r["deployment_id"]]
     dep_rows, dep_fields, left_out = _deployments(ok, table_rows, coords)
     kept = {r["deploymentID"] for r in dep_rows}

@@ -112,13 +112,12 @@ def _finder(cls):
     return cls()
 
 
-def _number(row: dict, key: str, where: str, decimal_comma: bool) -> float | None:
+def _number(row: dict, key: str, where: str) -> float | None:
     value = (row.get(key) or "").strip()
     if not value:
         return None
-    text = value.replace(",", ".") if decimal_comma and _DECIMAL_COMMA.match(value) else value
     try:
-        number = float(text)
+        number = float(value)
     except ValueError:
         number = math.nan
     if not math.isfinite(number):
@@ -163,8 +162,9 @@ def _delimiter(text: str) -> str:
     return max((",", ";", "\t"), key=header.count)
 
 
-def load(uri: str) -> dict[str, Deployment]:
-    """Read a deployments CSV. Raises ``DeploymentError`` naming the line, the column and the fix."""
+def read_rows(uri: str) -> list[dict[str, str]]:
+    """The rows of a deployments CSV as text, whatever its separator; decimal commas of a semicolon file
+    (``51,496``) become decimal points."""
     try:
         text = fs.read_bytes(uri).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -172,14 +172,24 @@ def load(uri: str) -> dict[str, Deployment]:
                               "Save the table as CSV UTF-8.") from exc
     delimiter = _delimiter(text)
     rows = list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
-    if not rows or "deploymentID" not in rows[0]:
-        header = text.split("\n", 1)[0].strip()[:120]
-        raise DeploymentError(f"{uri}: no deploymentID column in the header row {header!r}", COLUMNS_HINT)
+    if delimiter == ";":
+        rows = [{k: v.replace(",", ".") if isinstance(v, str) and _DECIMAL_COMMA.match(v.strip()) else v
+                 for k, v in row.items()} for row in rows]
+    return rows
+
+
+def load(uri: str) -> dict[str, Deployment]:
+    """Read a deployments CSV. Raises ``DeploymentError`` naming the line, the column and the fix."""
+    rows = read_rows(uri)
+    if not rows:
+        raise DeploymentError(f"{uri}: no deployments in the table", COLUMNS_HINT)
+    if "deploymentID" not in rows[0]:
+        raise DeploymentError(f"{uri}: no deploymentID column among {list(rows[0])}", COLUMNS_HINT)
     out: dict[str, Deployment] = {}
     lines: dict[str, int] = {}
     for n, row in enumerate(rows, start=2):
         where = f"{uri} line {n}"
-        dep = _deployment(row, where, decimal_comma=delimiter == ";")
+        dep = _deployment(row, where)
         if dep.id in out:
             raise DeploymentError(f"{where}: deploymentID {dep.id!r} is already on line {lines[dep.id]}",
                                   "Each deployment is one row: give a second deployment of a camera its own ID.")
@@ -187,12 +197,12 @@ def load(uri: str) -> dict[str, Deployment]:
     return out
 
 
-def _deployment(row: dict, where: str, decimal_comma: bool) -> Deployment:
+def _deployment(row: dict, where: str) -> Deployment:
     dep_id = (row.get("deploymentID") or "").strip()
     if not dep_id:
         raise DeploymentError(f"{where}: empty deploymentID", "Every row needs a deploymentID.")
-    lat = _number(row, "latitude", where, decimal_comma)
-    lon = _number(row, "longitude", where, decimal_comma)
+    lat = _number(row, "latitude", where)
+    lon = _number(row, "longitude", where)
     if (lat is None) != (lon is None):
         raise DeploymentError(f"{where}: {'latitude' if lat is not None else 'longitude'} given without the other",
                               "Give both latitude and longitude, or neither.")
@@ -219,7 +229,7 @@ def _deployment(row: dict, where: str, decimal_comma: bool) -> Deployment:
         id=dep_id, latitude=lat, longitude=lon, start=start, end=end,
         camera_id=(row.get("cameraID") or "").strip() or None,
         camera_model=(row.get("cameraModel") or "").strip() or None,
-        timezone=zone, clock_offset_s=_number(row, "clockOffset", where, decimal_comma) or 0.0,
+        timezone=zone, clock_offset_s=_number(row, "clockOffset", where) or 0.0,
         start_offset_min=start_offset, clock_follows_dst=follows,
     )
 
