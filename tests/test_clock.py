@@ -7,6 +7,8 @@ from pathlib import Path
 
 import photofactory as pf
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wildlife import clock, deployments, stage0
 from wildlife.deployments import Deployment, DeploymentError
@@ -188,3 +190,17 @@ def test_fixed_offset_timezones():
     assert deployments.parse_tz("+05:30").utcoffset(None) == timedelta(hours=5, minutes=30)
     assert deployments.parse_tz("UTC-3").utcoffset(None) == timedelta(hours=-3)
     assert deployments.parse_tz("UTC") is UTC
+
+
+@given(when=st.datetimes(), minutes=st.integers(-14 * 60, 14 * 60), ahead_s=st.integers(-10**6, 10**6))
+@settings(max_examples=300, deadline=None)
+def test_any_reading_gets_a_time_or_a_flag_and_local_is_utc_plus_offset(when, minutes, ahead_s):
+    sign = "-" if minutes < 0 else "+"
+    offset = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    row = {"datetime_original": when.strftime("%Y:%m:%d %H:%M:%S").zfill(19), "offset_time_original": offset}
+    placed = clock.to_utc(row, Deployment(id="d", clock_offset_s=ahead_s), NOW)
+    if placed.utc is None:
+        assert "time_out_of_range" in placed.flags and not clock.trusted(placed.flags)
+    else:
+        assert placed.offset_min == minutes
+        assert placed.local == placed.utc.replace(tzinfo=None) + timedelta(minutes=minutes)
