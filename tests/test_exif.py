@@ -116,7 +116,7 @@ def stage0_rows(tmp_path: Path, files: dict[str, bytes], table: dict | None = No
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     manifest = [r for r in stage0.scan(str(root), None).to_pylist() if r["status"] == "pending"]
-    rows = stage0.finish(stage0.read_headers(manifest, table or {}, 250.0, now_utc=NOW)).to_pylist()
+    rows = stage0.finish(stage0.read_headers(manifest, table or {}, 250.0), table or {}, now_utc=NOW).to_pylist()
     assert sorted(r["relpath"] for r in rows) == sorted(files)
     return {r["relpath"]: r for r in rows}
 
@@ -188,11 +188,15 @@ def test_real_gps_still_sets_the_time_zone(tmp_path):
     assert row["timestamp_local"] == "2021-04-11T20:43:09+02:00"
 
 
-def test_a_bug_in_odin_stops_the_run_and_names_the_file(tmp_path):
-    # load() refuses this timezone; a table that got past it is a bug in Odin, not something a photo did
-    broken = {"cam": Deployment(id="cam", timezone="Mars/Olympus_Mons")}
-    with pytest.raises(RuntimeError, match=r"Stage 0 stopped at cam/a\.jpg: DeploymentError"):
-        stage0_rows(tmp_path, {"cam/a.jpg": jpeg(when=WHEN)}, broken)
+def test_a_bug_in_odin_stops_the_run_and_names_the_file(tmp_path, monkeypatch):
+    # an exception outside the byte readers is a bug in Odin, not something a photo did: it must not become
+    # a failed row (that would hide the bug) but stop the run and name the file
+    def broken(row):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(stage0.clock, "camera_time", broken)
+    with pytest.raises(RuntimeError, match=r"Stage 0 stopped at cam/a\.jpg: KeyError"):
+        stage0_rows(tmp_path, {"cam/a.jpg": jpeg(when=WHEN)})
 
 
 class CountingFile(io.BytesIO):

@@ -27,8 +27,8 @@ def test_sample_run_writes_the_four_outputs(sample_run: Path):
     report = json.loads((sample_run / "run_report.json").read_text())
     assert report["status"] == "succeeded"
     assert report["final_results"]["files_created"] == [str(sample_run / n) for n in (
-        "images.parquet", "detections.parquet", "clusters.parquet", "megadetector.json", "camtrap-dp/datapackage.json",
-        "report.html", "run_report.json")]
+        "images.parquet", "detections.parquet", "clusters.parquet", "deployments.parquet", "megadetector.json",
+        "camtrap-dp/datapackage.json", "report.html", "run_report.json")]
     assert report["detector"]["name"] == "odin-motion-baseline"
     assert any("Fell back to the motion baseline" in w for w in report["warnings"])
     assert set(report["stages"]) == {"GuardBudget", "Stage0Exif", "CostEstimation", "Stage1Detect",
@@ -39,9 +39,9 @@ def test_sample_run_writes_the_four_outputs(sample_run: Path):
     assert len(images) == 10 and {r["status"] for r in images} == {"ok"}
     first = min(images, key=lambda r: r["relpath"])
     assert first["deployment_id"] == "62c200a9"
-    # Belgium in April is UTC+2: 20:43:09 local is 18:43:09 UTC
-    assert first["timestamp_local"] == "2021-04-11T20:43:09+02:00"
-    assert first["timestamp"].replace(tzinfo=None) == datetime(2021, 4, 11, 18, 43, 9)
+    # the camera was set on 2021-03-27 at +01:00 and keeps that offset after the switch to summer time
+    assert (first["timestamp_local"], first["utc_offset_min"]) == (datetime(2021, 4, 11, 20, 43, 9), 60)
+    assert first["timestamp"].replace(tzinfo=None) == datetime(2021, 4, 11, 19, 43, 9)
     assert first["clock_flags"] == []
     assert first["moon_phase"] == "New" and first["ambient_temperature_c"] == 2.0
 

@@ -99,8 +99,8 @@ def test_pipeline_weather_one_request_then_zero(server, tmp_path):
     assert hit["headers"]["User-Agent"].startswith("odin-wildlife/")
     (cluster,) = pq.read_table(tmp_path / "one" / "clusters.parquet").to_pylist()
     fixture = json.loads((FIXTURES / "open-meteo-50.7-4.0-2021-04-10-2021-04-11.json").read_text())["hourly"]
-    at = fixture["time"].index("2021-04-11T18:00")  # the heron came at 18:43 UTC
-    assert cluster["weather_time"] == datetime(2021, 4, 11, 18, tzinfo=UTC)
+    at = fixture["time"].index("2021-04-11T19:00")  # the heron came at 19:43 UTC (a clock set to +01:00)
+    assert cluster["weather_time"] == datetime(2021, 4, 11, 19, tzinfo=UTC)
     assert cluster["temperature_c"] == fixture["temperature_2m"][at]
     assert cluster["wind_speed_ms"] == fixture["wind_speed_10m"][at]
     window = range(at - 24, at)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import clock, fs, tableschema
+from wildlife import clock, deployments, fs, tableschema
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -40,8 +40,10 @@ def _schema(name: str) -> dict[str, Any]:
         return json.load(f)
 
 
-def _stamp(value: datetime | str | None) -> str:
+def _stamp(value: datetime | str | None) -> str | None:
     """ISO 8601 with a UTC offset and whole seconds, as the table schemas' datetime format wants."""
+    if value is None:
+        return None
     when = datetime.fromisoformat(value) if isinstance(value, str) else value
     text = when.replace(microsecond=0).isoformat()
     return text.replace("+00:00", "Z") if text.endswith("+00:00") else text
@@ -88,7 +90,7 @@ def export(
     coords: dict[str, tuple[float, float]], detector: str, threshold: float, session_id: str,
 ) -> dict[str, Any]:
     """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts, completeness, warnings."""
-    table_rows = tableschema.read_csv(fs.read_bytes(deployments_uri).decode("utf-8-sig")) if deployments_uri else []
+    table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
     all_ok = [r for r in images.to_pylist() if r["status"] == "ok"]
     ok = [r for r in all_ok if r["deployment_id"]]
     dep_rows, dep_fields, left_out = _deployments(ok, table_rows, coords)
@@ -98,7 +100,7 @@ def export(
     media_rows = [{
         "mediaID": r["photo_id"], "deploymentID": r["deployment_id"],
         "captureMethod": "timeLapse" if r.get("trigger_mode") == "Time Lapse" else "activityDetection",
-        "timestamp": _stamp(r["timestamp_local"]), "filePath": r["relpath"], "filePublic": False,
+        "timestamp": _stamp(clock.local_time(r)), "filePath": r["relpath"], "filePublic": False,
         "fileName": r["relpath"].rsplit("/", 1)[-1], "fileMediatype": MEDIATYPE.get(r["format"], "image/jpeg"),
         "exifData": json.dumps({k: r[k] for k in ("make", "model", "serial_number", "datetime_original",
                                                   "maker_sequence_index", "maker_sequence_length",
@@ -111,7 +113,7 @@ def export(
     def media_level(photo: dict[str, Any]) -> dict[str, Any]:
         flags = [f for f in photo.get("clock_flags") or () if f in clock.UNTRUSTED_FLAGS]
         return {"deploymentID": photo["deployment_id"], "mediaID": photo["photo_id"], "eventID": photo.get("event_id"),
-                "eventStart": _stamp(photo["timestamp_local"]), "eventEnd": _stamp(photo["timestamp_local"]),
+                "eventStart": _stamp(clock.local_time(photo)), "eventEnd": _stamp(clock.local_time(photo)),
                 "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": detector,
                 "classificationTimestamp": now,
                 "observationComments": f"timestamp untrusted: {', '.join(flags)}" if flags else None}

@@ -1,8 +1,9 @@
-"""The tables users get: images, detections and clusters as Parquet, and the run report.
+"""The tables users get: images, detections, clusters and deployments as Parquet, and the run report.
 
 Names follow the original design's output format: ``images.parquet`` (every input file exactly once),
-``detections.parquet`` (one row per detection), ``clusters.parquet`` (one row per sequence/event) and
-``run_report.json``.
+``detections.parquet`` (one row per detection), ``clusters.parquet`` (one row per sequence/event),
+``deployments.parquet`` (one row per deployment: where it stood, its clock rule, its photos) and
+``run_report.json``. README "Data dictionary" describes every column.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import wildlife
-from wildlife import camtrapdp, deployments, fs, report_html
+from wildlife import camtrapdp, clock, deployments, fs, report_html
 from wildlife.detect import Result, mdjson
 
 DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
@@ -26,6 +27,19 @@ RESULT_SCHEMA = pa.schema([
     ("failure", pa.string()),
     ("note", pa.string()),
     ("assessed", pa.bool_()),  # False: the detector did not judge the photo; its empty list means nothing
+])
+DEPLOYMENTS_SCHEMA = pa.schema([
+    ("deployment_id", pa.string()),
+    ("in_table", pa.bool_()),  # a row of --deployments (else a folder name)
+    ("latitude", pa.float64()), ("longitude", pa.float64()),
+    ("location_source", pa.string()), ("location_note", pa.string()),
+    ("deployment_start", pa.timestamp("us", tz="UTC")), ("deployment_end", pa.timestamp("us", tz="UTC")),
+    ("clock_rule", pa.string()), ("utc_offset_min", pa.int32()), ("timezone", pa.string()),
+    ("clock_offset_s", pa.float64()),
+    ("photos", pa.int64()), ("photos_ok", pa.int64()), ("photos_time_trusted", pa.int64()),
+    ("first_photo_time", pa.timestamp("us", tz="UTC")), ("last_photo_time", pa.timestamp("us", tz="UTC")),
+    ("first_photo_local", pa.timestamp("us")), ("last_photo_local", pa.timestamp("us")),
+    ("timestamp_issues", pa.bool_()), ("clock_flags", pa.list_(pa.string())),
 ])
 
 
@@ -61,6 +75,43 @@ def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> 
     return table.take(pc.index_in(keys, value_set=table.column(key)))
 
 
+def deployments_summary(deployments_uri: str | None, media: pa.Table) -> tuple[pa.Table, list[str]]:
+    """``deployments.parquet``: one row per deployment of the table or of a photo, and warnings for the
+    deployments whose photos' GPS disagree. First/last photo times are over photos with a trusted time."""
+    table = deployments.load(deployments_uri) if deployments_uri else {}
+    cols = ["deployment_id", "status", "gps_latitude", "gps_longitude", "datetime_original", "subsec_time_original",
+            "maker_datetime", "timestamp", "timestamp_local", "timestamp_trusted", "clock_flags"]
+    rows = media.select(cols).to_pylist()
+    clocks = clock.deployment_clocks(rows, table)
+    per: dict[str, list[dict[str, Any]]] = {dep_id: [] for dep_id in clocks}
+    for r in rows:
+        if r["deployment_id"] is not None:
+            per[r["deployment_id"]].append(r)
+    out, warnings = [], []
+    for dep_id in sorted(per):
+        dep, loc, rule = clocks[dep_id].deployment, clocks[dep_id].location, clocks[dep_id].rule
+        photos = per[dep_id]
+        ok = [r for r in photos if r["status"] == "ok"]
+        good = sorted((r for r in ok if r["timestamp_trusted"]), key=lambda r: r["timestamp"])
+        if loc.point is None and loc.gps_point is not None:
+            warnings.append(f"deployment {dep_id}: no location: {loc.note}")
+        out.append({
+            "deployment_id": dep_id, "in_table": dep_id in table, "latitude": loc.latitude,
+            "longitude": loc.longitude, "location_source": loc.source, "location_note": loc.note,
+            "deployment_start": dep.start, "deployment_end": dep.end, "clock_rule": rule.name,
+            "utc_offset_min": rule.offset_min, "timezone": rule.zone,
+            "clock_offset_s": dep.clock_offset_s, "photos": len(photos), "photos_ok": len(ok),
+            "photos_time_trusted": len(good),
+            "first_photo_time": good[0]["timestamp"] if good else None,
+            "last_photo_time": good[-1]["timestamp"] if good else None,
+            "first_photo_local": good[0]["timestamp_local"] if good else None,
+            "last_photo_local": good[-1]["timestamp_local"] if good else None,
+            "timestamp_issues": len(good) < len(ok),
+            "clock_flags": sorted({f for r in ok for f in r["clock_flags"] or ()}),
+        })
+    return pa.Table.from_pylist(out, schema=DEPLOYMENTS_SCHEMA), warnings
+
+
 def write_all(state: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     params = state["params"]
@@ -78,10 +129,12 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
         for name in weather.column_names:
             if name != "cluster_id":
                 clusters = clusters.append_column(name, weather.column(name))
+    deployments_table, deployment_warnings = deployments_summary(params.get("deployments_uri"), media)
     files = {
         "images.parquet": media,
         "detections.parquet": fs.read_table(s2["detections_uri"]),
         "clusters.parquet": clusters,
+        "deployments.parquet": deployments_table,
     }
     for name, table in files.items():
         fs.write_table(table, fs.join(out_uri, name))
@@ -104,7 +157,7 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     created = [fs.join(out_uri, n) for n in files] + [md_uri, fs.join(package_uri, "datapackage.json"), html_uri,
                                                       report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
-               "files_created": created}
+               "files_created": created, "warnings": deployment_warnings}
     state = dict(state, WriteOutputs=dict(payload))
     state.setdefault("timings", {})["WriteOutputs"] = round(time.monotonic() - t0, 3)
     run_report = report(state, media)

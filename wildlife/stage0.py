@@ -44,13 +44,15 @@ HEADER_FIELDS = [
 ]
 
 MEDIA_SCHEMA = pa.schema([
-    *MANIFEST_SCHEMA,
+    *(pa.field("mtime", pa.timestamp("us", tz="UTC")) if f.name == "mtime" else f for f in MANIFEST_SCHEMA),
     ("deployment_id", pa.string()),
     ("deployment_assigned_by", pa.string()),
     ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("timestamp_local", pa.string()),
+    ("timestamp_local", pa.timestamp("us")),  # no zone: the wall-clock time at the site, in utc_offset_min
+    ("utc_offset_min", pa.int32()),  # minutes east of UTC: timestamp_local = timestamp + utc_offset_min
     ("timestamp_source", pa.string()),
     ("clock_flags", pa.list_(pa.string())),
+    ("timestamp_trusted", pa.bool_()),  # clock.trusted(clock_flags) and a timestamp exists
     *HEADER_FIELDS,
 ])
 
@@ -99,15 +101,13 @@ def read_headers(
     photos: list[dict[str, Any]],
     deployments: dict[str, Deployment],
     max_megapixels: float,
-    now_utc: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """One media row per manifest row: header fields, deployment, UTC time and clock flags.
+    """One media row per manifest row: header fields, and deployment (times are set in ``finish``).
 
     Whatever a file's bytes are, its row comes back (``failed`` with the reason when it cannot be used):
     ``exif.read_header`` turns every problem in the bytes into ``BadPhoto``. An exception anywhere else is a
     bug in Odin; it stops the run and names the file it was reading.
     """
-    now = now_utc or datetime.now(UTC)
     out = []
     for item in photos:
         row = dict(item)
@@ -121,7 +121,7 @@ def read_headers(
                 row["status"], row["reason"] = "failed", str(exc)
             except OSError as exc:
                 row["status"], row["reason"] = "failed", f"cannot read file: {exc.strerror or exc}"
-            _place_in_time(row, deployments, now)
+            _place_in_time(row, deployments)
         except OdinError:
             raise
         except Exception as exc:
@@ -131,25 +131,34 @@ def read_headers(
     return out
 
 
-def _place_in_time(row: dict[str, Any], deployments: dict[str, Deployment], now: datetime) -> None:
-    camera = clock.camera_time(row)
-    local = camera[0]
+def _place_in_time(row: dict[str, Any], deployments: dict[str, Deployment]) -> None:
+    """The photo's deployment; its time needs the whole deployment's photos and is set in ``finish``."""
+    local = clock.camera_time(row)[0]
     camera_ids = (row.get("serial_number"), row.get("user_label"))
     approx = local.replace(tzinfo=UTC) if local else None
-    dep_id, how = assign(row["relpath"], camera_ids, approx, deployments)
-    row["deployment_id"], row["deployment_assigned_by"] = dep_id, how
-    dep = deployments.get(dep_id) if dep_id else None
-    if dep is None and dep_id is not None:
-        dep = Deployment(id=dep_id)  # a folder-named deployment without a table row
-        if row.get("gps_latitude") is not None and row.get("gps_longitude") is not None:
-            dep = Deployment(id=dep_id, latitude=row["gps_latitude"], longitude=row["gps_longitude"])
-    utc, local_iso, source, flags = clock.to_utc(row, dep, now, camera)
-    row["timestamp"], row["timestamp_local"], row["timestamp_source"] = utc, local_iso, source
-    row["clock_flags"].extend(flags)
+    row["deployment_id"], row["deployment_assigned_by"] = assign(row["relpath"], camera_ids, approx, deployments)
+    row["mtime"] = clock.epoch_utc(row.get("mtime"))
 
 
-def finish(media_rows: list[dict[str, Any]]) -> pa.Table:
-    """Flags that need all photos at once, then the media table in manifest order."""
+def finish(
+    media_rows: list[dict[str, Any]], deployments: dict[str, Deployment] | None = None,
+    now_utc: datetime | None = None,
+) -> pa.Table:
+    """Times and flags that need all photos at once (each deployment's clock rule), then the media table in
+    manifest order. ``deployments`` is the table ``read_headers`` assigned from."""
+    now = now_utc or datetime.now(UTC)
+    clocks = clock.deployment_clocks(media_rows, deployments or {})
+    for row in media_rows:
+        row["mtime"] = clock.epoch_utc(row.get("mtime"))
+        if row.get("deployment_assigned_by") is None:  # skipped before reading: no time to place
+            continue
+        found = clocks.get(row["deployment_id"], clock.NO_DEPLOYMENT)
+        placed = clock.to_utc(row, found.deployment, now, rule=found.rule)
+        row["timestamp"], row["timestamp_local"], row["utc_offset_min"] = placed.utc, placed.local, placed.offset_min
+        row["timestamp_source"] = placed.source
+        row["clock_flags"] = placed.flags
     clock.flag_backwards([r for r in media_rows if r["status"] == "ok"])
+    for row in media_rows:
+        row["timestamp_trusted"] = row.get("timestamp") is not None and clock.trusted(row.get("clock_flags"))
     media_rows.sort(key=lambda r: r["relpath"])
     return pa.Table.from_pylist(media_rows, schema=MEDIA_SCHEMA)

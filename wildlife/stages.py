@@ -87,7 +87,7 @@ def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefi
         every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock", deadline=ctx.deadline,
         work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", 250.0)), prefix=prefix,
     )
-    return done, resumed, len(table)
+    return done, resumed, table
 
 
 def _pending(state: dict[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -108,15 +108,15 @@ def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Headers of every pending photo not read yet (all of them locally; none left after the AWS shards),
     then the flags that need all photos at once, and the media table."""
     pending, manifest = _pending(state)
-    done, resumed, in_table = _stage0_loop(state, ctx, pending)
+    done, resumed, table = _stage0_loop(state, ctx, pending)
     rows = done.to_pylist() + [dict(r, clock_flags=[]) for r in manifest if r["status"] != "pending"]
-    media = stage0.finish(rows)
+    media = stage0.finish(rows, table)
     fs.write_table(media, work_uri(state, "media.parquet"))
     statuses = Counter(media.column("status").to_pylist())
     flags = Counter(f for fl in media.column("clock_flags").to_pylist() if fl for f in fl)
     return {"media_uri": work_uri(state, "media.parquet"), "photos_ok": statuses.get("ok", 0),
             "failed": statuses.get("failed", 0), "skipped": statuses.get("skipped", 0),
-            "resumed": resumed, "clock_flags": dict(flags), "deployments_in_table": in_table}
+            "resumed": resumed, "clock_flags": dict(flags), "deployments_in_table": len(table)}
 
 
 def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
