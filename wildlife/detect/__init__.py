@@ -165,7 +165,10 @@ def _open_pt(p: Path):
     try:
         loaded = weights.load_yolov5(p)
     except (ValueError, weights.RefusedPickle) as exc:  # our own checks: their message says what is wrong
-        raise DetectorUnavailable(f"--detector {p}: {exc}") from exc
+        message = str(exc) if str(p) in str(exc) else f"{p}: {exc}"
+        raise DetectorUnavailable(message, hint="Use the checkpoint as published (`scripts/run.py models fetch "
+                                                "md-v5a` for MegaDetector) or point --detector at another "
+                                                "file.") from exc
     except Exception as exc:  # zipfile, pickle and torch errors from a damaged file
         raise DetectorUnavailable(
             f"{p} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
