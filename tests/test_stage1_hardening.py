@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, SAMPLE, odin
 from tinymodels import save_checkpoint, save_onnx, save_zip_bomb
 
-from wildlife import checkpoint, detect, errors, fs, stage1, stages
+from wildlife import detect, errors, fs, stage1, stages
 from wildlife.detect import decode, engine, weights, yolo
 from wildlife.detect.engine import Engine, Sidecar
 from wildlife.detect.motion import MotionDetector
@@ -245,11 +245,6 @@ def test_stage1_places_each_photo_in_its_sequence():
     photos = stage1.photos_to_detect(pa.Table.from_pylist(rows), 60)
     assert [(p["photo_id"], p["sequence_index"], p["sequence_size"]) for p in photos] == [
         ("x0", 0, 3), ("x1", 1, 3), ("x2", 2, 3), ("x3", 0, 2), ("x4", 1, 2)]
-
-
-def test_run_chunks_keeps_a_block_whole():
-    items = [{"k": i, "g": i // 4} for i in range(10)]
-    assert [len(c) for c in checkpoint._chunks(items, 3, lambda it: it["g"])] == [4, 4, 2]
 
 
 # --- an install without PyTorch (pip install .[onnx]) ----------------------------------------------------
