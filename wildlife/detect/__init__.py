@@ -98,9 +98,35 @@ def load(spec: str) -> tuple[Detector, list[str]]:
 
 def check(spec: str) -> None:
     """Raise ``DetectorUnavailable`` now, before any work, if ``load(spec)`` cannot give a working detector:
-    the model file is opened, its size and format checked, and one tiny inference run."""
-    if spec != "motion":
+    the model file is opened, its size and format checked, and one tiny inference run. Files already checked
+    in this process, unchanged since, are not loaded again (the CLI and GuardBudget both check)."""
+    if spec == "motion":
+        return
+    stamp = (spec, *map(_file_stamp, _model_files(spec)))
+    if stamp not in _CHECKED:
         load(spec)
+        _CHECKED.add(stamp)
+
+
+_CHECKED: set[tuple] = set()
+
+
+def _model_files(spec: str) -> list[Path]:
+    if spec.endswith((".pt", ".onnx")):
+        return [Path(spec), Path(spec).with_suffix(".json")]
+    from wildlife.detect import catalog  # noqa: PLC0415
+
+    key = "md-v5a" if spec in ("megadetector", "auto") else spec
+    folder = catalog.cache_dir()
+    return [folder / catalog.KNOWN.get(key, {}).get("file", key), folder / f"{key}.onnx", folder / f"{key}.json"]
+
+
+def _file_stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path), st.st_mtime_ns, st.st_size
 
 
 def _megadetector(key: str) -> Detector:

@@ -3,7 +3,8 @@
 Camera traps fire in bursts at a fixed view, so the per-pixel median of a burst is the empty scene and
 whatever differs from it moved. Every changed region becomes an ``animal`` detection (motion cannot tell
 a deer from a person); its confidence grows with how strongly and how solidly the region changed. A
-photo alone in its sequence has nothing to compare with and gets no detections and a note.
+photo alone in its sequence has nothing to compare with and gets no detections and a note. Long sequences
+are compared in windows of neighbours (see ``MotionDetector``), so memory does not grow with their length.
 
 Photos are decoded at 1/4 size (JPEG's DCT scaling: cheap, and plenty for a motion mask).
 """
