@@ -159,11 +159,17 @@ def test_an_opencv_error_is_the_photos_failure(tmp_path):
     path = tmp_path / "huge.jpg"
     path.write_bytes(_bomb_header(40000, 40000))
     photo = {"photo_id": "h", "uri": str(path), "width": 60, "height": 40, "max_megapixels": 5000}  # stale size
-    (res,) = Engine(_Blank(), Sidecar(input_size=64, stride=32)).detect([photo])
+    (res,) = Engine(_Blank(), Sidecar(input_size=40000, stride=32)).detect([photo])  # a full-size decode
     assert res.failure.startswith("cannot decode image data: error: ")
     assert "CV_IO_MAX_IMAGE_PIXELS" in res.failure
     with pytest.raises(decode.Undecodable, match="CV_IO_MAX_IMAGE_PIXELS"):
         decode.read_image(photo, cv2.IMREAD_COLOR)
+
+
+def test_the_engine_sizes_its_decode_from_the_file_as_it_is_now(tmp_path):
+    path = pf.write_photo(tmp_path / "big.jpg", pf.scene(1024, 768), when=datetime(2024, 1, 1))
+    photo = {"photo_id": "b", "uri": str(path), "width": 64, "height": 48}  # Stage 0 saw a small photo here
+    assert engine.prepare(photo, 64, 32)[3] == (192, 256)  # decoded at 1/4 inside the JPEG decoder
 
 
 def test_a_bug_in_odin_stops_the_run_naming_the_photo(tmp_path, monkeypatch):
@@ -280,6 +286,16 @@ def test_without_torch_check_says_what_is_missing_and_auto_falls_back(tmp_path):
     assert "pip install '.[detector]'" in out["check"] and "models export" in out["check"]
     assert out["auto"] == "odin-motion-baseline"
     assert "PyTorch is not installed" in out["warnings"][0] and "Fell back to the motion baseline" in out["warnings"][0]
+
+
+def test_without_torch_an_onnx_model_runs(tmp_path):
+    checkpoint_path = tmp_path / "tiny.pt"
+    save_checkpoint(TINY, checkpoint_path)
+    model = weights.export_onnx(weights.load_yolov5(checkpoint_path), tmp_path / "models" / "md-v5a.onnx", 640)
+    (tmp_path / "models" / "md_v5a.0.0.pt").write_bytes(checkpoint_path.read_bytes())
+    assert _without_torch(str(model), tmp_path / "models")["check"] == "ok"
+    out = _without_torch("megadetector", tmp_path / "models")  # the cached .onnx, not the .pt beside it
+    assert out["check"] == "ok" and out["auto"].startswith("yolov5:tiny.pt") and out["warnings"] == []
 
 
 def test_without_torch_and_without_weights_check_says_how_to_get_them(tmp_path):

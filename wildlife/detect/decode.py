@@ -9,6 +9,7 @@ cause in its reason; it never stops the run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -23,8 +24,12 @@ class Undecodable(Exception):
     """The photo's bytes cannot be decoded; the message is the failure reason users see."""
 
 
-def read_image(photo: dict[str, Any], flag: int) -> np.ndarray:
-    """The photo's pixels decoded with the OpenCV ``flag``, or ``Undecodable`` with the reason."""
+def read_image(photo: dict[str, Any], flag: int | Callable[[int, int], int]) -> np.ndarray:
+    """The photo's pixels decoded with the OpenCV ``flag``, or ``Undecodable`` with the reason.
+
+    ``flag`` may be a function of the pixel size (width, height) the file's header declares now, which
+    may differ from what Stage 0 read.
+    """
     limit = photo.get("max_megapixels") or exif.DEFAULT_MAX_MEGAPIXELS
     try:
         with fs.open_read(photo["uri"]) as f:
@@ -33,9 +38,11 @@ def read_image(photo: dict[str, Any], flag: int) -> np.ndarray:
                 raise Undecodable(f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB "
                                   "limit for decoding (changed since Stage 0?)")
             f.seek(0)
-            exif.read_header(f, size, limit)
+            header = exif.read_header(f, size, limit)
             f.seek(0)
             data = f.read()
+        if callable(flag):
+            flag = flag(*(header.get(k) or photo.get(k) or 0 for k in ("width", "height")))
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except Undecodable:
         raise

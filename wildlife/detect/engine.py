@@ -123,19 +123,22 @@ def to_detections(rows: np.ndarray, ratio: float, pad: tuple[float, float], shap
 
 def prepare(photo: dict[str, Any], size: int, stride: int):
     """Decode and letterbox one photo: (padded BGR image, ratio, pad, original shape), or the failure reason."""
-    long_side = max(photo.get("width") or 0, photo.get("height") or 0)
-    flag = cv2.IMREAD_COLOR
-    if long_side >= 4 * size:
-        flag = cv2.IMREAD_REDUCED_COLOR_4
-    elif long_side >= 2 * size:
-        flag = cv2.IMREAD_REDUCED_COLOR_2
     try:
-        img = decode.read_image(photo, flag)
+        img = decode.read_image(photo, lambda width, height: decode_flag(max(width, height), size))
     except decode.Undecodable as exc:
         return str(exc)
     with naming(photo):
         padded, ratio, pad = letterbox(img, size, stride)
     return padded, ratio, pad, img.shape[:2]
+
+
+def decode_flag(long_side: int, size: int) -> int:
+    """Decode at 1/4 or 1/2 size inside the JPEG decoder when the photo is that much larger than needed."""
+    if long_side >= 4 * size:
+        return cv2.IMREAD_REDUCED_COLOR_4
+    if long_side >= 2 * size:
+        return cv2.IMREAD_REDUCED_COLOR_2
+    return cv2.IMREAD_COLOR
 
 
 def check_output(out: Any, batch: int, layout: str) -> None:
