@@ -50,8 +50,8 @@ def _estimate(params: dict[str, Any], photos: int, total_bytes: int) -> budget.E
 
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
-    if params["target"] == "local":  # elsewhere Stage 1 runs in the detector container, which checks its model
-        detectors.check(params["detector"])  # opens the model and runs it once: a bad file is exit 2, now
+    if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
+        detectors.check(params["detector"])  # opens the model, runs it once: a bad file is exit 2 before any work
     manifest = stage0.scan(params["input_uri"], params.get("max_images"))
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
     pending = pc.equal(manifest.column("status"), "pending")
