@@ -56,3 +56,53 @@ def save_checkpoint(cfg: dict, path: Path, seed: int = 0) -> yolo.YoloModel:
     # what the file holds, in float: the reference for exactness checks
     model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
     return model
+
+
+def save_onnx(path: Path, kind: str) -> Path:
+    """A tiny valid ONNX model that cannot work as a YOLO detector, of a ``kind``:
+
+    ``wrong-output``: any image in, one score per channel out, (batch, 3): not YOLO's (batch, boxes, 5 + nc).
+    ``fixed-size``: takes only (1, 3, 128, 128) and gives YOLO-shaped zeros for it, as a model exported at a
+    fixed size does: it passes a check at its own size and fails on every real photo.
+    """
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper  # noqa: PLC0415
+
+    if kind == "wrong-output":
+        x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+        y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3])
+        nodes = [helper.make_node("ReduceMean", ["images"], ["output"], axes=[2, 3], keepdims=0)]
+        inits = []
+    elif kind == "fixed-size":
+        x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 128, 128])
+        y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 6144, 8])
+        shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 6144, 8])
+        nodes, inits = [helper.make_node("Reshape", ["images", "shape"], ["output"])], [shape]
+    else:
+        raise ValueError(kind)
+    graph = helper.make_graph(nodes, kind, [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def save_zip_bomb(path: Path, unpacked_gib: float = 2.1) -> Path:
+    """A PyTorch-layout checkpoint of a few megabytes whose tensor storage unpacks to ``unpacked_gib``: the
+    pickle is a real one that names that storage, as a malicious checkpoint would."""
+    import zipfile  # noqa: PLC0415
+
+    small = path.with_suffix(".small")
+    torch.save({"model": torch.zeros(4)}, small)
+    block = bytes(16 << 20)
+    with zipfile.ZipFile(small) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        for info in src.infolist():
+            if info.filename.endswith("/data/0"):
+                with dst.open(info.filename, "w", force_zip64=True) as f:
+                    for _ in range(int(unpacked_gib * 2**30) // len(block)):
+                        f.write(block)
+            else:
+                dst.writestr(info.filename, src.read(info.filename))
+    small.unlink()
+    return path

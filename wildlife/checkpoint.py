@@ -49,7 +49,8 @@ def run_chunks(
 ) -> tuple[pa.Table, int]:
     """Run ``work`` over the items not yet in a part; return (all results, how many were resumed).
 
-    ``group`` keeps items with the same group value in one chunk (a burst must be seen whole). ``prefix``
+    ``group`` keeps items with the same group value in one chunk (for the motion baseline, a block of a
+    sequence: a chunk may end inside a sequence, between blocks). ``prefix``
     names this writer's parts (``part-s00003-`` for a shard), so writers in parallel never collide; every
     ``part-*`` is read back, whoever wrote it.
     """

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import budget, checkpoint, clock, cloud, fs, outputs, sequences, stage0, stage1, stage2, weather
+from wildlife import budget, checkpoint, clock, cloud, exif, fs, outputs, sequences, stage0, stage1, stage2, weather
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
@@ -50,7 +50,8 @@ def _estimate(params: dict[str, Any], photos: int, total_bytes: int) -> budget.E
 
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
-    detectors.check(params["detector"])
+    if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
+        detectors.check(params["detector"])  # opens the model, runs it once: a bad file is exit 2 before any work
     manifest = stage0.scan(params["input_uri"], params.get("max_images"))
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
     pending = pc.equal(manifest.column("status"), "pending")
@@ -139,8 +140,10 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     detector, warnings = detectors.load(params["detector"])
-    photos = stage1.photos_to_detect(fs.read_table(state["Stage0Exif"]["media_uri"]), params["sequence_gap_s"])
+    photos = stage1.photos_to_detect(fs.read_table(state["Stage0Exif"]["media_uri"]), params["sequence_gap_s"],
+                                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
     results, resumed = stage1.detect(photos, detector, work_uri(state, "stage1"), ctx.checkpoint_every, ctx.deadline)
+    stage1.require_some_success(results, work_uri(state, "stage1"))
     fs.write_table(results, work_uri(state, "stage1.parquet"))
     return {"results_uri": work_uri(state, "stage1.parquet"),
             **stage1.summary(results, detector, params["detector"], resumed, warnings)}
@@ -149,6 +152,7 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def stage1_collect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """AWS: gather the array job's shard results into the same payload ``stage1_detect`` returns locally."""
     results, detector = stage1.read_shards(work_uri(state, "stage1"))
+    stage1.require_some_success(results)
     fs.write_table(results, work_uri(state, "stage1.parquet"))
     return {"results_uri": work_uri(state, "stage1.parquet"),
             **stage1.summary(results, detector, state["params"]["detector"], 0, [])}

@@ -8,7 +8,10 @@ normalised to the photo as [x, y, width, height] with the origin at the top left
 
 from __future__ import annotations
 
+import importlib.util
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from wildlife.errors import InputError
@@ -40,18 +43,45 @@ class Result:
 class Detector(Protocol):
     name: str
     version: str
-    needs_whole_sequences: bool  # True when the batch must hold whole sequences (the motion baseline)
+    context: int  # neighbours of the same sequence a batch must bring on each side (the motion baseline's)
+
+    def chunk_key(self, photo: dict[str, Any]) -> Any:
+        """Photos with the same key must be in one batch."""
 
     def detect(self, batch: list[dict[str, Any]]) -> list[Result]: ...
 
 
+def sequence_of(photo: dict[str, Any]) -> Any:
+    """The sequence a photo belongs to: one of its own when it has none (no usable time)."""
+    return photo.get("sequence_id") or photo["photo_id"]
+
+
 class DetectorUnavailable(InputError):
-    """The chosen detector cannot run here; the message says how to make it available."""
+    """The chosen detector cannot run here (exit 2, before any work); the message says how to make it so."""
+
+
+class DetectorBug(RuntimeError):
+    """Odin's own code failed on one photo: not the photo's fault, so the run stops, naming it."""
+
+
+@contextmanager
+def naming(photo: dict[str, Any]):
+    """Turn an exception from Odin's own per-photo code into a ``DetectorBug`` that names the photo."""
+    try:
+        yield
+    except Exception as exc:
+        raise DetectorBug(f"{photo.get('uri')!r}: {type(exc).__name__}: {exc} (a bug in Odin, not a problem "
+                          "with the photo: please report it with this file)") from exc
 
 
 def load(spec: str) -> tuple[Detector, list[str]]:
     """A detector by name (``motion``, ``megadetector``, ``md-v5a``, ``md-v5b``, ``auto``) or weights path
-    (``.pt`` YOLOv5/MegaDetector checkpoint, ``.onnx`` with its ``.json`` sidecar), and warnings."""
+    (``.pt`` YOLOv5/MegaDetector checkpoint, ``.onnx`` with its ``.json`` sidecar), and warnings.
+
+    A model is opened and run once on a blank image before it is returned, so a file that cannot work
+    raises ``DetectorUnavailable`` here, not a failure per photo later. ``auto`` falls back to the motion
+    baseline, with a warning, when MegaDetector cannot run.
+    """
     from wildlife.detect import motion  # noqa: PLC0415 - keep OpenCV and torch off the CLI's import path
 
     if spec == "motion":
@@ -70,69 +100,139 @@ def load(spec: str) -> tuple[Detector, list[str]]:
 
 
 def check(spec: str) -> None:
-    """Raise DetectorUnavailable now, before any work, if ``load(spec)`` cannot succeed; loads nothing."""
-    from pathlib import Path  # noqa: PLC0415
-
-    if spec in ("motion", "auto"):
+    """Raise ``DetectorUnavailable`` now, before any work, if ``load(spec)`` cannot give a working detector:
+    the model file is opened, its size and format checked, and one tiny inference run. Files already checked
+    in this process, unchanged since, are not loaded again (the CLI and GuardBudget both check)."""
+    if spec == "motion":
         return
-    if spec == "megadetector" or spec.startswith("md-"):
-        _megadetector_path("md-v5a" if spec == "megadetector" else spec)
-    elif spec.endswith((".pt", ".onnx")):
-        if not Path(spec).is_file():
-            raise DetectorUnavailable(f"--detector {spec}: no such file")
-    else:
-        load(spec)  # raises the unknown-detector message
+    stamp = (spec, *map(_file_stamp, _model_files(spec)))
+    if stamp not in _CHECKED:
+        load(spec)
+        _CHECKED.add(stamp)
+
+
+_CHECKED: set[tuple] = set()
+
+
+def _model_files(spec: str) -> list[Path]:
+    if spec.endswith((".pt", ".onnx")):
+        return [Path(spec), Path(spec).with_suffix(".json")]
+    from wildlife.detect import catalog  # noqa: PLC0415
+
+    key = "md-v5a" if spec in ("megadetector", "auto") else spec
+    folder = catalog.cache_dir()
+    return [folder / catalog.KNOWN.get(key, {}).get("file", key), folder / f"{key}.onnx", folder / f"{key}.json"]
+
+
+def _file_stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path), st.st_mtime_ns, st.st_size
 
 
 def _megadetector(key: str) -> Detector:
     return _from_path(str(_megadetector_path(key)))[0]
 
 
-def _megadetector_path(key: str):
-    from wildlife.detect import weights  # noqa: PLC0415
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
-    if key not in weights.KNOWN:
-        raise DetectorUnavailable(f"unknown MegaDetector {key!r}; known: {sorted(weights.KNOWN)}")
-    folder = weights.cache_dir()
-    for candidate in (folder / weights.KNOWN[key]["file"], folder / f"{key}.onnx"):
+
+def _megadetector_path(key: str) -> Path:
+    from wildlife.detect import catalog  # noqa: PLC0415
+
+    if key not in catalog.KNOWN:
+        raise DetectorUnavailable(f"unknown MegaDetector {key!r}; known: {sorted(catalog.KNOWN)}")
+    folder = catalog.cache_dir()
+    pt, onnx = folder / catalog.KNOWN[key]["file"], folder / f"{key}.onnx"
+    usable = ([pt] if _has("torch") else []) + ([onnx] if _has("onnxruntime") else [])
+    for candidate in usable:
         if candidate.exists():
             return candidate
+    if pt.exists() or onnx.exists():
+        raise DetectorUnavailable(_missing_runtime(pt if pt.exists() else onnx))
     raise DetectorUnavailable(
         f"MegaDetector weights ({key}) are not in {folder}. On a machine with internet run "
         f"`scripts/run.py models fetch {key}`, or point at a weights file you have: "
-        f"--detector /path/to/{weights.KNOWN[key]['file']} (or an exported .onnx with its .json sidecar). "
+        f"--detector /path/to/{catalog.KNOWN[key]['file']} (or an exported .onnx with its .json sidecar). "
         "Offline, --detector motion runs the motion baseline."
     )
 
 
+def _missing_runtime(path: Path) -> str:
+    if path.suffix == ".pt":
+        return (f"{path} is a PyTorch checkpoint, and PyTorch is not installed here. Install Odin with it "
+                "(pip install '.[detector]'), or export the model to ONNX where PyTorch is "
+                f"(`scripts/run.py models export {path.name} --output {path.stem}.onnx`) and use the .onnx "
+                "with its .json. --detector motion runs the motion baseline.")
+    return (f"{path} is an ONNX model, and onnxruntime is not installed here: pip install '.[onnx]'. "
+            "--detector motion runs the motion baseline.")
+
+
 def _from_path(path: str) -> tuple[Detector, list[str]]:
-    from pathlib import Path  # noqa: PLC0415
-
-    from wildlife.detect import engine, weights  # noqa: PLC0415
-
     p = Path(path)
     if not p.is_file():
         raise DetectorUnavailable(f"--detector {path}: no such file")
+    if not _has("torch" if p.suffix == ".pt" else "onnxruntime"):
+        raise DetectorUnavailable(_missing_runtime(p))
+    detector, warnings = _open_pt(p) if p.suffix == ".pt" else _open_onnx(p)
     try:
-        if p.suffix == ".pt":
-            loaded = weights.load_yolov5(p)
-            stride = int(loaded.model.stride.max())
-            side = engine.Sidecar(name=loaded.name, version=loaded.version, stride=stride,
-                                  input_size=1280 if stride >= 64 else 640,
-                                  classes={str(i + 1): n for i, n in enumerate(loaded.model.names)})
-            return engine.Engine(engine.TorchBackend(loaded.model), side), []
-        from wildlife.detect import quantize  # noqa: PLC0415
+        detector.probe()
+    except Exception as exc:  # whatever the model does wrong, the user must hear it now
+        raise DetectorUnavailable(
+            f"{path} does not work as a YOLO detector: {type(exc).__name__}: {exc}",
+            hint="Check the model and its .json sidecar (layout, stride, input_size), or export it again "
+                 "with `scripts/run.py models export`.") from exc
+    return detector, warnings
 
-        sidecar_path = p.with_suffix(".json")
-        warnings = []
-        if sidecar_path.exists():
+
+def _open_pt(p: Path):
+    from wildlife.detect import engine, weights  # noqa: PLC0415
+
+    try:
+        loaded = weights.load_yolov5(p)
+    except (ValueError, weights.RefusedPickle) as exc:  # our own checks: their message says what is wrong
+        message = str(exc) if str(p) in str(exc) else f"{p}: {exc}"
+        raise DetectorUnavailable(message, hint="Use the checkpoint as published (`scripts/run.py models fetch "
+                                                "md-v5a` for MegaDetector) or point --detector at another "
+                                                "file.") from exc
+    except Exception as exc:  # zipfile, pickle and torch errors from a damaged file
+        raise DetectorUnavailable(
+            f"{p} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
+            hint="Re-download it (`scripts/run.py models fetch md-v5a` for MegaDetector) or point --detector "
+                 "at another file.") from exc
+    stride = int(loaded.model.stride.max())
+    side = engine.Sidecar(name=loaded.name, version=loaded.version, stride=stride,
+                          input_size=1280 if stride >= 64 else 640,
+                          classes={str(i + 1): n for i, n in enumerate(loaded.model.names)})
+    return engine.Engine(engine.TorchBackend(loaded.model), side), []
+
+
+def _open_onnx(p: Path):
+    from wildlife.detect import engine, quantize  # noqa: PLC0415
+
+    sidecar_path = p.with_suffix(".json")
+    warnings = []
+    if sidecar_path.exists():
+        try:
             side = engine.Sidecar.read(sidecar_path)
-            if note := quantize.warning(side, p.name):
-                warnings.append(note)
-        else:
-            side = engine.Sidecar(name=p.name)
-            warnings.append(f"{p.name}: no sidecar {sidecar_path.name}; assumed MegaDetector v5 settings "
-                            "(1280 px, stride 64, v5 layout, classes animal/person/vehicle)")
-        return engine.Engine(engine.OnnxBackend(p), side), warnings
-    except (ValueError, OSError, weights.RefusedPickle) as exc:
-        raise DetectorUnavailable(f"--detector {path}: {exc}") from exc
+        except (ValueError, TypeError, OSError) as exc:
+            raise DetectorUnavailable(f"--detector {p}: its sidecar {sidecar_path.name} is unusable: {exc}") from exc
+        if note := quantize.warning(side, p.name):
+            warnings.append(note)
+    else:
+        side = engine.Sidecar(name=p.name)
+        warnings.append(f"{p.name}: no sidecar {sidecar_path.name}; assumed MegaDetector v5 settings "
+                        "(1280 px, stride 64, v5 layout, classes animal/person/vehicle)")
+    try:
+        backend = engine.OnnxBackend(p)
+    except ValueError as exc:  # a valid model of the wrong kind
+        raise DetectorUnavailable(f"{p} does not work as a YOLO detector: {exc}",
+                                  hint="Export it again with `scripts/run.py models export`.") from exc
+    except Exception as exc:  # onnxruntime's InvalidProtobuf, Fail, InvalidGraph...
+        raise DetectorUnavailable(
+            f"{p} is not a valid ONNX model ({type(exc).__name__})",
+            hint="Re-download it or export it again with `scripts/run.py models export`.") from exc
+    return engine.Engine(backend, side), warnings

@@ -21,8 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from wildlife import fs
-from wildlife.detect import Detection, Result
+from wildlife.detect import Detection, Result, decode, naming
 
 MD_CLASSES = {"1": "animal", "2": "person", "3": "vehicle"}
 
@@ -123,21 +122,34 @@ def to_detections(rows: np.ndarray, ratio: float, pad: tuple[float, float], shap
 
 
 def prepare(photo: dict[str, Any], size: int, stride: int):
-    """Decode and letterbox one photo: (padded BGR image, ratio, pad, original shape), or None if undecodable."""
-    long_side = max(photo.get("width") or 0, photo.get("height") or 0)
-    flag = cv2.IMREAD_COLOR
-    if long_side >= 4 * size:
-        flag = cv2.IMREAD_REDUCED_COLOR_4
-    elif long_side >= 2 * size:
-        flag = cv2.IMREAD_REDUCED_COLOR_2
+    """Decode and letterbox one photo: (padded BGR image, ratio, pad, original shape), or the failure reason."""
     try:
-        img = cv2.imdecode(np.frombuffer(fs.read_bytes(photo["uri"]), np.uint8), flag)
-    except OSError:
-        img = None
-    if img is None:
-        return None
-    padded, ratio, pad = letterbox(img, size, stride)
+        img = decode.read_image(photo, lambda width, height: decode_flag(max(width, height), size))
+    except decode.Undecodable as exc:
+        return str(exc)
+    with naming(photo):
+        padded, ratio, pad = letterbox(img, size, stride)
     return padded, ratio, pad, img.shape[:2]
+
+
+def decode_flag(long_side: int, size: int) -> int:
+    """Decode at 1/4 or 1/2 size inside the JPEG decoder when the photo is that much larger than needed."""
+    if long_side >= 4 * size:
+        return cv2.IMREAD_REDUCED_COLOR_4
+    if long_side >= 2 * size:
+        return cv2.IMREAD_REDUCED_COLOR_2
+    return cv2.IMREAD_COLOR
+
+
+def check_output(out: Any, batch: int, layout: str) -> None:
+    """Raise ValueError unless ``out`` is what ``postprocess`` decodes: per photo, boxes of 4 coordinates
+    (+ objectness for v5) + at least one class score."""
+    shape = tuple(getattr(out, "shape", ()))
+    need = "(batch, boxes, 5 + classes)" if layout == "v5" else "(batch, 4 + classes, boxes)"
+    width = (shape[2] if layout == "v5" else shape[1]) if len(shape) == 3 else 0
+    if len(shape) != 3 or shape[0] != batch or width < (6 if layout == "v5" else 5):
+        raise ValueError(f"the model's output has shape {shape} for {batch} photo(s); layout {layout} "
+                         f"needs {need}")
 
 
 def to_tensor(images: list[np.ndarray]) -> np.ndarray:
@@ -154,7 +166,14 @@ class OnnxBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         self.session = ort.InferenceSession(str(path), options, providers=providers)
-        self.input = self.session.get_inputs()[0].name
+        inputs = self.session.get_inputs()
+        shape = inputs[0].shape if len(inputs) == 1 else []
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+            raise ValueError(f"the model takes {[(i.name, i.shape) for i in inputs]}; the engine feeds one "
+                             "input of (batch, 3, height, width)")
+        self.input = inputs[0].name
+        fixed = shape[2:]  # a model exported with a fixed size takes only that size
+        self.fixed_size = tuple(fixed) if all(isinstance(d, int) and d > 0 for d in fixed) else None
         self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -185,13 +204,24 @@ class TorchBackend:
 class Engine:
     """A Detector (see ``wildlife.detect``) over a backend and a sidecar."""
 
-    needs_whole_sequences = False
+    context = 0  # each photo on its own
+
+    def chunk_key(self, photo: dict[str, Any]) -> Any:
+        return photo["photo_id"]
 
     def __init__(self, backend, sidecar: Sidecar, batch_size: int | None = None, workers: int | None = None):
         self.backend, self.sidecar = backend, sidecar
         self.name, self.version = sidecar.name, sidecar.version
         self.batch_size = batch_size or (8 if backend.device == "cuda" else 1)
         self.workers = workers or min(4, os.cpu_count() or 1)
+
+    def probe(self) -> None:
+        """One inference on a small blank image; raises unless the output is what ``postprocess`` decodes."""
+        side = 2 * self.sidecar.stride
+        height, width = getattr(self.backend, "fixed_size", None) or (side, side)
+        out = self.backend(np.zeros((1, 3, height, width), np.float32))
+        check_output(out, 1, self.sidecar.layout)
+        postprocess(out[0], self.sidecar.layout)
 
     def detect(self, batch: list[dict[str, Any]]) -> list[Result]:
         results: list[Result | None] = [None] * len(batch)
@@ -211,8 +241,8 @@ class Engine:
     def _drain(self, item, pending, results) -> None:
         i, future = item
         prepared = future.result()
-        if prepared is None:
-            results[i] = Result(failure="cannot decode image data")
+        if isinstance(prepared, str):
+            results[i] = Result(failure=prepared)
             return
         pending.append((i, prepared))
         self._flush(pending, results, force=False)
@@ -227,6 +257,7 @@ class Engine:
                 chunk, group[:] = group[: self.batch_size], group[self.batch_size:]
                 try:
                     out = self.backend(to_tensor([p[0] for _, p in chunk]))
+                    check_output(out, len(chunk), self.sidecar.layout)
                 except Exception as exc:  # noqa: BLE001 - a failing batch fails its photos, not the run
                     for i, _ in chunk:
                         results[i] = Result(failure=f"inference failed: {type(exc).__name__}: {exc}"[:300])

@@ -3,7 +3,8 @@
 Camera traps fire in bursts at a fixed view, so the per-pixel median of a burst is the empty scene and
 whatever differs from it moved. Every changed region becomes an ``animal`` detection (motion cannot tell
 a deer from a person); its confidence grows with how strongly and how solidly the region changed. A
-photo alone in its sequence has nothing to compare with and gets no detections and a note.
+photo alone in its sequence has nothing to compare with and gets no detections and a note. Long sequences
+are compared in windows of neighbours (see ``MotionDetector``), so memory does not grow with their length.
 
 Photos are decoded at 1/4 size (JPEG's DCT scaling: cheap, and plenty for a motion mask).
 """
@@ -16,8 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from wildlife import fs
-from wildlife.detect import Detection, Result
+from wildlife.detect import Detection, Result, decode, naming, sequence_of
 
 INFO_BAR_FRACTION = 0.05  # camera-trap info bars (date, temperature) change between frames: ignore them
 DIFF_THRESHOLD = 30
@@ -26,40 +26,77 @@ MAX_BOXES = 5
 
 
 class MotionDetector:
+    """The motion baseline over sequences of any length, in bounded memory.
+
+    A sequence is cut into blocks of at most ``block`` photos; each block is compared against the median
+    of itself and up to ``margin`` neighbours on each side, so at most ``window`` decoded frames are held at
+    once however long the sequence (9,000 photos at one timestamp from a timelapse or a reset clock). A
+    sequence of up to ``block`` photos is one block: the median of the whole sequence. Blocks depend only on
+    the photo's place in its sequence (``sequence_index`` of ``sequence_size``, set by Stage 1), so results
+    do not depend on how the photos are chunked, as long as each chunk brings ``context`` neighbours.
+    """
+
     name = "odin-motion-baseline"
     version = "1.0"
-    needs_whole_sequences = True
+
+    def __init__(self, block: int = 48, margin: int = 8):
+        self.block, self.margin = block, margin
+        self.context = margin  # neighbours of the same sequence a batch needs on each side of its photos
+        self.window = block + 2 * margin
+        self.max_held = 0  # the most decoded frames held at once so far (for tests and benchmarks)
+
+    def chunk_key(self, photo: dict[str, Any]) -> Any:
+        """Photos with the same key must be detected in one batch: a block of a sequence."""
+        index, size = photo["sequence_index"], photo["sequence_size"]
+        return sequence_of(photo), index * _blocks(size, self.block) // size
 
     def detect(self, batch: list[dict[str, Any]]) -> list[Result]:
         results: list[Result | None] = [None] * len(batch)
-        by_sequence: dict[Any, list[int]] = defaultdict(list)
+        by_sequence: dict[Any, dict[int, int]] = defaultdict(dict)  # sequence -> its index -> batch position
         for i, photo in enumerate(batch):
-            by_sequence[photo.get("sequence_id") or photo["photo_id"]].append(i)
+            members = by_sequence[sequence_of(photo)]
+            members[photo.get("sequence_index", len(members))] = i
         for members in by_sequence.values():
-            frames: dict[int, np.ndarray] = {}
-            for i in members:
-                frame = _decode(batch[i]["uri"])
-                if frame is None:
-                    results[i] = Result(failure="cannot decode image data")
-                else:
-                    frames[i] = frame
-            for i, res in _compare(frames).items():
-                results[i] = res
+            size = max(batch[i].get("sequence_size") or 0 for i in members.values()) or max(members) + 1
+            self._sequence(batch, members, size, results)
         return [r if r is not None else Result(failure="not processed") for r in results]
 
+    def _sequence(self, batch, members: dict[int, int], size: int, results: list) -> None:
+        blocks = _blocks(size, self.block)
+        frames: dict[int, np.ndarray] = {}  # batch position -> frame, only the current window's
+        failed: set[int] = set()
+        for b in sorted({k * blocks // size for k in members}):
+            start, end = -(-b * size // blocks), -(-(b + 1) * size // blocks)
+            lo, hi = max(0, start - self.margin), min(size, end + self.margin)
+            window = [members[k] for k in range(lo, hi) if k in members]
+            for i in set(frames) - set(window):
+                del frames[i]
+            for i in window:
+                if i not in frames and i not in failed:
+                    try:
+                        frames[i] = _decode(batch[i])
+                    except decode.Undecodable as exc:
+                        failed.add(i)
+                        results[i] = Result(failure=str(exc))
+            self.max_held = max(self.max_held, len(frames))
+            targets = {members[k] for k in range(start, end) if k in members}
+            with naming(batch[min(targets)]):
+                compared = _compare(frames, targets)
+            for i in targets - failed:
+                results[i] = compared[i]
 
-def _decode(uri: str) -> np.ndarray | None:
-    try:
-        data = np.frombuffer(fs.read_bytes(uri), dtype=np.uint8)
-    except OSError:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_4)
-    if img is None:
-        return None
+
+def _blocks(size: int, block: int) -> int:
+    return max(1, -(-size // block))
+
+
+def _decode(photo: dict[str, Any]) -> np.ndarray:
+    img = decode.read_image(photo, cv2.IMREAD_REDUCED_GRAYSCALE_4)
     return cv2.GaussianBlur(img, (5, 5), 0)
 
 
-def _compare(frames: dict[int, np.ndarray]) -> dict[int, Result]:
+def _compare(frames: dict[int, np.ndarray], targets: set[int]) -> dict[int, Result]:
+    """Results for the ``targets`` among ``frames``, against the median of all ``frames``."""
     if not frames:
         return {}
     if len(frames) == 1:
@@ -70,8 +107,8 @@ def _compare(frames: dict[int, np.ndarray]) -> dict[int, Result]:
         common = max(shapes, key=lambda s: sum(f.shape == s for f in frames.values()))
         out = {i: Result(note="size differs from the rest of its sequence", assessed=False) for i, f in frames.items()
                if f.shape != common}
-        out.update(_compare({i: f for i, f in frames.items() if f.shape == common}))
-        return out
+        out.update(_compare({i: f for i, f in frames.items() if f.shape == common}, targets))
+        return {i: r for i, r in out.items() if i in targets}
     stack = np.stack(list(frames.values()))
     background = np.median(stack, axis=0).astype(np.uint8)
     height, width = background.shape
@@ -80,6 +117,8 @@ def _compare(frames: dict[int, np.ndarray]) -> dict[int, Result]:
     kernel_close = np.ones((9, 9), np.uint8)
     out = {}
     for i, frame in frames.items():
+        if i not in targets:
+            continue
         diff = cv2.absdiff(frame, background)
         diff[:bar] = 0
         diff[height - bar:] = 0

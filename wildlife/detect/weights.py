@@ -10,10 +10,8 @@ architecture description then go into our own implementation (``wildlife.detect.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import pickle
 import warnings
 import zipfile
@@ -25,20 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from wildlife.detect.catalog import KNOWN, cache_dir, digests, identify, known_local
 from wildlife.detect.yolo import YoloModel
 from wildlife.errors import InputError
 
-# Known weight files, pinned by the checksum their publisher gives: MegaDetector's own model table
-# (megadetector/detection/run_detector.py, ``known_models``) lists an MD5 per release file and no SHA-256.
-# ``models fetch`` checks a download against it (or against ``--sha256`` when given) and records the file's
-# SHA-256 in the cache's known.json; a file with a listed hash is recognised by it in the outputs.
-_RELEASE = "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/"
-KNOWN = {
-    "md-v5a": {"file": "md_v5a.0.0.pt", "version": "v5a.0.0", "md5": "ec1d7603ec8cf642d6e0cd008ba2be8c",
-               "url": _RELEASE + "md_v5a.0.0.pt"},
-    "md-v5b": {"file": "md_v5b.0.0.pt", "version": "v5b.0.0", "md5": "bc235e73f53c5c95e66ea0d1b2cbf542",
-               "url": _RELEASE + "md_v5b.0.0.pt"},
-}
 MD_THRESHOLDS = {"typical": 0.2, "conservative": 0.05}
 STORAGE_DTYPES = {"HalfStorage": torch.float16, "FloatStorage": torch.float32, "DoubleStorage": torch.float64,
                   "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
@@ -46,6 +34,10 @@ STORAGE_DTYPES = {"HalfStorage": torch.float16, "FloatStorage": torch.float32, "
                   "BoolStorage": torch.bool}
 # classes whose instances become inert records: the model's own, torch.nn's, and harmless metadata
 INERT_PREFIXES = ("models.", "utils.", "torch.nn.modules.", "numpy", "argparse.", "pathlib.", "__main__.")
+# What a checkpoint may unpack to, checked against the zip's declared sizes before anything is read (zipfile
+# never returns more than an entry declares). MDv5 is 281 MB; a few kilobytes can declare gigabytes.
+MAX_UNPACKED_BYTES = 2 * 2**30
+MAX_PICKLE_BYTES = 64 * 2**20
 
 
 class RefusedPickle(InputError, pickle.UnpicklingError):
@@ -123,6 +115,13 @@ def read_checkpoint(path: str | Path) -> Any:
         pkl = next((n for n in names if n.endswith("/data.pkl")), None)
         if pkl is None:
             raise ValueError(f"{path}: not a PyTorch zip checkpoint (no data.pkl)")
+        unpacked = sum(info.file_size for info in zf.infolist())
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise ValueError(f"{path}: would unpack to {unpacked / 2**30:.1f} GiB, over the "
+                             f"{MAX_UNPACKED_BYTES / 2**30:.0f} GiB a YOLOv5 checkpoint can need (a zip bomb?)")
+        if zf.getinfo(pkl).file_size > MAX_PICKLE_BYTES:
+            raise ValueError(f"{path}: its pickle would unpack to {zf.getinfo(pkl).file_size / 2**20:.0f} MiB, over "
+                             f"the {MAX_PICKLE_BYTES / 2**20:.0f} MiB a YOLOv5 checkpoint needs (a zip bomb?)")
         root = pkl[: -len("data.pkl")]
 
         def storage(key: str, dtype: torch.dtype, numel: int):
@@ -160,24 +159,6 @@ class Loaded:
     sha256: str
 
 
-def digests(path: str | Path) -> tuple[str, str]:
-    """(SHA-256, MD5) of a file, read once."""
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-            md5.update(block)
-    return sha.hexdigest(), md5.hexdigest()
-
-
-def identify(sha: str, md5: str, path: str | Path) -> tuple[str, str]:
-    confirmed = _known_local()  # SHA-256 of files checked at download time by ``fetch``
-    for key, info in KNOWN.items():
-        if info["md5"] == md5 or confirmed.get(sha) == key:
-            return f"megadetector-{key}", info["version"]
-    return f"yolov5:{Path(path).name}", f"sha256:{sha[:12]}"
-
-
 def load_yolov5(path: str | Path) -> Loaded:
     """A YOLOv5-layout checkpoint (MegaDetector v5) as our model, strictly, in fp32 eval mode."""
     ckpt = read_checkpoint(path)
@@ -206,13 +187,6 @@ def load_yolov5(path: str | Path) -> Loaded:
     return Loaded(model, name, version, sha)
 
 
-def cache_dir() -> Path:
-    if os.environ.get("ODIN_MODELS"):
-        return Path(os.environ["ODIN_MODELS"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "odin" / "models"
-
-
 def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
     """ONNX with a dynamic batch and spatial size, and its sidecar JSON (see ``engine.Sidecar``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -229,11 +203,6 @@ def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
                "thresholds": MD_THRESHOLDS, "source_sha256": loaded.sha256}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return out
-
-
-def _known_local() -> dict[str, str]:
-    path = cache_dir() / "known.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=None) -> Path:
@@ -263,7 +232,7 @@ def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=
         raise ValueError(f"{kind} mismatch for {info['file']}: expected {expected}, got {got}; the download was "
                          "deleted. Check the address (--url) or the hash you gave (--sha256).")
     partial.replace(target)
-    known = _known_local()
+    known = known_local()
     known[sha] = key
     (folder / "known.json").write_text(json.dumps(known, indent=2))
     export_onnx(load_yolov5(target), folder / f"{key}.onnx")
