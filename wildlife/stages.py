@@ -191,19 +191,19 @@ def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     provider = weather.PROVIDERS[name]()
     coords = deps.coordinates(params.get("deployments_uri"), fs.read_table(state["Stage0Exif"]["media_uri"]))
     days_back = int(params.get("weather_days_back") or 0)
-    rows, summary = weather.enrich(events.to_pylist(), coords, provider, days_back, weather.session())
-    schema = pa.schema([("cluster_id", pa.string()), ("weather_provider", pa.string()),
-                        ("weather_time", pa.timestamp("us", tz="UTC"))]
-                       + [(c, pa.float64()) for c in weather.COLUMNS]
-                       + ([(f"precipitation_prev_{days_back}d_mm", pa.float64()),
-                           (f"temperature_mean_prev_{days_back}d_c", pa.float64())] if days_back else []))
-    table = pa.Table.from_pylist(rows, schema=schema)
+    deadline, limit = time.monotonic() + weather.STAGE_S, f"the weather stage's limit of {weather.STAGE_S:g} s"
+    if ctx.deadline is not None and ctx.deadline < deadline:
+        deadline, limit = ctx.deadline, "the run's time limit (--max-job-duration)"
+    rows, summary = weather.enrich(events.to_pylist(), coords, provider, days_back,
+                                   weather.session(provider, deadline=deadline, limit=limit))
+    table = pa.Table.from_pylist(rows, schema=weather.schema(days_back))
     uri = fs.join(params["output_uri"], "weather", "weather.parquet")
     fs.write_table(table, uri)
     with_weather = table.num_rows - table.column("weather_time").null_count
     return {"weather_uri": uri, "provider": provider.name, "events": table.num_rows,
             "events_with_weather": with_weather, "requests": summary["requests"],
-            "from_cache": summary["from_cache"], "warnings": summary["warnings"]}
+            "from_cache": summary["from_cache"], "failed_requests": summary["failed"],
+            "warnings": summary["warnings"]}
 
 
 def write_outputs(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
