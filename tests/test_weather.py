@@ -248,7 +248,7 @@ def test_retry_after_past_the_stage_deadline_stops_asking(tmp_path):
         rows, summary = _returns(lambda: weather.enrich(events, {**AT_HERON, "far": (10.0, 10.0)}, provider, 0, http))
         assert len(s.hits) == 1  # no wait at all: 21600 s, or even the 30 s cap, ends after the deadline
         (warning,) = summary["warnings"]
-        assert warning.startswith("weather: 2 of 2 event(s) without weather: not asked")
+        assert warning.startswith("weather: 2 of 2 event(s) without weather: stopped asking open-meteo")
         assert "asked to wait 21600 s (Retry-After), past the test's limit" in warning
         assert all(r["weather_note"] and r["temperature_c"] is None for r in rows)
     finally:

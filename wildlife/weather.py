@@ -262,7 +262,7 @@ def enrich(
             except WeatherUnavailable as exc:
                 stop = unserved[cell, start, end] = str(exc)
             except OutOfTime as exc:
-                stop = unserved[cell, start, end] = f"not asked: {exc}"
+                stop = unserved[cell, start, end] = f"stopped asking {provider.name}: {exc}"
             except BadAnswer as exc:
                 summary["failed"] += 1
                 unserved[cell, start, end] = (f"{provider.name} answered with something that is not the weather "
