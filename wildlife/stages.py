@@ -205,7 +205,8 @@ def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     days_back = int(params.get("weather_days_back") or 0)
     deadline, limit = time.monotonic() + weather.STAGE_S, f"the weather stage's limit of {weather.STAGE_S:g} s"
     if ctx.deadline is not None and ctx.deadline < deadline:
-        deadline, limit = ctx.deadline, "the run's time limit (--max-job-duration)"
+        mjd = params.get("max_job_duration")
+        deadline, limit = ctx.deadline, "the run's time limit" + (f" (--max-job-duration {mjd:g} s)" if mjd else "")
     rows, summary = weather.enrich(events.to_pylist(), coords, provider, days_back,
                                    weather.session(provider, deadline=deadline, limit=limit))
     table = pa.Table.from_pylist(rows, schema=weather.schema(days_back))
