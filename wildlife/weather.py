@@ -242,8 +242,8 @@ def enrich(
             notes[ev["cluster_id"]] = why
         else:
             cell = _cell(*coords[ev["deployment_id"]], provider.grid)
-            day = first_day[ev["cluster_id"]] = max((ev["start"] - timedelta(days=days_back)).date(),
-                                                    provider.earliest)
+            back = min(days_back, (ev["start"].date() - provider.earliest).days)  # not before the archive
+            day = first_day[ev["cluster_id"]] = ev["start"].date() - timedelta(days=back)
             while day <= ev["end"].date():
                 needed[cell].add(day)
                 day += timedelta(days=1)
