@@ -76,7 +76,10 @@ def fail(code: int, message: str, hint: str | None = None) -> NoReturn:
 
 
 def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri):
-    from wildlife import stage0  # noqa: PLC0415
+    """The estimate ``run`` would make: for a local run, with this machine's rates timed on the first photos."""
+    from wildlife import calibration, stage0  # noqa: PLC0415
+    from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
+    from wildlife.events import EventRules  # noqa: PLC0415
 
     try:
         manifest = stage0.scan(input_uri, max_images)
@@ -84,8 +87,9 @@ def estimate_for(input_uri, max_images, target, detector, use_spot, instance_typ
         fail(EXIT_USAGE, f"{exc}. Check --input.")
     pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
     try:
+        measured = calibration.calibrate(pending, detector, EventRules.burst_gap_s) if target == "local" else None
         return budget.estimate(len(pending), sum(r["size"] for r in pending), target=target, detector=detector,
                                use_spot=use_spot, instance_type=instance_type,
-                               prices=budget.load_prices(prices_uri))
-    except ValueError as exc:
+                               prices=budget.load_prices(prices_uri), measured=measured)
+    except (ValueError, DetectorUnavailable) as exc:
         fail(EXIT_USAGE, str(exc))

@@ -71,6 +71,10 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
     table.add_row("[bold]total", f"budget {budget_dkk:.2f} DKK", f"[bold]{est.total_dkk:.2f}")
     console.print(table)
     console.print(f"estimated wall time: {est.wall_time_s:,.0f} s")
+    for stage, label in (("stage0", "Stage 0 headers"), ("detector", f"detector {est.detector}")):
+        r = est.rates[stage]
+        timed = f", {r['photos_timed']} photos timed" if r["photos_timed"] else ""
+        console.print(f"  rate {label}: {r['ms_per_photo']:g} ms/photo ({r['source']}{timed})")
 
 
 @cli.command()

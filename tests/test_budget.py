@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
+
+import photofactory as pf
 import pytest
 import yaml
+from conftest import odin
 
-from wildlife import budget
+from wildlife import budget, calibration, stage0
 from wildlife.budget import BudgetExceeded
 
 
@@ -53,3 +58,62 @@ def test_guard_refuses_with_what_to_change():
 def test_unknown_instance_type_is_a_clear_error():
     with pytest.raises(ValueError, match=r"unknown instance type 'p9\.huge'"):
         budget.estimate(10, 10, target="aws", detector="megadetector", instance_type="p9.huge")
+
+
+def test_auto_without_weights_is_priced_as_the_motion_baseline_that_runs():
+    prices = budget.load_prices()  # conftest points ODIN_MODELS at an empty folder: no MegaDetector here
+    est = budget.estimate(3000, 3000 * 2_000_000, target="local", detector="auto", prices=prices)
+    assert est.detector == "motion"
+    assert est.rates["detector"]["ms_per_photo"] == prices["local"]["ms_per_photo"]["motion"]
+    budget.guard(est, 25, 600)  # 3,000 photos of motion fit in 10 minutes; as MegaDetector they did not
+    md = budget.estimate(3000, 3000 * 2_000_000, target="local", detector="megadetector", prices=prices)
+    assert md.detector == "megadetector" and md.wall_time_s > est.wall_time_s
+
+
+def test_auto_with_cached_weights_is_priced_as_megadetector(tmp_path, monkeypatch):
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    monkeypatch.setenv("ODIN_MODELS", str(tmp_path))
+    (tmp_path / weights.KNOWN["md-v5a"]["file"]).write_bytes(b"")  # only its presence decides
+    assert budget.estimate(10, 10, target="local", detector="auto").detector == "megadetector"
+
+
+def _photos(folder, n: int, size=(96, 64)) -> str:
+    background = pf.scene(*size, seed=1)
+    t0 = datetime(2024, 5, 1, 6)
+    for i in range(n):
+        pf.write_photo(folder / f"IMG{i:04d}.JPG", pf.with_animal(background, (0.1 * (i % 8), 0.3, 0.2, 0.3)),
+                       when=t0 + timedelta(seconds=i))
+    return str(folder)
+
+
+def test_local_estimate_records_where_its_rates_come_from(tmp_path):
+    folder = _photos(tmp_path / "in", calibration.MIN_INPUT)
+    pending = [r for r in stage0.scan(folder, None).to_pylist() if r["status"] == "pending"]
+    measured = calibration.calibrate(pending, "auto", 60.0)
+    est = budget.estimate(len(pending), 10**6, target="local", detector="auto", measured=measured)
+    for stage in ("stage0", "detector"):
+        assert est.rates[stage]["source"] == calibration.SOURCE
+        assert est.rates[stage]["photos_timed"] == calibration.PHOTOS
+    few = calibration.calibrate(pending[:10], "auto", 60.0)
+    est = budget.estimate(10, 10**5, target="local", detector="auto", measured=few)
+    assert est.rates["detector"]["source"].startswith("price table")
+    assert "10 photos are too few" in est.rates["detector"]["source"] and est.rates["detector"]["photos_timed"] == 0
+    aws = budget.estimate(10, 10**5, target="aws", detector="auto")
+    assert aws.detector == "megadetector" and "g4dn.xlarge" in aws.rates["detector"]["source"]
+
+
+def test_max_job_duration_does_not_refuse_auto_without_weights(tmp_path):
+    folder = _photos(tmp_path / "in", 250)  # priced as MegaDetector on CPU this was 625 s: refused
+    est = odin("estimate", "--input", folder, "--budget", "1", "--max-job-duration", "600")
+    assert est.returncode == 0, est.stdout + est.stderr
+    printed = est.stdout + est.stderr
+    assert "rate detector motion" in printed and "calibrated on this machine, 12 photos timed" in printed
+    out = tmp_path / "out"
+    run = odin("run", "--input", folder, "--output", str(out), "--budget", "1", "--max-job-duration", "600",
+               "--weather-provider", "none")
+    assert run.returncode == 0, run.stdout + run.stderr
+    state = json.loads((out / "_run" / "state.json").read_text())
+    rates = state["GuardBudget"]["estimate"]["rates"]
+    assert rates["detector"]["name"] == "motion" and rates["detector"]["source"] == calibration.SOURCE
+    assert state["Stage1Detect"]["detector"]["name"] == "odin-motion-baseline"

@@ -80,8 +80,8 @@ def _export(tmp_path, photos, coords):
     """camtrapdp.export over media rows (deployment, UTC time, clock flags), without detections or events."""
     images = pa.Table.from_pylist([{
         "photo_id": f"p{i}", "status": "ok", "deployment_id": dep, "relpath": f"{dep}/p{i}.jpg", "format": "jpeg",
-        "timestamp": when, "timestamp_local": when.replace(tzinfo=None), "utc_offset_min": 0, "clock_flags": flags, "assessed": True,
-        "event_id": None} for i, (dep, when, flags) in enumerate(photos)])
+        "timestamp": when, "timestamp_local": when.replace(tzinfo=None), "utc_offset_min": 0, "clock_flags": flags,
+        "assessed": True, "event_id": None} for i, (dep, when, flags) in enumerate(photos)])
     package = tmp_path / "pkg"
     payload = camtrapdp.export(str(package), images, stage2.DETECTION_SCHEMA.empty_table(),
                                stage2.EVENT_SCHEMA.empty_table(),

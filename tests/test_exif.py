@@ -14,7 +14,6 @@ import pytest
 from conftest import SAMPLE, odin
 
 from wildlife import exif, stage0
-from wildlife.deployments import Deployment
 
 
 def header(data: bytes, **kwargs) -> dict:

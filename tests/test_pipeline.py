@@ -18,6 +18,7 @@ import numpy as np
 import photofactory as pf
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from conftest import ROOT, odin
 
 
@@ -144,8 +145,11 @@ def test_estimate_within_budget_exits_0():
 
 def test_run_over_time_budget_is_refused_before_any_work(tmp_path):
     out = tmp_path / "out"
+    prices = yaml.safe_load((ROOT / "conf" / "prices.yaml").read_text())
+    prices["local"]["ms_per_photo"]["motion"] = 1000  # a slow machine: 10 photos take 10 s
+    (tmp_path / "prices.yaml").write_text(yaml.safe_dump(prices))
     result = odin("run", "--input", str(ROOT / "data/sample/photos"), "--output", str(out), "--budget", "25",
-                  "--detector", "auto", "--max-job-duration", "1")
+                  "--detector", "motion", "--max-job-duration", "1", "--prices", str(tmp_path / "prices.yaml"))
     assert result.returncode == 3, result.stderr
     assert "exceeds --max-job-duration" in result.stderr
     assert not (out / "images.parquet").exists()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -19,12 +20,42 @@ from wildlife import weather
 FIXTURES = Path(__file__).parent / "fixtures" / "weather"
 
 
+def _status(code: int, headers: dict):
+    def answer(handler):
+        handler.send_response(code)
+        for k, v in headers.items():
+            handler.send_header(k, v)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
+def _body(body: bytes, trickle_s: float = 0.0):
+    """A 200 with ``body``; with ``trickle_s``, one byte at a time, that many seconds apart."""
+    def answer(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            if not trickle_s:
+                handler.wfile.write(body)
+            for i in range(len(body) if trickle_s else 0):
+                handler.wfile.write(body[i:i + 1])
+                handler.wfile.flush()
+                time.sleep(trickle_s)
+        except OSError:  # the client hung up, as it should
+            pass
+    return answer
+
+
 class _Server:
     """Serves the fixtures; records every request that reached it."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, plan: list | None = None):
         self.hits: list[dict] = []
-        self.fail_first = fail_first
+        # answers for the first requests, in order (then the fixtures): each writes its own answer
+        self.plan = [_status(429, {"Retry-After": "0"})] * fail_first + list(plan or [])
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,11 +63,8 @@ class _Server:
                 url = urlparse(self.path)
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 outer.hits.append({"path": url.path, "query": q, "headers": dict(self.headers)})
-                if outer.fail_first > 0:
-                    outer.fail_first -= 1
-                    self.send_response(429)
-                    self.send_header("Retry-After", "0")
-                    self.end_headers()
+                if outer.plan:
+                    outer.plan.pop(0)(self)
                     return
                 name = outer.route(url.path, q)
                 if name is None:
@@ -124,8 +152,8 @@ def test_offline_leaves_columns_empty_and_warns(sample_run):
 def test_retries_on_429(tmp_path):
     s = _Server(fail_first=2)
     try:
-        http = weather.session(str(tmp_path / "cache"), backoff=0)
         provider = weather.OpenMeteo(url=f"{s.url}/v1/archive")
+        http = weather.session(provider, str(tmp_path / "cache"), backoff=0)
         ev = {"cluster_id": "e1", "deployment_id": "d", "start_time": datetime(2021, 4, 11, 18, 43, tzinfo=UTC),
               "end_time": datetime(2021, 4, 11, 18, 44, tzinfo=UTC)}
         rows, summary = weather.enrich([ev], {"d": (50.699, 4.013)}, provider, 1, http)
@@ -136,8 +164,8 @@ def test_retries_on_429(tmp_path):
 
 
 def test_frost_nearest_station_observations(server, tmp_path):
-    http = weather.session(str(tmp_path / "cache"), backoff=0)
     provider = weather.Frost(url=server.url, client_id="test-client")
+    http = weather.session(provider, str(tmp_path / "cache"), backoff=0)
     ev = {"cluster_id": "e1", "deployment_id": "oslo", "start_time": datetime(2024, 3, 11, 5, 10, tzinfo=UTC),
           "end_time": datetime(2024, 3, 11, 5, 20, tzinfo=UTC)}
     rows, summary = weather.enrich([ev], {"oslo": (59.94, 10.72)}, provider, 1, http)
@@ -153,14 +181,14 @@ def test_frost_without_client_id_says_how_to_get_one(server, tmp_path, monkeypat
     ev = {"cluster_id": "e1", "deployment_id": "oslo", "start_time": datetime(2024, 3, 11, 5, tzinfo=UTC),
           "end_time": datetime(2024, 3, 11, 5, tzinfo=UTC)}
     rows, summary = weather.enrich([ev], {"oslo": (59.94, 10.72)}, provider, 0,
-                                   weather.session(str(tmp_path / "c")))
+                                   weather.session(provider, str(tmp_path / "c")))
     assert "FROST_CLIENT_ID" in summary["warnings"][0] and server.hits == []
     assert rows[0]["temperature_c"] is None
 
 
 def test_requests_are_grouped_per_grid_cell_and_date_range(server, tmp_path):
-    http = weather.session(str(tmp_path / "cache"), backoff=0)
     provider = weather.OpenMeteo(url=f"{server.url}/v1/archive")
+    http = weather.session(provider, str(tmp_path / "cache"), backoff=0)
     events = [{"cluster_id": f"e{i}", "deployment_id": dep, "start_time": datetime(2021, 4, 11, h, tzinfo=UTC),
                "end_time": datetime(2021, 4, 11, h, 30, tzinfo=UTC)}
               for i, (dep, h) in enumerate([("a", 3), ("a", 18), ("b", 20)])]
@@ -168,3 +196,124 @@ def test_requests_are_grouped_per_grid_cell_and_date_range(server, tmp_path):
     rows, summary = weather.enrich(events, {"a": (50.699, 4.013), "b": (50.703, 4.009)}, provider, 1, http)
     assert summary["requests"] == 1 and len(server.hits) == 1
     assert all(r["temperature_c"] is not None for r in rows)
+
+
+HERON = {"cluster_id": "e1", "deployment_id": "d", "start_time": datetime(2021, 4, 11, 18, 43, tzinfo=UTC),
+         "end_time": datetime(2021, 4, 11, 18, 44, tzinfo=UTC)}
+AT_HERON = {"d": (50.699, 4.013)}
+GOOD = (FIXTURES / "open-meteo-50.7-4.0-2021-04-10-2021-04-11.json").read_bytes()
+
+
+def _returns(call, limit: float = 120):
+    """``call()`` in a thread: a safety net that fails the test instead of hanging it (not a timing)."""
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test below
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), "the weather call did not return"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def _open_meteo(server, tmp_path, **session_kwargs):
+    provider = weather.OpenMeteo(url=f"{server.url}/v1/archive")
+    return provider, weather.session(provider, str(tmp_path / "cache"), backoff=0, **session_kwargs)
+
+
+def test_retry_after_of_six_hours_is_capped(tmp_path):
+    s = _Server(plan=[_status(429, {"Retry-After": "21600"})] * 4)
+    try:
+        provider, http = _open_meteo(s, tmp_path, max_wait_s=0.01)
+        rows, summary = _returns(lambda: weather.enrich([HERON], AT_HERON, provider, 1, http))
+        assert len(s.hits) == 4  # the first try and 3 retries, each after the capped wait, then it gives up
+        assert summary["failed"] == 1 and "429" in summary["warnings"][0]
+        assert rows[0]["temperature_c"] is None and "could not be reached" in rows[0]["weather_note"]
+    finally:
+        s.close()
+
+
+def test_retry_after_past_the_stage_deadline_stops_asking(tmp_path):
+    s = _Server(plan=[_status(429, {"Retry-After": "21600"})])
+    try:
+        provider, http = _open_meteo(s, tmp_path, deadline=time.monotonic() + 5, limit="the test's limit")
+        events = [HERON, dict(HERON, cluster_id="e2", deployment_id="far")]
+        rows, summary = _returns(lambda: weather.enrich(events, {**AT_HERON, "far": (10.0, 10.0)}, provider, 0, http))
+        assert len(s.hits) == 1  # no wait at all: 21600 s, or even the 30 s cap, ends after the deadline
+        (warning,) = summary["warnings"]
+        assert warning.startswith("weather: 2 of 2 event(s) without weather: stopped asking open-meteo")
+        assert "asked to wait 21600 s (Retry-After), past the test's limit" in warning
+        assert all(r["weather_note"] and r["temperature_c"] is None for r in rows)
+    finally:
+        s.close()
+
+
+def test_trickling_answer_stops_at_the_whole_request_deadline(tmp_path):
+    s = _Server(plan=[_body(GOOD, trickle_s=0.05)])  # ~17 min for the whole answer
+    try:
+        provider, http = _open_meteo(s, tmp_path, request_s=0.5)
+        rows, summary = _returns(lambda: weather.enrich([HERON], AT_HERON, provider, 1, http))
+        assert len(s.hits) == 1 and summary["failed"] == 1
+        assert "the whole answer took longer than 0.5 s" in summary["warnings"][0]
+        assert rows[0]["temperature_c"] is None
+    finally:
+        s.close()
+
+
+def test_wrong_answer_is_not_cached_and_the_next_run_asks_again(tmp_path):
+    wrong = json.dumps({"hourly": {"time": ["2021-04-10T00:00", "2021-04-10T01:00"], "temperature_2m": [1.0]}})
+    s = _Server(plan=[_body(wrong.encode())])
+    try:
+        provider, http = _open_meteo(s, tmp_path)
+        rows, summary = weather.enrich([HERON], AT_HERON, provider, 1, http)
+        assert (summary["requests"], summary["failed"]) == (1, 1)
+        assert "not the weather asked for" in rows[0]["weather_note"] and rows[0]["temperature_c"] is None
+        assert "not as long as 'hourly.time'" in summary["warnings"][0]
+
+        provider, http = _open_meteo(s, tmp_path)  # the next run, same cache
+        rows, summary = weather.enrich([HERON], AT_HERON, provider, 1, http)
+        assert (summary["requests"], summary["from_cache"], summary["failed"]) == (1, 0, 0)
+        assert rows[0]["temperature_c"] is not None and rows[0]["weather_note"] is None
+
+        rows, summary = weather.enrich([HERON], AT_HERON, provider, 1, http)  # the right answer was cached
+        assert (summary["requests"], summary["from_cache"]) == (0, 1) and len(s.hits) == 2
+    finally:
+        s.close()
+
+
+def test_dates_out_of_range_ask_nothing_and_say_why(server, tmp_path):
+    provider, http = _open_meteo(server, tmp_path)
+    far = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    old = datetime(1931, 6, 1, 12, tzinfo=UTC)
+    events = [dict(HERON, cluster_id="future", start=far, end=far), dict(HERON, cluster_id="old", start=old, end=old),
+              dict(HERON, cluster_id="tomorrow", start=datetime(2026, 11, 25, tzinfo=UTC),
+                   end=datetime(2026, 11, 25, 1, tzinfo=UTC))]
+    rows, summary = _returns(lambda: weather.enrich(events, AT_HERON, provider, 7, http, today=date(2026, 11, 24)))
+    assert server.hits == [] and summary["requests"] == 0
+    notes = {r["cluster_id"]: r["weather_note"] for r in rows}
+    assert "9999-12-31 is in the future" in notes["future"] and "in the future" in notes["tomorrow"]
+    assert "before 1940" in notes["old"]
+    assert len(summary["warnings"]) == 3
+
+
+def test_weather_stage_stops_at_max_job_duration(sample_run, server, tmp_path, monkeypatch):
+    from wildlife import stages  # noqa: PLC0415
+
+    monkeypatch.setenv("ODIN_OPEN_METEO_URL", f"{server.url}/v1/archive")
+    monkeypatch.setenv("ODIN_WEATHER_CACHE", str(tmp_path / "cache"))
+    state = json.loads((sample_run / "_run" / "state.json").read_text())
+    state["params"].update(output_uri=str(tmp_path / "out"), max_job_duration=20)
+    ctx = stages.Context(deadline=time.monotonic() - 1)  # the run's time is already spent
+    payload = _returns(lambda: stages.weather_enrichment(state, ctx))
+    assert server.hits == [] and payload["requests"] == 0 and payload["events_with_weather"] == 0
+    (warning,) = payload["warnings"]
+    assert "1 of 1 event(s) without weather" in warning and "--max-job-duration" in warning
+    note = pq.read_table(payload["weather_uri"]).column("weather_note").to_pylist()
+    assert "--max-job-duration" in note[0]

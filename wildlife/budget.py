@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from wildlife import fs
+from wildlife import detect, fs
 from wildlife.errors import InputError, OdinError
 
 DEFAULT_PRICES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "prices.yaml")
@@ -30,6 +30,8 @@ class Estimate:
     lines: list[tuple[str, str, float]] = field(default_factory=list)  # (item, how it was computed, DKK)
     wall_time_s: float = 0.0
     prices_as_of: str = ""
+    detector: str = ""  # the family that will really run: ``auto`` resolved (``detect.resolve``)
+    rates: dict[str, Any] = field(default_factory=dict)  # stage -> {ms_per_photo, photos_timed, source}
 
     @property
     def total_dkk(self) -> float:
@@ -42,8 +44,10 @@ class Estimate:
             "instance_type": self.instance_type,
             "use_spot": self.use_spot,
             "total_dkk": self.total_dkk,
-            "wall_time_s": round(self.wall_time_s, 1),
+            "wall_time_s": round(self.wall_time_s, 2),
             "prices_as_of": self.prices_as_of,
+            "detector": self.detector,
+            "rates": self.rates,
             "lines": [{"item": i, "basis": b, "dkk": round(d, 4)} for i, b, d in self.lines],
         }
 
@@ -59,9 +63,15 @@ def load_prices(uri: str | None = None) -> dict[str, Any]:
     return prices
 
 
-def _ms_per_photo(table: dict[str, float], detector: str) -> float:
-    family = "motion" if detector == "motion" else "megadetector"
-    return float(table[family])
+def _family(target: str, detector: str) -> str:
+    """The detector that will run: ``auto`` resolved here for this machine; AWS images bake MegaDetector in."""
+    if target == "local":
+        return detect.resolve(detector)
+    return "motion" if detector == "motion" else "megadetector"
+
+
+def _table_rate(ms: float, source: str) -> dict[str, Any]:
+    return {"ms_per_photo": float(ms), "photos_timed": 0, "source": source}
 
 
 def estimate(
@@ -73,14 +83,31 @@ def estimate(
     use_spot: bool = True,
     instance_type: str | None = None,
     prices: dict[str, Any] | None = None,
+    measured: dict[str, Any] | None = None,
 ) -> Estimate:
-    """What a run of ``photos`` photos will cost and how long it will take on ``target``."""
+    """What a run of ``photos`` photos will cost and how long it will take on ``target``.
+
+    ``measured`` (``calibration.calibrate``) gives this machine's rates for a local run; without it, or when
+    it says ``skipped``, the price table's rates serve and the estimate's ``rates`` say so and why.
+    """
     p = prices or load_prices()
     fx = float(p["usd_to_dkk"])
+    family = _family(target, detector)
     if target == "local":
-        ms = p["local"]["ms_per_photo"]
-        wall = photos * (float(ms["stage0"]) + _ms_per_photo(ms, detector)) / 1000
-        est = Estimate(target, photos, None, use_spot, wall_time_s=wall, prices_as_of=p["as_of"])
+        measured = measured or {}
+        if "detector" in measured:
+            rates = {"stage0": measured["stage0"], "detector": dict(measured["detector"], name=family)}
+        else:
+            source = f"price table as of {p['as_of']}" + (f"; {measured['skipped']}" if "skipped" in measured else "")
+            ms = p["local"]["ms_per_photo"]
+            rates = {"stage0": _table_rate(ms["stage0"], source),
+                     "detector": dict(_table_rate(ms[family], source), name=family)}
+        setup = float(measured["setup_s"]) if "setup_s" in measured else \
+            float(p["local"].get("setup_s", {}).get(family, 0.0))
+        rates["setup_s"] = setup
+        wall = setup + photos * (rates["stage0"]["ms_per_photo"] + rates["detector"]["ms_per_photo"]) / 1000
+        est = Estimate(target, photos, None, use_spot, wall_time_s=wall, prices_as_of=p["as_of"], detector=family,
+                       rates=rates)
         est.lines.append(("compute (this machine)", f"{photos} photos, no cloud charges", 0.0))
         return est
 
@@ -89,9 +116,12 @@ def estimate(
         raise ValueError(f"unknown instance type {itype!r}; the price table knows {sorted(p['instances'])}")
     inst = p["instances"][itype]
     rate = float(inst["spot" if use_spot else "on_demand"])
-    ms = _ms_per_photo(inst["ms_per_photo"], detector)
+    ms = float(inst["ms_per_photo"][family])
     gpu_s = photos * ms / 1000 + float(p["batch_job_overhead_s"])
-    est = Estimate(target, photos, itype, use_spot, prices_as_of=p["as_of"])
+    source = f"price table as of {p['as_of']}, {itype}"
+    est = Estimate(target, photos, itype, use_spot, prices_as_of=p["as_of"], detector=family, rates={
+        "stage0": _table_rate(p["lambda"]["ms_per_photo"], f"price table as of {p['as_of']}, Lambda"),
+        "detector": dict(_table_rate(ms, source), name=family), "setup_s": float(p["batch_job_overhead_s"])})
     est.lines.append((
         f"compute ({itype}, {'spot' if use_spot else 'on-demand'})",
         f"{photos} photos x {ms:g} ms + {p['batch_job_overhead_s']} s start at {rate} USD/h",

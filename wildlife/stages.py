@@ -15,7 +15,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import budget, checkpoint, clock, cloud, exif, fs, outputs, sequences, stage0, stage1, stage2, weather
+from wildlife import (
+    budget,
+    calibration,
+    checkpoint,
+    clock,
+    cloud,
+    exif,
+    fs,
+    outputs,
+    sequences,
+    stage0,
+    stage1,
+    stage2,
+    weather,
+)
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
@@ -40,12 +54,23 @@ def work_uri(state: dict[str, Any], name: str) -> str:
     return fs.join(base, name)
 
 
-def _estimate(params: dict[str, Any], photos: int, total_bytes: int) -> budget.Estimate:
+def _estimate(params: dict[str, Any], photos: int, total_bytes: int, measured: dict | None) -> budget.Estimate:
     return budget.estimate(
         photos, total_bytes,
         target=params["target"], detector=params["detector"], use_spot=params["use_spot"],
         instance_type=params.get("instance_type"), prices=budget.load_prices(params.get("prices_uri")),
+        measured=measured,
     )
+
+
+def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | None:
+    """This machine's rates for a local run (None elsewhere: the price table knows the cloud's)."""
+    if params["target"] != "local":
+        return None
+    pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
+    return calibration.calibrate(pending, params["detector"],
+                                 params.get("sequence_gap_s", EventRules.burst_gap_s),
+                                 params.get("max_megapixels", 250.0))
 
 
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -57,11 +82,12 @@ def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     pending = pc.equal(manifest.column("status"), "pending")
     photos = pc.sum(pending.cast(pa.int64())).as_py() or 0
     total_bytes = pc.sum(pc.if_else(pending, manifest.column("size"), 0)).as_py() or 0
-    est = _estimate(params, photos, total_bytes)
+    measured = _calibrate(params, manifest)
+    est = _estimate(params, photos, total_bytes, measured)
     shards_uri = work_uri(state, "stage0-shards.json")
     fs.write_json(shards_uri, [{"shard": i} for i in range(stage0_shards(photos))])
     payload = {"manifest_uri": work_uri(state, "manifest.parquet"), "files": manifest.num_rows,
-               "photos": photos, "bytes": total_bytes, "estimate": est.as_dict(),
+               "photos": photos, "bytes": total_bytes, "estimate": est.as_dict(), "calibration": measured,
                "stage0_shards": stage0_shards(photos), **_s3_location(shards_uri)}
     state["GuardBudget"] = payload  # the report shows the refused estimate too
     budget.guard(est, params["budget_dkk"], params.get("max_job_duration"))
@@ -125,7 +151,7 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     ok = pc.equal(media.column("status"), "ok")
     photos = pc.sum(ok.cast(pa.int64())).as_py() or 0
     total_bytes = pc.sum(pc.if_else(ok, media.column("size"), 0)).as_py() or 0
-    est = _estimate(state["params"], photos, total_bytes)
+    est = _estimate(state["params"], photos, total_bytes, state["GuardBudget"].get("calibration"))
     params = state["params"]
     # on AWS, Stage 1 is an array job: its size and the container's command travel in this payload
     payload = {"estimate": est.as_dict(), "photos": photos,
@@ -210,19 +236,20 @@ def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     provider = weather.PROVIDERS[name]()
     coords = deps.coordinates(params.get("deployments_uri"), fs.read_table(state["Stage0Exif"]["media_uri"]))
     days_back = int(params.get("weather_days_back") or 0)
-    rows, summary = weather.enrich(events.to_pylist(), coords, provider, days_back, weather.session())
-    schema = pa.schema([("cluster_id", pa.string()), ("weather_provider", pa.string()),
-                        ("weather_time", pa.timestamp("us", tz="UTC"))]
-                       + [(c, pa.float64()) for c in weather.COLUMNS]
-                       + ([(f"precipitation_prev_{days_back}d_mm", pa.float64()),
-                           (f"temperature_mean_prev_{days_back}d_c", pa.float64())] if days_back else []))
-    table = pa.Table.from_pylist(rows, schema=schema)
+    deadline, limit = time.monotonic() + weather.STAGE_S, f"the weather stage's limit of {weather.STAGE_S:g} s"
+    if ctx.deadline is not None and ctx.deadline < deadline:
+        mjd = params.get("max_job_duration")
+        deadline, limit = ctx.deadline, "the run's time limit" + (f" (--max-job-duration {mjd:g} s)" if mjd else "")
+    rows, summary = weather.enrich(events.to_pylist(), coords, provider, days_back,
+                                   weather.session(provider, deadline=deadline, limit=limit))
+    table = pa.Table.from_pylist(rows, schema=weather.schema(days_back))
     uri = fs.join(params["output_uri"], "weather", "weather.parquet")
     fs.write_table(table, uri)
     with_weather = table.num_rows - table.column("weather_time").null_count
     return {"weather_uri": uri, "provider": provider.name, "events": table.num_rows,
             "events_with_weather": with_weather, "requests": summary["requests"],
-            "from_cache": summary["from_cache"], "warnings": summary["warnings"]}
+            "from_cache": summary["from_cache"], "failed_requests": summary["failed"],
+            "warnings": summary["warnings"]}
 
 
 def write_outputs(state: dict[str, Any], ctx: Context) -> dict[str, Any]:

@@ -6,17 +6,21 @@ events; Frost serves observations from stations and needs a client id (``FROST_C
 Requests are grouped: one HTTP request per location (rounded to the provider's grid) and date range, cached
 on disk with requests-cache (SQLite in the user's cache folder by default; ``ODIN_WEATHER_CACHE`` names
 another file, ``ODIN_WEATHER_CACHE_BACKEND`` another backend such as ``dynamodb`` or ``filesystem``), retried
-with backoff on 429 and 5xx. Without network the columns stay empty and the run goes on with a warning.
+with capped waits on 429 and 5xx. Every remote call has bounded time (``weather_http``): a whole-answer
+deadline per request and one for the stage; only answers that pass the provider's ``check`` are cached.
+Without network, or out of time, the columns stay empty, each event says why in ``weather_note``, and the
+run goes on with a warning that counts the events left without weather.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 import wildlife
 from wildlife.errors import OdinError
@@ -28,8 +32,21 @@ COLUMNS = ("temperature_c", "precipitation_mm", "wind_speed_ms", "cloud_cover_pc
 MAX_RANGE_GAP_DAYS = 31  # dates of one location closer than this share one request
 
 
+REQUEST_S = 60.0  # one request, connect to last byte
+STAGE_S = 300.0  # the weather stage asks nothing more after this; the events left get a reason
+MAX_WAIT_S = 30.0  # the longest Retry-After honoured (never past the stage's time limit)
+
+
 class WeatherUnavailable(OdinError):
     """The provider cannot be asked (no key, no network); the run goes on without weather."""
+
+
+class OutOfTime(Exception):
+    """The weather stage's time is up (its own limit or ``--max-job-duration``): it asks nothing more."""
+
+
+class BadAnswer(Exception):
+    """An HTTP 200 answer that is not the weather asked for: a failed request, never cached."""
 
 
 def cache_path() -> str:
@@ -39,83 +56,133 @@ def cache_path() -> str:
     return os.path.join(base, "odin", "weather")
 
 
-def session(cache: str | None = None, backend: str | None = None, retries: int = 3, backoff: float = 0.5):
-    """A cached, retrying HTTP session with Odin's User-Agent."""
+def session(provider, cache: str | None = None, backend: str | None = None, *, deadline: float | None = None,
+            limit: str = "the weather stage's time limit", request_s: float = REQUEST_S,
+            max_wait_s: float = MAX_WAIT_S, retries: int = 3, backoff: float = 0.5):
+    """A cached HTTP session with Odin's User-Agent and bounded time (``weather_http.BoundedAdapter``).
+
+    Only answers that ``provider.check`` accepts are cached. ``deadline`` (a ``time.monotonic()`` value,
+    described by ``limit`` in messages) ends the asking; the cache still answers after it.
+    """
     import requests_cache  # noqa: PLC0415 - only runs that ask for weather pay for the import
-    from requests.adapters import HTTPAdapter  # noqa: PLC0415
-    from urllib3.util.retry import Retry  # noqa: PLC0415
+
+    from wildlife.weather_http import BoundedAdapter  # noqa: PLC0415
 
     s = requests_cache.CachedSession(
         cache or cache_path(), backend=backend or os.environ.get("ODIN_WEATHER_CACHE_BACKEND", "sqlite"),
         expire_after=timedelta(days=30), allowable_codes=(200,),
+        filter_fn=lambda resp: resp.status_code != 200 or provider.check(resp) is None,
     )
-    retry = Retry(total=retries, connect=1, read=retries, status=retries, backoff_factor=backoff,
-                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
-                  respect_retry_after_header=True)
-    s.mount("http://", HTTPAdapter(max_retries=retry))
-    s.mount("https://", HTTPAdapter(max_retries=retry))
+    adapter = BoundedAdapter(deadline=deadline, limit=limit, request_s=request_s, max_wait_s=max_wait_s,
+                             retries=retries, backoff=backoff)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
     return s
+
+
+def _json(resp) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _checked(provider, resp):
+    resp.raise_for_status()
+    if problem := provider.check(resp):
+        raise BadAnswer(problem)
+    return resp.json()
 
 
 @dataclass
 class OpenMeteo:
     name: str = "open-meteo"
     grid: float = 0.1  # ERA5-Land's resolution; finer coordinates ask for the same cell
+    earliest: date = date(1940, 1, 1)  # ERA5 starts in 1940
     url: str = field(default_factory=lambda: os.environ.get(
         "ODIN_OPEN_METEO_URL", "https://archive-api.open-meteo.com/v1/archive"))
+    variables: tuple[tuple[str, str], ...] = (  # (Open-Meteo's name, our column)
+        ("temperature_2m", "temperature_c"), ("precipitation", "precipitation_mm"),
+        ("wind_speed_10m", "wind_speed_ms"), ("cloud_cover", "cloud_cover_pct"))
+
+    def check(self, resp) -> str | None:
+        """What is wrong with a 200 answer (None: it is an hourly series of every variable asked for)."""
+        body = _json(resp)
+        hourly = body.get("hourly") if isinstance(body, dict) else None
+        if not isinstance(hourly, dict):
+            return "no 'hourly' object"
+        times = hourly.get("time")
+        if not isinstance(times, list) or not times:
+            return "'hourly.time' is not a list of hours"
+        try:
+            [datetime.fromisoformat(t) for t in times]
+        except (TypeError, ValueError):
+            return "'hourly.time' holds something that is not a time"
+        for src, _ in self.variables:
+            values = hourly.get(src)
+            if not isinstance(values, list) or len(values) != len(times):
+                return f"'hourly.{src}' is missing or not as long as 'hourly.time'"
+        return None
 
     def fetch(self, http, lat: float, lon: float, start: date, end: date) -> dict[datetime, dict[str, float]]:
-        resp = http.get(self.url, timeout=30, params={
+        resp = http.get(self.url, params={
             "latitude": f"{lat:.4f}", "longitude": f"{lon:.4f}", "start_date": start.isoformat(),
-            "end_date": end.isoformat(), "hourly": "temperature_2m,precipitation,wind_speed_10m,cloud_cover",
+            "end_date": end.isoformat(), "hourly": ",".join(src for src, _ in self.variables),
             "wind_speed_unit": "ms", "timezone": "GMT",
         })
-        resp.raise_for_status()
-        hourly = resp.json()["hourly"]
-        names = {"temperature_2m": "temperature_c", "precipitation": "precipitation_mm",
-                 "wind_speed_10m": "wind_speed_ms", "cloud_cover": "cloud_cover_pct"}
-        out = {}
-        for i, stamp in enumerate(hourly["time"]):
-            hour = datetime.fromisoformat(stamp).replace(tzinfo=UTC)
-            out[hour] = {col: hourly.get(src, [None] * (i + 1))[i] for src, col in names.items()}
-        return out
+        hourly = _checked(self, resp)["hourly"]
+        return {datetime.fromisoformat(stamp).replace(tzinfo=UTC): {col: hourly[src][i] for src, col in self.variables}
+                for i, stamp in enumerate(hourly["time"])}
 
 
 @dataclass
 class Frost:
     name: str = "met-frost"
     grid: float = 0.01
+    earliest: date = date(1900, 1, 1)
     url: str = field(default_factory=lambda: os.environ.get("ODIN_FROST_URL", "https://frost.met.no"))
     client_id: str | None = field(default_factory=lambda: os.environ.get("FROST_CLIENT_ID"))
+
+    def check(self, resp) -> str | None:
+        """What is wrong with a 200 answer (None: a ``data`` list of stations or of observations)."""
+        body = _json(resp)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            return "no 'data' list"
+        if urlparse(resp.url).path.endswith("/sources/v0.jsonld"):
+            return None if data and isinstance(data[0], dict) and "id" in data[0] else "no station in 'data'"
+        for item in data:
+            if not (isinstance(item, dict) and isinstance(item.get("referenceTime"), str)
+                    and isinstance(item.get("observations"), list)):
+                return "an item of 'data' lacks 'referenceTime' or 'observations'"
+        return None
 
     def fetch(self, http, lat: float, lon: float, start: date, end: date) -> dict[datetime, dict[str, float]]:
         if not self.client_id:
             raise WeatherUnavailable("MET Norway's Frost needs a client id: set FROST_CLIENT_ID "
                                      "(free at frost.met.no), or use --weather-provider open-meteo")
         auth = (self.client_id, "")
-        src = http.get(f"{self.url}/sources/v0.jsonld", auth=auth, timeout=30, params={
+        src = http.get(f"{self.url}/sources/v0.jsonld", auth=auth, params={
             "types": "SensorSystem", "geometry": f"nearest(POINT({lon:.4f} {lat:.4f}))", "nearestmaxcount": "1"})
-        src.raise_for_status()
-        station = src.json()["data"][0]["id"]
-        obs = http.get(f"{self.url}/observations/v0.jsonld", auth=auth, timeout=30, params={
+        station = _checked(self, src)["data"][0]["id"]
+        obs = http.get(f"{self.url}/observations/v0.jsonld", auth=auth, params={
             "sources": station, "referencetime": f"{start.isoformat()}/{(end + timedelta(days=1)).isoformat()}",
             "elements": "air_temperature,sum(precipitation_amount PT1H),wind_speed,cloud_area_fraction"})
         if obs.status_code == 404:  # Frost's answer when the station has none of those observations
             return {}
-        obs.raise_for_status()
         names = {"air_temperature": "temperature_c", "sum(precipitation_amount PT1H)": "precipitation_mm",
                  "wind_speed": "wind_speed_ms", "cloud_area_fraction": "cloud_cover_pct"}
         out: dict[datetime, dict[str, float]] = {}
-        for item in obs.json()["data"]:
+        for item in _checked(self, obs)["data"]:
             hour = datetime.fromisoformat(item["referenceTime"].replace("Z", "+00:00")).replace(minute=0, second=0,
                                                                                                microsecond=0)
             row = out.setdefault(hour, dict.fromkeys(COLUMNS))
             for o in item["observations"]:
-                col = names.get(o["elementId"])
+                col = names.get(o.get("elementId"))
                 if col and row[col] is None:
-                    value = o["value"]
-                    row[col] = value * 12.5 if col == "cloud_cover_pct" else value  # oktas -> percent
+                    value = o.get("value")
+                    row[col] = value * 12.5 if col == "cloud_cover_pct" and value is not None else value  # oktas
         return out
 
 
@@ -136,37 +203,87 @@ def _ranges(days: set[date]) -> list[tuple[date, date]]:
     return out
 
 
+def schema(days_back: int):
+    """The weather table: one row per event, with ``weather_note`` saying why an event has no weather."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    extra = [(f"precipitation_prev_{days_back}d_mm", pa.float64()),
+             (f"temperature_mean_prev_{days_back}d_c", pa.float64())] if days_back else []
+    return pa.schema([("cluster_id", pa.string()), ("weather_provider", pa.string()),
+                      ("weather_time", pa.timestamp("us", tz="UTC"))]
+                     + [(c, pa.float64()) for c in COLUMNS] + extra + [("weather_note", pa.string())])
+
+
+def _out_of_range(ev: dict[str, Any], provider, today: date) -> str | None:
+    """Why an event's dates cannot be asked for (None: they can)."""
+    if ev.get("start_time") is None or ev.get("end_time") is None:
+        return "the event has no time"
+    if ev["end_time"].date() > today:
+        return f"the event's date {ev['end'].date().isoformat()} is in the future: no weather archive has it"
+    if ev["start_time"].date() < provider.earliest:
+        return (f"the event's date {ev['start'].date().isoformat()} is before {provider.earliest.year}, "
+                f"where {provider.name}'s archive begins")
+    return None
+
+
 def enrich(
     events: list[dict[str, Any]], coords: dict[str, tuple[float, float]], provider, days_back: int, http,
+    today: date | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Weather per event (rows keyed by ``cluster_id``) and a summary (requests, cache hits, warnings)."""
+    """Weather per event (rows keyed by ``cluster_id``) and a summary (requests, cache hits, failures,
+    warnings). Every event without weather has a ``weather_note``; each reason is one warning with a count."""
+    today = today or datetime.now(UTC).date()
+    notes: dict[str, str] = {}
+    first_day: dict[str, date] = {}
     needed: dict[tuple[float, float], set[date]] = defaultdict(set)
     for ev in events:
-        if ev["deployment_id"] in coords:
+        if ev["deployment_id"] not in coords:
+            notes[ev["cluster_id"]] = "no coordinates for its deployment"
+        elif why := _out_of_range(ev, provider, today):
+            notes[ev["cluster_id"]] = why
+        else:
             cell = _cell(*coords[ev["deployment_id"]], provider.grid)
-            day = (ev["start_time"] - timedelta(days=days_back)).date()
+            back = min(days_back, (ev["start_time"].date() - provider.earliest).days)  # not before the archive
+            day = first_day[ev["cluster_id"]] = ev["start_time"].date() - timedelta(days=back)
             while day <= ev["end_time"].date():
                 needed[cell].add(day)
                 day += timedelta(days=1)
+    ranges = {cell: _ranges(days) for cell, days in sorted(needed.items())}
     series: dict[tuple[float, float], dict[datetime, dict[str, float]]] = defaultdict(dict)
-    summary: dict[str, Any] = {"requests": 0, "from_cache": 0, "warnings": []}
-    for cell, days in sorted(needed.items()):
-        for start, end in _ranges(days):
+    unserved: dict[tuple, str] = {}  # (cell, start, end) -> why it has no answer
+    summary: dict[str, Any] = {"requests": 0, "from_cache": 0, "failed": 0, "warnings": []}
+    stop: str | None = None
+    for cell, cell_ranges in ranges.items():
+        for start, end in cell_ranges:
+            if stop:
+                unserved[cell, start, end] = stop
+                continue
             try:
                 series[cell].update(provider.fetch(_Counting(http, summary), *cell, start, end))
             except WeatherUnavailable as exc:
-                summary["warnings"].append(f"weather: {exc}")
-                return _rows(events, coords, provider, days_back, {}), summary
+                stop = unserved[cell, start, end] = str(exc)
+            except OutOfTime as exc:
+                stop = unserved[cell, start, end] = f"stopped asking {provider.name}: {exc}"
+            except BadAnswer as exc:
+                summary["failed"] += 1
+                unserved[cell, start, end] = (f"{provider.name} answered with something that is not the weather "
+                                              f"asked for ({exc}); not cached, the next run asks again")
             except Exception as exc:  # noqa: BLE001 - no network, bad answers: the run goes on without weather
-                summary["warnings"].append(
-                    f"weather: {provider.name} could not be reached ({type(exc).__name__}: {str(exc)[:160]}); "
-                    "weather columns are left empty (answers fetched so far are cached for the next run).")
-                return _rows(events, coords, provider, days_back, series), summary
-    missing = sorted({ev["deployment_id"] for ev in events if ev["deployment_id"] not in coords})
-    if missing:
-        summary["warnings"].append(f"weather: no coordinates for deployment(s) {missing[:5]}; "
-                                   "give latitude/longitude in --deployments")
-    return _rows(events, coords, provider, days_back, series), summary
+                summary["failed"] += 1
+                stop = unserved[cell, start, end] = (
+                    f"{provider.name} could not be reached ({type(exc).__name__}: {str(exc)[:160]}); "
+                    "answers fetched so far are cached for the next run")
+    for ev in events:
+        if ev["cluster_id"] in first_day:
+            cell = _cell(*coords[ev["deployment_id"]], provider.grid)
+            key = next((cell, a, b) for a, b in ranges[cell] if a <= first_day[ev["cluster_id"]] <= b)
+            if key in unserved:
+                notes[ev["cluster_id"]] = unserved[key]
+    rows = _rows(events, coords, provider, days_back, series, notes)
+    for why, count in Counter(r["weather_note"] for r in rows if r["weather_note"]).most_common():
+        hint = "; give latitude/longitude in --deployments" if why.startswith("no coordinates") else ""
+        summary["warnings"].append(f"weather: {count} of {len(rows)} event(s) without weather: {why}{hint}")
+    return rows, summary
 
 
 class _Counting:
@@ -181,15 +298,16 @@ class _Counting:
         return resp
 
 
-def _rows(events, coords, provider, days_back, series) -> list[dict[str, Any]]:
+def _rows(events, coords, provider, days_back, series, notes) -> list[dict[str, Any]]:
     rows = []
     for ev in events:
         row: dict[str, Any] = {"cluster_id": ev["cluster_id"], "weather_provider": provider.name,
                                "weather_time": None, **dict.fromkeys(COLUMNS)}
         if days_back:
             row.update({f"precipitation_prev_{days_back}d_mm": None, f"temperature_mean_prev_{days_back}d_c": None})
-        cell_series = series.get(_cell(*coords[ev["deployment_id"]], provider.grid)) if ev["deployment_id"] in coords \
-            else None
+        row["weather_note"] = notes.get(ev["cluster_id"])
+        cell_series = series.get(_cell(*coords[ev["deployment_id"]], provider.grid)) \
+            if row["weather_note"] is None else None
         if cell_series:
             hour = ev["start_time"].replace(minute=0, second=0, microsecond=0)
             if hour in cell_series:
@@ -201,5 +319,7 @@ def _rows(events, coords, provider, days_back, series) -> list[dict[str, Any]]:
                 temp = [b["temperature_c"] for b in before if b["temperature_c"] is not None]
                 row[f"precipitation_prev_{days_back}d_mm"] = round(math.fsum(rain), 2) if rain else None
                 row[f"temperature_mean_prev_{days_back}d_c"] = round(math.fsum(temp) / len(temp), 2) if temp else None
+        if row["weather_note"] is None and row["weather_time"] is None:
+            row["weather_note"] = f"{provider.name} has no value for the event's hour"
         rows.append(row)
     return rows

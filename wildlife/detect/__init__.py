@@ -99,6 +99,20 @@ def load(spec: str) -> tuple[Detector, list[str]]:
                               "or a model path (.pt or .onnx)")
 
 
+def resolve(spec: str) -> str:
+    """What ``load(spec)`` will run, in the price table's families: ``motion`` or ``megadetector`` (any YOLO
+    model: MegaDetector or a model path). ``auto`` is MegaDetector when its weights are cached, else motion,
+    as ``load`` decides. Loads no model: for the estimate, before any work."""
+    if spec == "motion":
+        return "motion"
+    if spec == "auto":
+        try:
+            _megadetector_path("md-v5a")
+        except DetectorUnavailable:
+            return "motion"
+    return "megadetector"
+
+
 def check(spec: str) -> None:
     """Raise ``DetectorUnavailable`` now, before any work, if ``load(spec)`` cannot give a working detector:
     the model file is opened, its size and format checked, and one tiny inference run. Files already checked
