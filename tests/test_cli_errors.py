@@ -14,6 +14,7 @@ from pathlib import Path
 
 import photofactory as pf
 import pytest
+import yaml
 from conftest import ROOT, SAMPLE, odin
 
 from wildlife import budget, outputs
@@ -190,7 +191,10 @@ def test_status_after_a_plain_run(tmp_path):
 
 def test_budget_refusal_is_the_status_everywhere(tmp_path):
     out = tmp_path / "out"
-    result = _run(out, "--detector", "auto", "--max-job-duration", "1")
+    prices = yaml.safe_load((ROOT / "conf" / "prices.yaml").read_text())
+    prices["local"]["ms_per_photo"]["motion"] = 1000  # a slow machine: 10 photos take 10 s
+    (tmp_path / "prices.yaml").write_text(yaml.safe_dump(prices))
+    result = _run(out, "--detector", "motion", "--max-job-duration", "1", "--prices", str(tmp_path / "prices.yaml"))
     assert result.returncode == 3, result.stderr
     assert _state(out)["status"] == _report(out)["status"] == "budget_exceeded"
     assert "budget_exceeded: run" in result.stderr and "stopped at GuardBudget" in result.stderr
