@@ -17,7 +17,7 @@ import pyarrow as pa
 from wildlife import clock, exif, fs
 from wildlife.deployments import Deployment, assign
 
-PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff"}  # compared lower-case
 
 MANIFEST_SCHEMA = pa.schema([
     ("photo_id", pa.string()),
@@ -58,22 +58,28 @@ def photo_id(relpath: str) -> str:
     return hashlib.sha1(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def scan(input_uri: str, max_images: int | None) -> pa.Table:
+def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
+         output_uri: str | None = None) -> pa.Table:
     """The manifest: one row per file under ``input_uri``, in relative-path order.
 
     ``--max-images N`` keeps the first N photo files in that order; the rest are skipped with a reason.
+    ``output_uri`` (the run's own folder, when it lies inside the input) is never listed.
     """
     rows = []
     photos = 0
-    for entry in fs.list_files(input_uri):
-        relpath = _printable(entry.relpath)
-        uri = _printable(entry.uri)
+    local = fs.is_local(input_uri)
+    exclude = (output_uri,) if output_uri else ()
+    for entry in fs.list_files(input_uri, follow_links=follow_links, exclude=exclude):
+        relpath = _printable(entry.relpath) if local else entry.relpath
+        uri = _printable(entry.uri) if local else entry.uri
         raw = os.fsencode(entry.uri) if uri != entry.uri else None
         row = {"photo_id": photo_id(entry.relpath), "relpath": relpath, "uri": uri, "uri_raw": raw,
                "size": entry.size, "mtime": entry.mtime, "status": "pending", "reason": None}
         ext = os.path.splitext(relpath)[1].lower()
         if entry.error:
             row.update(status="failed", reason=entry.error)
+        elif entry.skipped:
+            row.update(status="skipped", reason=entry.skipped)
         elif ext not in PHOTO_EXTENSIONS:
             row.update(status="skipped", reason=f"not a photo file (extension {ext or 'none'!r})")
         elif max_images is not None and photos >= max_images:
@@ -90,8 +96,12 @@ def openable(row: dict[str, Any]) -> str | bytes:
 
 
 def _printable(text: str) -> str:
-    """File names that are not valid UTF-8 keep their bytes as \\x escapes instead of breaking Parquet."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """File names that are not valid UTF-8 keep their bytes as \\x escapes instead of breaking Parquet.
+
+    A backslash in the name is doubled first, so the text stays one-to-one with the name: the byte 0xff
+    prints as ``\\xff`` and a name spelled with a real backslash, x, f, f as ``\\\\xff``.
+    """
+    return text.replace("\\", "\\\\").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def read_headers(

@@ -51,7 +51,8 @@ def _estimate(params: dict[str, Any], photos: int, total_bytes: int) -> budget.E
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     detectors.check(params["detector"])
-    manifest = stage0.scan(params["input_uri"], params.get("max_images"))
+    manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),
+                           output_uri=params["output_uri"])
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
     pending = pc.equal(manifest.column("status"), "pending")
     photos = pc.sum(pending.cast(pa.int64())).as_py() or 0
