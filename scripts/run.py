@@ -98,16 +98,19 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 @click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Detections at or above this confidence count as positive.")
 @click.option("--resume", is_flag=True, help="Continue the run already in --output.")
+@click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders inside --input (never outside "
+              "it, never round a loop). Without it they are listed as skipped.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Photos per checkpoint in the looping stages.")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
         prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
-        conf_threshold, resume, checkpoint_every):
+        conf_threshold, resume, checkpoint_every, follow_links):
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs."""
     from wildlife import runner  # noqa: PLC0415
     from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
     from wildlife.deployments import DeploymentError  # noqa: PLC0415
     from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
+    from wildlife.errors import InputError  # noqa: PLC0415
 
     if target != "local":
         from cloud_cli import run_cloud  # noqa: PLC0415
@@ -128,13 +131,13 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
         "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
         "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
-        "weather_provider": weather_provider, "independence_s": independence_s,
+        "weather_provider": weather_provider, "independence_s": independence_s, "follow_links": follow_links,
     }
     try:
         state = runner.run(params, resume=resume, checkpoint_every=checkpoint_every)
     except budget.BudgetExceeded as exc:
         fail(EXIT_BUDGET, f"{exc}\nNothing was processed.")
-    except (runner.RunExists, DeploymentError, DetectorUnavailable) as exc:
+    except (InputError, DeploymentError, DetectorUnavailable) as exc:
         fail(EXIT_USAGE, str(exc))
     except DeadlineReached as exc:
         fail(EXIT_FAILED, f"{exc}. Finished work is checkpointed: re-run with --resume "

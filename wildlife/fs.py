@@ -224,6 +224,14 @@ def exists(uri: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
+def delete(uri: str) -> None:
+    if is_local(uri):
+        os.unlink(local_path(uri))
+        return
+    fs, path = filesystem(uri)
+    fs.delete_file(path)
+
+
 def makedirs(uri: str) -> None:
     if is_local(uri):
         os.makedirs(local_path(uri), exist_ok=True)

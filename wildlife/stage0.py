@@ -90,6 +90,32 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
 
 
+VANISHED = "vanished from --input before --resume"
+
+
+def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None) -> tuple[pa.Table, list[str], list[str]]:
+    """A resumed run's manifest: the stored rows, plus the files listed now that were not there before
+    (``fresh`` is a scan without ``--max-images``; the cap still holds), with the stored files that are gone
+    marked as vanished. Returns it with the added and vanished relpaths."""
+    now = {r["photo_id"]: r for r in fresh.to_pylist()}
+    rows = stored.to_pylist()
+    before = {r["photo_id"] for r in rows}
+    vanished = []
+    for row in rows:
+        if row["photo_id"] not in now and not (row["reason"] or "").startswith(VANISHED):
+            vanished.append(row["relpath"])
+            row.update(status="failed" if row["status"] == "pending" else row["status"],
+                       reason=f"{VANISHED} (before: {row['reason']})" if row["reason"] else VANISHED)
+    photos = sum(r["status"] == "pending" for r in rows)
+    added = [r for r in now.values() if r["photo_id"] not in before]
+    for row in sorted(added, key=lambda r: r["relpath"]):
+        if row["status"] == "pending" and max_images is not None and photos >= max_images:
+            row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path)")
+        photos += row["status"] == "pending"
+    merged = sorted(rows + added, key=lambda r: r["relpath"])
+    return pa.Table.from_pylist(merged, schema=MANIFEST_SCHEMA), [r["relpath"] for r in added], vanished
+
+
 def openable(row: dict[str, Any]) -> str | bytes:
     """What to open for a manifest row: its URI, or the raw bytes of a name that is not UTF-8."""
     return row.get("uri_raw") or row["uri"]
