@@ -3,6 +3,7 @@ output is refused before any work, and downloads never write outside the folder 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -86,6 +87,23 @@ def test_a_killed_run_does_not_leave_the_output_locked(tmp_path):
     assert (out / "_run" / "lock").exists()
     result = odin(*_args(photos, out), timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_s3_output_is_locked_too(s3_env, monkeypatch):
+    env, client = s3_env
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, env[name])
+    out = f"s3://{BUCKET}/runs/locked"
+    with runner.output_lock(out), pytest.raises(runner.OutputBusy, match=f"process {os.getpid()}"), \
+            runner.output_lock(out):
+        pass
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix="runs/locked/").get("Contents", [])
+    assert "runs/locked/_run/lock" not in {o["Key"] for o in listed}  # released
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = {"pid": int(gone.stdout), "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
+    client.put_object(Bucket=BUCKET, Key="runs/locked/_run/lock", Body=json.dumps(stale).encode())
+    with runner.output_lock(out):  # its holder on this host is gone: taken over
+        pass
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):

@@ -91,8 +91,8 @@ def list_files(uri: str, *, follow_links: bool = False, exclude: tuple[str, ...]
     return sorted(entries, key=lambda e: e.relpath)
 
 
-_KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device"))
+_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
+          (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
 
 
 def _kind(mode: int) -> str:
