@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import BUCKET, ROOT, odin
 
-from wildlife import cloud, runner, stage0
+from wildlife import cloud, runlock, stage0
 
 
 def _photos(root: Path, names: list[str]) -> None:
@@ -66,7 +66,7 @@ def test_changed_input_keeps_the_max_images_cap():
 def test_a_second_run_into_the_same_output_is_refused_naming_the_holder(tmp_path):
     photos, out = tmp_path / "photos", tmp_path / "out"
     _photos(photos, ["cam/IMG_0001.JPG"])
-    with runner.output_lock(str(out)):  # a run at work in this folder
+    with runlock.output_lock(str(out)):  # a run at work in this folder
         second = odin(*_args(photos, out), timeout=120)
     assert second.returncode == 2, second.stderr
     assert "in use by another run" in second.stderr
@@ -80,8 +80,8 @@ def test_a_killed_run_does_not_leave_the_output_locked(tmp_path):
     photos, out = tmp_path / "photos", tmp_path / "out"
     _photos(photos, ["cam/IMG_0001.JPG"])
     killed = subprocess.run(
-        [sys.executable, "-c", "import os, signal, sys; from wildlife import runner\n"
-         f"with runner.output_lock({str(out)!r}): os.kill(os.getpid(), signal.SIGKILL)"],
+        [sys.executable, "-c", "import os, signal, sys; from wildlife import runlock\n"
+         f"with runlock.output_lock({str(out)!r}): os.kill(os.getpid(), signal.SIGKILL)"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True)
     assert killed.returncode == -9
     assert (out / "_run" / "lock").exists()
@@ -94,15 +94,15 @@ def test_an_s3_output_is_locked_too(s3_env, monkeypatch):
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(name, env[name])
     out = f"s3://{BUCKET}/runs/locked"
-    with runner.output_lock(out), pytest.raises(runner.OutputBusy, match=f"process {os.getpid()}"), \
-            runner.output_lock(out):
+    with runlock.output_lock(out), pytest.raises(runlock.OutputBusy, match=f"process {os.getpid()}"), \
+            runlock.output_lock(out):
         pass
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix="runs/locked/").get("Contents", [])
     assert "runs/locked/_run/lock" not in {o["Key"] for o in listed}  # released
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = {"pid": int(gone.stdout), "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
     client.put_object(Bucket=BUCKET, Key="runs/locked/_run/lock", Body=json.dumps(stale).encode())
-    with runner.output_lock(out):  # its holder on this host is gone: taken over
+    with runlock.output_lock(out):  # its holder on this host is gone: taken over
         pass
 
 

@@ -5,20 +5,14 @@ stops for any reason (kill -9, a time limit, a crash) is continued with ``resume
 skipped and the looping stages pick up from their last checkpoint. Files added to the input before a resume
 are listed and processed; files that vanished keep their rows, marked so.
 
-One run at a time writes to an output folder: ``<output>/_run/lock`` is held (``flock``) while it works,
-and names its holder.
+One run at a time writes to an output folder (``wildlife.runlock``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import socket
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.compute as pc
@@ -28,6 +22,7 @@ from wildlife.budget import BudgetExceeded
 from wildlife.errors import InputError
 from wildlife.graph import GRAPH
 from wildlife.progress import console
+from wildlife.runlock import output_lock
 from wildlife.stages import Context
 
 # Run input keys a resumed run may change; anything else must match the stored run.
@@ -36,14 +31,6 @@ CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot", "weather_p
 
 class RunExists(InputError):
     """The output folder already holds a run and --resume was not given (or the settings differ)."""
-
-
-class OutputBusy(InputError):
-    """Another run is writing to this output folder now."""
-
-
-class OutputNotWritable(InputError):
-    """The output folder cannot be written: nothing was started."""
 
 
 def state_uri(output_uri: str) -> str:
@@ -108,95 +95,9 @@ def _see_input_changes(state: dict[str, Any]) -> None:
     console.print(f"[yellow]{note}[/yellow]")
 
 
-def lock_uri(output_uri: str) -> str:
-    return fs.join(output_uri, "_run", "lock")
-
-
-@contextlib.contextmanager
-def output_lock(output_uri: str) -> Iterator[None]:
-    """Hold ``<output>/_run/lock`` while a run works there. Also the up-front check that the output can be
-    written at all.
-
-    Locally the lock is an ``flock`` on the file, so the kernel lets go when the holder dies, however it
-    dies. On object stores it is an object naming the holder: a holder on this host whose process is gone
-    is taken over; any other is reported, and must be deleted by hand if no run is using it.
-    """
-    holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    uri = lock_uri(output_uri)
-    if not fs.is_local(uri):
-        yield from _object_lock(uri, holder)
-        return
-    path = fs.local_path(uri)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise OutputNotWritable(f"--output {output_uri} cannot be written: {exc.strerror or exc}",
-                                "Choose a folder you can write to. Nothing was started.") from exc
-    import fcntl  # noqa: PLC0415 - POSIX only, like the lock
-
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _busy(output_uri, os.pread(fd, 4096, 0)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
-
-
-def _object_lock(uri: str, holder: dict[str, Any]) -> Iterator[None]:
-    output_uri = uri.rsplit("/_run/", 1)[0]
-    if fs.exists(uri):
-        raw = fs.read_bytes(uri)
-        other = _holder(raw)
-        if not (other and other.get("host") == holder["host"] and not _alive(other.get("pid"))):
-            raise _busy(output_uri, raw, f"If no run is using it, delete {uri} and try again.")
-    try:
-        fs.write_json(uri, holder)
-    except OSError as exc:
-        raise OutputNotWritable(f"--output {output_uri} cannot be written: {exc}",
-                                "Check the bucket, prefix and credentials. Nothing was started.") from exc
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            if _holder(fs.read_bytes(uri)) == holder:
-                fs.delete(uri)
-
-
-def _holder(raw: bytes) -> dict[str, Any] | None:
-    try:
-        found = json.loads(raw)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None
-
-
-def _alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
-
-
-def _busy(output_uri: str, raw: bytes, hint: str | None = None) -> OutputBusy:
-    other = _holder(raw) or {}
-    who = (f"process {other.get('pid')} on {other.get('host')}, started {other.get('started')}" if other
-           else "another process")
-    return OutputBusy(f"--output {output_uri} is in use by another run ({who}).",
-                      hint or "Wait for it to finish, or choose another --output.")
-
-
 def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int = 500) -> dict[str, Any]:
     """Run (or continue) the whole graph. Raises BudgetExceeded, DeadlineReached or the stage's error;
-    OutputNotWritable or OutputBusy (exit 2) before any work."""
+    ``runlock.OutputNotWritable`` or ``runlock.OutputBusy`` (exit 2) before any work."""
     with output_lock(params["output_uri"]):
         return _run(params, resume, checkpoint_every)
 
