@@ -50,6 +50,22 @@ def test_resume_processes_files_added_and_marks_files_that_vanished(tmp_path):
     assert {images[f"cam/IMG_{i:04d}.JPG"]["status"] for i in (0, 1, 3)} == {"ok"}
 
 
+def test_a_run_stopped_after_listing_reads_the_photos_added_before_resume(tmp_path):
+    photos, out, table = tmp_path / "photos", tmp_path / "out", tmp_path / "deployments.csv"
+    _photos(photos, [f"cam/IMG_{i:04d}.JPG" for i in range(3)])
+    table.write_text("deploymentID,timezone\ncam,Not/AZone\n")  # found wrong by Stage 0, after the listing
+    stopped = odin(*_args(photos, out, "--deployments", str(table)), timeout=120)
+    assert stopped.returncode != 0 and "Not/AZone" in stopped.stderr
+    table.write_text("deploymentID,timezone\ncam,Europe/Copenhagen\n")
+    _photos(photos, ["cam/IMG_0300.JPG"])
+    resumed = odin(*_args(photos, out, "--deployments", str(table), "--resume"), timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    images = pq.read_table(out / "images.parquet").to_pylist()
+    assert sorted(r["relpath"] for r in images if r["status"] == "ok") == [
+        "cam/IMG_0000.JPG", "cam/IMG_0001.JPG", "cam/IMG_0002.JPG", "cam/IMG_0300.JPG"]
+    assert len(images) == 4
+
+
 def test_changed_input_keeps_the_max_images_cap():
     def row(rel: str, status: str = "pending") -> dict:
         return {"photo_id": stage0.photo_id(rel), "relpath": rel, "uri": rel, "uri_raw": None, "size": 1,
