@@ -112,11 +112,13 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 @click.option("--conf-threshold", type=Number(0, 1), default=0.2, show_default=True,
               help="Detections at or above this confidence count as positive.")
 @click.option("--resume", is_flag=True, help="Continue the run already in --output.")
+@click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders inside --input (never outside "
+              "it, never round a loop). Without it they are listed as skipped.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Photos per checkpoint in the looping stages.")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
         prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
-        events_method, event_gap_s, conf_threshold, resume, checkpoint_every):
+        events_method, event_gap_s, conf_threshold, resume, checkpoint_every, follow_links):
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs.
 
     The run's warnings and a final line with its status end the output, whatever the outcome. An input
@@ -144,7 +146,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
         "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
         "weather_provider": weather_provider, "independence_s": independence_s,
-        "events_method": events_method, "event_gap_s": event_gap_s,
+        "events_method": events_method, "event_gap_s": event_gap_s, "follow_links": follow_links,
     }
     runner.run(params, resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
 

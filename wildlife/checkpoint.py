@@ -47,7 +47,7 @@ def run_chunks(
     group: Callable[[dict[str, Any]], Any] | None = None,
     prefix: str = "part-",
 ) -> tuple[pa.Table, int]:
-    """Run ``work`` over the items not yet in a part; return (all results, how many were resumed).
+    """Run ``work`` over the items not yet in a part; return (the results of all the items, how many were resumed).
 
     ``group`` keeps items with the same group value in one chunk (for the motion baseline, a block of a
     sequence: a chunk may end inside a sequence, between blocks). ``prefix``
@@ -69,7 +69,13 @@ def run_chunks(
             next_part += 1
             done.update(r[key] for r in chunk)
             advance(len(chunk))
-    return _unique(read_parts(parts_uri, schema), key), resumed
+    return _only(_unique(read_parts(parts_uri, schema), key), key, items), resumed
+
+
+def _only(table: pa.Table, key: str, items: Sequence[dict[str, Any]]) -> pa.Table:
+    """The rows of these items: a part may hold items a resumed run no longer has (a file that vanished)."""
+    wanted = pa.array([it[key] for it in items], type=table.schema.field(key).type)
+    return table.filter(pc.is_in(table.column(key), value_set=wanted))
 
 
 def _chunks(todo: list[dict[str, Any]], every: int, group: Callable | None):

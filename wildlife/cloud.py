@@ -89,19 +89,43 @@ def upload(s3, folder: Path, uri: str, progress: Callable[[int], None] = lambda 
     return sent
 
 
-def download(s3, uri: str, folder: Path) -> list[Path]:
+def download(s3, uri: str, folder: Path, warn: Callable[[str], None] | None = None) -> list[Path]:
+    """Every object under ``uri`` (but its ``_run/`` work files) into ``folder``, under the same relative names.
+
+    A key whose name would land outside ``folder`` (``..`` parts, an absolute path, a path through a
+    symbolic link that leads out) is not written; ``warn`` (default: the console) is told why.
+    """
+    if warn is None:
+        from wildlife.progress import console  # noqa: PLC0415
+
+        warn = lambda message: console.print(f"[yellow]warning:[/yellow] {message}")  # noqa: E731
     bucket, prefix = split(uri)
+    base = folder.resolve()
     got = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
         for obj in page.get("Contents", []):
             rel = obj["Key"][len(prefix.rstrip("/")) + 1:]
-            if rel.startswith("_run/"):
-                continue  # work files stay in the bucket
-            target = folder / rel
+            if rel.startswith("_run/") or rel.endswith("/"):
+                continue  # work files stay in the bucket; a "folder" marker holds nothing
+            target = inside(base, rel)
+            if target is None:
+                warn(f"s3://{bucket}/{obj['Key']} not downloaded: its name leads outside {folder}")
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, obj["Key"], str(target))
             got.append(target)
     return got
+
+
+def inside(folder: Path, rel: str) -> Path | None:
+    """``folder / rel`` when that stays inside ``folder`` (an absolute folder), else None."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+        return None
+    target = folder.joinpath(*parts)
+    if not target.parent.resolve().is_relative_to(folder) or target.is_symlink():
+        return None
+    return target
 
 
 def listing(s3, uri: str) -> Iterator[tuple[str, int]]:

@@ -7,6 +7,7 @@ laptop folder or an S3 prefix. pyarrow's filesystems do the real work; local pat
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -49,30 +50,72 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
 
 @dataclass(frozen=True)
 class Entry:
-    """One file found under an input URI. ``error`` is set when it exists but cannot be used as a file."""
+    """One file found under an input URI. ``error`` is set when it exists but cannot be used as a file
+    (the row fails); ``skipped`` when it is not input at all (a link, a special or system file: never opened)."""
 
     uri: str
     relpath: str
     size: int
     mtime: float | None
     error: str | None = None
+    skipped: str | None = None
 
 
-def list_files(uri: str) -> list[Entry]:
-    """Every file below ``uri``, recursively, sorted by relative path (the documented input order)."""
-    entries = _list_local(local_path(uri)) if is_local(uri) else _list_remote(uri)
+# Files cameras, card readers and desktops leave next to photos: listed as skipped, never read.
+SYSTEM_FILES = {".DS_Store": "macOS Finder settings", "Thumbs.db": "Windows thumbnail cache",
+                "desktop.ini": "Windows folder settings"}
+
+
+def system_file(name: str) -> str | None:
+    """Why a file name is operating-system metadata rather than a photo, or None."""
+    if name.startswith("._"):
+        return "macOS AppleDouble metadata (._ file), not a photo"
+    if name in SYSTEM_FILES:
+        return f"{SYSTEM_FILES[name]} ({name}), not a photo"
+    return None
+
+
+def list_files(uri: str, *, follow_links: bool = False, exclude: tuple[str, ...] = ()) -> list[Entry]:
+    """Every file below ``uri``, recursively, sorted by relative path (the documented input order).
+
+    Nothing outside ``uri`` is ever listed: symbolic links that point outside it, dangling links and
+    special files (FIFO, socket, device) are entries with ``skipped`` set. A link to a file inside is
+    skipped too (the file is read once, under its real path). Links to folders are followed only with
+    ``follow_links``, never out of ``uri`` and never round a loop. Folders in ``exclude`` (the run's own
+    ``--output`` when it lies inside the input) are not listed at all.
+    """
+    if is_local(uri):
+        entries = _list_local(local_path(uri), follow_links, [local_path(e) for e in exclude if is_local(e)])
+    else:
+        entries = _list_remote(uri, [e for e in exclude if not is_local(e)])
     return sorted(entries, key=lambda e: e.relpath)
 
 
-def _list_local(root: str) -> list[Entry]:
+_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
+          (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _list_local(root: str, follow_links: bool, exclude: list[str]) -> list[Entry]:
     if not os.path.isdir(root):
         raise FileNotFoundError(f"input folder {root!r} does not exist or is not a folder")
     root = os.path.normpath(root)
+    real_root = os.path.realpath(root)
+    excluded = {os.path.realpath(e) for e in exclude}
     prefix = len(root) + 1
     found: list[Entry] = []
-    stack = [root]
+    # (folder as listed, its real path, the real folders above it, the link it was reached through)
+    stack: list[tuple[str, str, frozenset[str], str | None]] = [(root, real_root, frozenset(), None)]
     while stack:
-        folder = stack.pop()
+        folder, real_folder, above, via = stack.pop()
+        above = above | {real_folder}
         try:
             with os.scandir(folder) as it:
                 children = list(it)
@@ -81,37 +124,95 @@ def _list_local(root: str) -> list[Entry]:
             continue
         for child in children:
             rel = child.path[prefix:]
+            real = os.path.join(real_folder, child.name)
             try:
-                st = child.stat(follow_symlinks=True)
+                st = child.stat(follow_symlinks=False)
             except OSError as exc:
                 found.append(Entry(child.path, rel, 0, None, f"cannot stat file: {exc.strerror}"))
                 continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(child.path)
-            elif stat.S_ISREG(st.st_mode):
-                found.append(Entry(child.path, rel, st.st_size, st.st_mtime))
+            if stat.S_ISLNK(st.st_mode):
+                followed = _link(child.path, rel, real_root, excluded, above, follow_links)
+                if isinstance(followed, Entry):
+                    found.append(followed)
+                else:
+                    stack.append((child.path, followed, above, via or rel))
+            elif stat.S_ISDIR(st.st_mode):
+                if real not in excluded:
+                    stack.append((child.path, real, above, via))
+            elif not stat.S_ISREG(st.st_mode):
+                kind = f"not a regular file: a {_kind(st.st_mode)}"
+                found.append(Entry(child.path, rel, 0, st.st_mtime, skipped=kind))
+            elif system_file(child.name):
+                found.append(Entry(child.path, rel, st.st_size, st.st_mtime, skipped=system_file(child.name)))
+            elif via is not None:
+                found.append(Entry(child.path, rel, st.st_size, st.st_mtime, skipped=(
+                    f"same file as {os.path.relpath(real, real_root)} (reached through the link {via}; read there)")))
             else:
-                found.append(Entry(child.path, rel, 0, st.st_mtime, "not a regular file"))
+                found.append(Entry(child.path, rel, st.st_size, st.st_mtime))
     return found
 
 
-def _list_remote(uri: str) -> list[Entry]:
+def _link(path: str, rel: str, real_root: str, excluded: set[str], above: frozenset[str],
+          follow: bool) -> Entry | str:
+    """A skipped entry for the symbolic link at ``path``, or the real folder to list through it."""
+    target = os.readlink(path)
+    real = os.path.realpath(path)
+
+    def skip(reason: str, size: int = 0, mtime: float | None = None) -> Entry:
+        return Entry(path, rel, size, mtime, skipped=f"symbolic link to {target!r}: {reason}")
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return skip("dangling (the target does not exist)" if exc.errno == errno.ENOENT
+                    else f"cannot be followed ({exc.strerror})")
+    if not _inside(real, real_root):
+        return skip("outside --input, not read", st.st_size, st.st_mtime)
+    if any(_inside(real, e) for e in excluded):
+        return skip("inside --output, not read")
+    inside = os.path.relpath(real, real_root)
+    if stat.S_ISREG(st.st_mode):
+        return skip(f"the file is read once, as {inside}", st.st_size, st.st_mtime)
+    if not stat.S_ISDIR(st.st_mode):
+        return skip(f"not a regular file: a {_kind(st.st_mode)}", mtime=st.st_mtime)
+    if not follow:
+        return skip("links to folders are not followed (--follow-links follows those inside --input)")
+    if real in above:
+        return skip("a loop (the link leads back to a folder that holds it), not followed")
+    return real
+
+
+def _list_remote(uri: str, exclude: list[str]) -> list[Entry]:
     fs, base = pafs.FileSystem.from_uri(uri)
     scheme = uri.split("://", 1)[0]
+    skip = tuple(e.rstrip("/") + "/" for e in exclude)
     found = []
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
         if info.type != pafs.FileType.File:
             continue
+        full = f"{scheme}://{info.path}"
+        if full.startswith(skip):
+            continue  # the run's own output folder
         rel = info.path[len(base):].lstrip("/")
         mtime = info.mtime.timestamp() if info.mtime else None
-        found.append(Entry(f"{scheme}://{info.path}", rel, info.size or 0, mtime))
+        found.append(Entry(full, rel, info.size or 0, mtime, skipped=system_file(info.base_name)))
     return found
 
 
 def open_read(uri: str | bytes) -> IO[bytes]:
-    """A binary reader that supports ``seek`` and ``read``."""
+    """A binary reader that supports ``seek`` and ``read``. A local path that is not a regular file (a FIFO
+    swapped in after listing, a device) raises OSError at once instead of blocking."""
     if is_local(uri):
-        return open(local_path(uri), "rb")
+        fd = os.open(local_path(uri), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise OSError(errno.EINVAL, f"not a regular file: a {_kind(mode)}")
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
     fs, path = filesystem(uri)
     return fs.open_input_file(path)
 
@@ -121,6 +222,14 @@ def exists(uri: str) -> bool:
         return os.path.exists(local_path(uri))
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def delete(uri: str) -> None:
+    if is_local(uri):
+        os.unlink(local_path(uri))
+        return
+    fs, path = filesystem(uri)
+    fs.delete_file(path)
 
 
 def makedirs(uri: str) -> None:

@@ -2,7 +2,10 @@
 
 The state (``<output>/_run/state.json``) is the run input plus each finished stage's payload. A run that
 stops for any reason (kill -9, a time limit, a crash) is continued with ``resume=True``: finished stages are
-skipped and the looping stages pick up from their last checkpoint.
+skipped and the looping stages pick up from their last checkpoint. Files added to the input before a resume
+are listed and processed; files that vanished keep their rows, marked so.
+
+One run at a time writes to an output folder (``wildlife.runlock``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from wildlife import fs, outputs
+import pyarrow.compute as pc
+
+from wildlife import fs, outputs, stage0
 from wildlife.budget import BudgetExceeded
 from wildlife.checkpoint import DeadlineReached
 from wildlife.errors import InputError, OdinError, StageFailed
 from wildlife.graph import GRAPH
 from wildlife.progress import console
+from wildlife.runlock import output_lock
 from wildlife.stages import Context
 
 # Run input keys a resumed run may change; anything else must match the stored run.
@@ -26,7 +32,7 @@ CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot", "weather_p
 
 
 class RunExists(InputError):
-    """The output folder already holds a run and --resume was not given."""
+    """The output folder already holds a run and --resume was not given (or the settings differ)."""
 
 
 def state_uri(output_uri: str) -> str:
@@ -45,21 +51,50 @@ def _start(params: dict[str, Any], resume: bool) -> dict[str, Any]:
     if not resume:
         raise RunExists(
             f"{params['output_uri']} already holds run {state['session_id']} "
-            f"({len(state['done'])} of {len(GRAPH)} stages done). Pass --resume to continue it, "
-            "or choose another --output."
+            f"({len(state['done'])} of {len(GRAPH)} stages done).",
+            "Pass --resume to continue it, or choose another --output.",
         )
     stored = state["params"]
     for key, value in params.items():
         if key in CHANGEABLE_ON_RESUME:
             stored[key] = value
+        elif key not in stored and not value:
+            stored[key] = value  # a setting the stored run predates, at its default
         elif stored.get(key) != value and key not in ("output_uri",):
             raise RunExists(
-                f"--resume: {key} was {stored.get(key)!r} for run {state['session_id']} and is {value!r} now. "
-                "Resume with the same input and settings, or start a new run in another --output."
+                f"--resume: {key} was {stored.get(key)!r} for run {state['session_id']} and is {value!r} now.",
+                "Resume with the same input and settings, or start a new run in another --output.",
             )
     state.pop("error", None)
     state["status"] = "running"
+    if "GuardBudget" in state["done"]:
+        _see_input_changes(state)
     return state
+
+
+def _see_input_changes(state: dict[str, Any]) -> None:
+    """List the input again: files added since the run started are processed, vanished ones are marked.
+
+    The later stages run again; their checkpoints keep every photo already done, so only the new photos
+    are read and detected.
+    """
+    params, guard = state["params"], state["GuardBudget"]
+    stored = fs.read_table(guard["manifest_uri"])
+    fresh = stage0.scan(params["input_uri"], None, follow_links=bool(params.get("follow_links")),
+                        output_uri=params["output_uri"])
+    manifest, added, vanished = stage0.changed_input(stored, fresh, params.get("max_images"))
+    if not added and not vanished:
+        return
+    fs.write_table(manifest, guard["manifest_uri"])
+    pending = pc.equal(manifest.column("status"), "pending")
+    guard.update(files=manifest.num_rows, photos=pc.sum(pending.cast("int64")).as_py() or 0,
+                 bytes=pc.sum(pc.if_else(pending, manifest.column("size"), 0)).as_py() or 0)
+    note = (f"--resume: the input changed since run {state['session_id']} started: {len(added)} file(s) added "
+            f"(processed now), {len(vanished)} vanished (kept in images.parquet with the reason)")
+    guard["input_changes"] = {"added": len(added), "vanished": len(vanished)}
+    guard["warnings"] = [*guard.get("warnings", []), note]
+    state["done"] = [name for name in state["done"] if name == "GuardBudget"]
+    console.print(f"[yellow]{note}[/yellow]")
 
 
 def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int = 500,
@@ -70,8 +105,15 @@ def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int =
     a full disk or an unwritable output, becomes one), ``KeyboardInterrupt``, or a bug's own exception. Either
     way ``state.json`` and ``run_report.json`` say how the run ended (``STATUSES``), and once the run has
     started (the output is not another run's) ``on_end`` gets the run report as written, before the error is
-    raised.
+    raised. ``runlock.OutputNotWritable`` or ``runlock.OutputBusy`` (exit 2) come before any work: one run per
+    output folder at a time.
     """
+    with output_lock(params["output_uri"]):
+        return _run(params, resume, checkpoint_every, on_end)
+
+
+def _run(params: dict[str, Any], resume: bool, checkpoint_every: int,
+         on_end: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     state = _start(params, resume)
     state["status"] = "running"
     deadline = None

@@ -18,7 +18,7 @@ from wildlife import clock, exif, fs
 from wildlife.deployments import Deployment, assign
 from wildlife.errors import OdinError
 
-PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
+PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff"}  # compared lower-case
 
 MANIFEST_SCHEMA = pa.schema([
     ("photo_id", pa.string()),
@@ -61,22 +61,28 @@ def photo_id(relpath: str) -> str:
     return hashlib.sha1(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def scan(input_uri: str, max_images: int | None) -> pa.Table:
+def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
+         output_uri: str | None = None) -> pa.Table:
     """The manifest: one row per file under ``input_uri``, in relative-path order.
 
     ``--max-images N`` keeps the first N photo files in that order; the rest are skipped with a reason.
+    ``output_uri`` (the run's own folder, when it lies inside the input) is never listed.
     """
     rows = []
     photos = 0
-    for entry in fs.list_files(input_uri):
-        relpath = _printable(entry.relpath)
-        uri = _printable(entry.uri)
+    local = fs.is_local(input_uri)
+    exclude = (output_uri,) if output_uri else ()
+    for entry in fs.list_files(input_uri, follow_links=follow_links, exclude=exclude):
+        relpath = _printable(entry.relpath) if local else entry.relpath
+        uri = _printable(entry.uri) if local else entry.uri
         raw = os.fsencode(entry.uri) if uri != entry.uri else None
         row = {"photo_id": photo_id(entry.relpath), "relpath": relpath, "uri": uri, "uri_raw": raw,
                "size": entry.size, "mtime": entry.mtime, "status": "pending", "reason": None}
         ext = os.path.splitext(relpath)[1].lower()
         if entry.error:
             row.update(status="failed", reason=entry.error)
+        elif entry.skipped:
+            row.update(status="skipped", reason=entry.skipped)
         elif ext not in PHOTO_EXTENSIONS:
             row.update(status="skipped", reason=f"not a photo file (extension {ext or 'none'!r})")
         elif max_images is not None and photos >= max_images:
@@ -87,14 +93,44 @@ def scan(input_uri: str, max_images: int | None) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
 
 
+VANISHED = "vanished from --input before --resume"
+
+
+def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None) -> tuple[pa.Table, list[str], list[str]]:
+    """A resumed run's manifest: the stored rows, plus the files listed now that were not there before
+    (``fresh`` is a scan without ``--max-images``; the cap still holds), with the stored files that are gone
+    marked as vanished. Returns it with the added and vanished relpaths."""
+    now = {r["photo_id"]: r for r in fresh.to_pylist()}
+    rows = stored.to_pylist()
+    before = {r["photo_id"] for r in rows}
+    vanished = []
+    for row in rows:
+        if row["photo_id"] not in now and not (row["reason"] or "").startswith(VANISHED):
+            vanished.append(row["relpath"])
+            row.update(status="failed" if row["status"] == "pending" else row["status"],
+                       reason=f"{VANISHED} (before: {row['reason']})" if row["reason"] else VANISHED)
+    photos = sum(r["status"] == "pending" for r in rows)
+    added = [r for r in now.values() if r["photo_id"] not in before]
+    for row in sorted(added, key=lambda r: r["relpath"]):
+        if row["status"] == "pending" and max_images is not None and photos >= max_images:
+            row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path)")
+        photos += row["status"] == "pending"
+    merged = sorted(rows + added, key=lambda r: r["relpath"])
+    return pa.Table.from_pylist(merged, schema=MANIFEST_SCHEMA), [r["relpath"] for r in added], vanished
+
+
 def openable(row: dict[str, Any]) -> str | bytes:
     """What to open for a manifest row: its URI, or the raw bytes of a name that is not UTF-8."""
     return row.get("uri_raw") or row["uri"]
 
 
 def _printable(text: str) -> str:
-    """File names that are not valid UTF-8 keep their bytes as \\x escapes instead of breaking Parquet."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """File names that are not valid UTF-8 keep their bytes as \\x escapes instead of breaking Parquet.
+
+    A backslash in the name is doubled first, so the text stays one-to-one with the name: the byte 0xff
+    prints as ``\\xff`` and a name spelled with a real backslash, x, f, f as ``\\\\xff``.
+    """
+    return text.replace("\\", "\\\\").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def read_headers(

@@ -77,7 +77,8 @@ def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
         detectors.check(params["detector"])  # opens the model, runs it once: a bad file is exit 2 before any work
-    manifest = stage0.scan(params["input_uri"], params.get("max_images"))
+    manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),
+                           output_uri=params["output_uri"])
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
     pending = pc.equal(manifest.column("status"), "pending")
     photos = pc.sum(pending.cast(pa.int64())).as_py() or 0
