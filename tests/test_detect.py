@@ -61,7 +61,7 @@ def test_undecodable_photo_is_a_failure_not_a_crash(tmp_path):
     bad.write_bytes(b"\xff\xd8\xff" + b"\x00" * 100)
     photos.append({"photo_id": "bad", "uri": str(bad), "sequence_id": "seq1"})
     results = MotionDetector().detect(photos)
-    assert results[-1].failure == "corrupt JPEG: expected a marker at byte 4"  # the header, read again
+    assert results[-1].failure == "corrupt JPEG: a segment of length 0 at byte 2"  # the header, read again
     assert all(r.failure is None for r in results[:-1])
 
 

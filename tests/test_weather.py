@@ -292,9 +292,10 @@ def test_dates_out_of_range_ask_nothing_and_say_why(server, tmp_path):
     provider, http = _open_meteo(server, tmp_path)
     far = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
     old = datetime(1931, 6, 1, 12, tzinfo=UTC)
-    events = [dict(HERON, cluster_id="future", start=far, end=far), dict(HERON, cluster_id="old", start=old, end=old),
-              dict(HERON, cluster_id="tomorrow", start=datetime(2026, 11, 25, tzinfo=UTC),
-                   end=datetime(2026, 11, 25, 1, tzinfo=UTC))]
+    events = [dict(HERON, cluster_id="future", start_time=far, end_time=far),
+              dict(HERON, cluster_id="old", start_time=old, end_time=old),
+              dict(HERON, cluster_id="tomorrow", start_time=datetime(2026, 11, 25, tzinfo=UTC),
+                   end_time=datetime(2026, 11, 25, 1, tzinfo=UTC))]
     rows, summary = _returns(lambda: weather.enrich(events, AT_HERON, provider, 7, http, today=date(2026, 11, 24)))
     assert server.hits == [] and summary["requests"] == 0
     notes = {r["cluster_id"]: r["weather_note"] for r in rows}

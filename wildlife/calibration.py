@@ -39,7 +39,7 @@ def calibrate(pending: list[dict[str, Any]], detector: str, sequence_gap_s: floa
     model, _ = detect.load(detector)
     load_s = time.perf_counter() - t0
     first = _timed(model, photos[:1])  # warms up: first decode, lazy initialisation, a model's first run
-    if model.needs_whole_sequences:  # the motion baseline compares a burst's frames: time them together,
+    if model.context:  # the motion baseline compares a burst's frames: time them together,
         rounds, det_s = 0, 0.0  # again until a second is timed: a tenth of a second says little on a busy CPU
         while det_s < MIN_TIMED_S and rounds < MAX_ROUNDS:
             det_s += _timed(model, photos)

@@ -219,9 +219,9 @@ def _out_of_range(ev: dict[str, Any], provider, today: date) -> str | None:
     if ev.get("start_time") is None or ev.get("end_time") is None:
         return "the event has no time"
     if ev["end_time"].date() > today:
-        return f"the event's date {ev['end'].date().isoformat()} is in the future: no weather archive has it"
+        return f"the event's date {ev['end_time'].date().isoformat()} is in the future: no weather archive has it"
     if ev["start_time"].date() < provider.earliest:
-        return (f"the event's date {ev['start'].date().isoformat()} is before {provider.earliest.year}, "
+        return (f"the event's date {ev['start_time'].date().isoformat()} is before {provider.earliest.year}, "
                 f"where {provider.name}'s archive begins")
     return None
 
