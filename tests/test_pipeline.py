@@ -256,9 +256,10 @@ def test_a_run_stopped_at_its_time_limit_says_deadline_reached_everywhere(tmp_pa
     from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
 
     prices = tmp_path / "prices.yaml"  # an estimate of no time at all passes the guard of any time limit
-    prices.write_text((ROOT / "conf/prices.yaml").read_text().replace(
-        "ms_per_photo: {stage0: 0.5, megadetector: 2500, motion: 30}",
-        "ms_per_photo: {stage0: 0, megadetector: 0, motion: 0}"))
+    table = yaml.safe_load((ROOT / "conf/prices.yaml").read_text())
+    table["local"]["ms_per_photo"] = dict.fromkeys(table["local"]["ms_per_photo"], 0)
+    table["local"]["setup_s"] = dict.fromkeys(table["local"].get("setup_s", {}), 0)
+    prices.write_text(yaml.safe_dump(table))
     out = tmp_path / "out"
     params = {"input_uri": str(ROOT / "data/sample/photos"), "output_uri": str(out), "budget_dkk": 1.0,
               "use_spot": True, "max_images": None, "max_job_duration": 1e-9, "weather_days_back": 0,
