@@ -73,6 +73,15 @@ class EventRules:
 METHODS = ("gap", "hdbscan")
 
 
+def _ordered(group: np.ndarray, seconds: np.ndarray):
+    """An all ``-1`` result array, and the rows with a group (``group >= 0``) sorted by group then time, with
+    their groups and times in that order."""
+    out = np.full(len(group), -1, dtype=np.int64)
+    idx = np.flatnonzero(group >= 0)
+    order = idx[np.lexsort((seconds[idx], group[idx]))]
+    return out, order, group[order], seconds[order].astype(np.float64)
+
+
 def assign_gap(group: np.ndarray, seconds: np.ndarray, positive: np.ndarray, gap_s: float) -> np.ndarray:
     """An event number per row by the fixed gap (0, 1, ... across all groups; -1 where none).
 
@@ -80,12 +89,9 @@ def assign_gap(group: np.ndarray, seconds: np.ndarray, positive: np.ndarray, gap
     Rows of one group are cut where consecutive times are more than ``gap_s`` apart; a sequence is an event when
     ``positive`` holds for one of its rows, and then all its rows carry the event's number.
     """
-    out = np.full(len(group), -1, dtype=np.int64)
-    idx = np.flatnonzero(group >= 0)
-    if idx.size == 0:
+    out, order, g, t = _ordered(group, seconds)
+    if order.size == 0:
         return out
-    order = idx[np.lexsort((seconds[idx], group[idx]))]
-    g, t = group[order], seconds[order].astype(np.float64)
     cut = np.ones(len(order), dtype=bool)
     cut[1:] = (g[1:] != g[:-1]) | (t[1:] - t[:-1] > gap_s)
     sequence = np.cumsum(cut) - 1
@@ -117,13 +123,9 @@ def assign(group: np.ndarray, seconds: np.ndarray, rules: EventRules = EventRule
     ``group``: integer deployment code per row (-1 for rows that take part in no event, e.g. not positive).
     ``seconds``: time of each row in seconds (any epoch).
     """
-    n = len(group)
-    out = np.full(n, -1, dtype=np.int64)
-    idx = np.flatnonzero(group >= 0)
-    if idx.size == 0:
+    out, order, g, t = _ordered(group, seconds)
+    if order.size == 0:
         return out
-    order = idx[np.lexsort((seconds[idx], group[idx]))]
-    g, t = group[order], seconds[order].astype(np.float64)
     new_group = np.ones(len(order), dtype=bool)
     new_group[1:] = g[1:] != g[:-1]
     gap = np.zeros(len(order))
