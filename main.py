@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from cdktn import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from constructs import Construct
 
@@ -30,7 +31,7 @@ from wildlife import asl, budget
 ROOT = Path(__file__).resolve().parent
 PROVIDER_VERSION = "5.100.0"  # the offline mirror's version; the bindings speak 6.x, validate proves the fit
 EMULATED_SERVICES = ("s3", "iam", "sts", "sfn", "ec2", "sns", "logs", "cloudwatch", "events", "lambda_",
-                     "batch", "budgets", "ecr")
+                     "batch", "budgets", "ecr", "kms")
 
 
 class OdinStack(TerraformStack):
@@ -42,10 +43,12 @@ class OdinStack(TerraformStack):
         self._provider(profile, tags)
         self._backend(profile)
         services = profile["services"]
+        account = DataAwsCallerIdentity(self, "account").account_id  # the provider asks STS for it anyway
         storage = Storage(self, "storage", name=name, tags=tags,
                           force_destroy=bool(profile.get("storage", {}).get("force_destroy")))
         network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
                           egress=profile["network"]["egress"], tags=tags, for_batch=services["batch"])
+        network.limit_s3_endpoint(storage.bucket.arn)
         if services["batch"]:
             compute = Compute(self, "compute", name=name, cfg=profile["compute"],
                               subnet_ids=[s.id for s in network.private],
@@ -60,10 +63,11 @@ class OdinStack(TerraformStack):
             arns = functions.arns
         else:
             arns = placeholder_arns(name, region)
-        workflow = Workflow(self, "workflow", name=name,
+        workflow = Workflow(self, "workflow", name=name, region=region, account=account,
+                            bucket_arn=storage.bucket.arn,
                             resources=asl.Resources(functions=arns, job_queue=queue, job_definition=job_definition),
                             log_retention_days=profile["functions"]["log_retention_days"], tags=tags)
-        Monitoring(self, "monitoring", name=name, cfg=profile["monitoring"],
+        Monitoring(self, "monitoring", name=name, region=region, account=account, cfg=profile["monitoring"],
                    state_machine_arn=workflow.machine.arn, with_batch=services["batch"],
                    with_budget=services["budgets"], usd_to_dkk=float(budget.load_prices()["usd_to_dkk"]), tags=tags)
         TerraformOutput(self, "bucket", value=storage.bucket.bucket)
