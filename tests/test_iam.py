@@ -1,0 +1,234 @@
+"""Who may do what in the synthesised AWS stack: no wildcard beyond what AWS forces (each with its reason in
+modules/access.py), no stage able to write users' photos, every stage writing only the keys its role allows
+(checked by running the handlers over an S3 emulator), and alarms that can reach a subscriber."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SAMPLE
+
+sys.path.insert(0, str(ROOT))
+from modules import terraform
+from modules.access import BATCH_JOB_IO, STAGE_IO, UNSCOPED, graph_functions
+from modules.functions import HANDLERS
+from modules.monitoring import PUBLISHERS
+
+# AWS-managed policies a role may carry, and why: AWS Batch's own service and instance roles.
+MANAGED = {
+    "arn:aws:iam::aws:policy/service-role/AWSBatchServiceRole": "AWS Batch manages the compute environment's EC2",
+    "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role": "the ECS agent on Batch instances",
+}
+
+
+@pytest.fixture(scope="module")
+def stacks(tmp_path_factory):
+    """Both stacks, the AWS one with an email subscriber as a profile would name it."""
+    out = tmp_path_factory.mktemp("cdktf.out")
+    script = f"""
+import sys; sys.path.insert(0, {str(ROOT)!r})
+from cdktn import App
+import main
+app = App(outdir={str(out)!r})
+for profile in main.load_profiles():
+    if profile["name"] == "odin-aws":
+        profile["monitoring"]["alarm_email"] = "wildlife-ops@example.org"
+    main.OdinStack(app, profile)
+app.synth()
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=terraform.env(), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {n: json.loads((out / "stacks" / n / "cdk.tf.json").read_text()) for n in ("odin-aws", "odin-localstack")}
+
+
+def policies(stack: dict) -> list[tuple[str, dict]]:
+    """Every policy document in the stack, with the address of the resource that holds it."""
+    fields = {"aws_iam_role_policy": "policy", "aws_kms_key": "policy", "aws_sns_topic_policy": "policy",
+              "aws_vpc_endpoint_policy": "policy", "aws_s3_bucket_policy": "policy",
+              "aws_cloudwatch_log_resource_policy": "policy_document", "aws_iam_role": "assume_role_policy"}
+    return [(f"{kind}.{name}", json.loads(body[field])) for kind, field in fields.items()
+            for name, body in stack["resource"].get(kind, {}).items()]
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def wildcards(address: str, doc: dict) -> list[str]:
+    """Allow statements broader than AWS forces: a wildcard action, '*' as the resource of an action AWS can
+    scope, or '*' in an ARN's partition, service, region or account field."""
+    found = []
+    for st in doc["Statement"]:
+        if st["Effect"] != "Allow":
+            continue
+        actions = _listed(st.get("Action", []))
+        key_admin = address.startswith("aws_kms_key.") and st.get("Sid") == "AccountAdministersTheKey"
+        found += [f"{address}: action {a}" for a in actions if "*" in a and not key_admin
+                  and not (address.startswith("aws_kms_key.") and a == "kms:GenerateDataKey*")]
+        for resource in _listed(st.get("Resource", [])):
+            if resource == "*":
+                if not address.startswith("aws_kms_key."):  # in a key policy, "*" is the key itself
+                    found += [f"{address}: {a} on *" for a in actions if a not in UNSCOPED]
+            elif resource.startswith("arn:") and "*" in ":".join(resource.split(":")[:5]):
+                found.append(f"{address}: {resource}")
+    return found
+
+
+@pytest.mark.parametrize("name", ["odin-aws", "odin-localstack"])
+def test_no_wildcard_beyond_what_aws_forces(stacks, name):
+    found = [w for address, doc in policies(stacks[name]) for w in wildcards(address, doc)]
+    assert found == []
+    attached = {a["policy_arn"] for a in stacks[name]["resource"].get("aws_iam_role_policy_attachment", {}).values()}
+    assert attached <= set(MANAGED)
+    assert all(len(reason) > 30 for reason in UNSCOPED.values())
+
+
+def test_the_wildcard_walk_finds_wildcards():
+    doc = {"Statement": [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"},
+        {"Effect": "Allow", "Action": "batch:TerminateJob", "Resource": "*"},
+        {"Effect": "Allow", "Action": "events:PutRule", "Resource": "arn:aws:events:*:*:rule/x"},
+        {"Effect": "Allow", "Action": "xray:PutTraceSegments", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}
+    assert len(wildcards("aws_iam_role_policy.x", doc)) == 3
+
+
+def _role_s3(stack: dict) -> dict[str, dict[str, list[str]]]:
+    """Role name (by its policy's construct path) -> S3 action -> key patterns."""
+    out = {}
+    for name, body in stack["resource"]["aws_iam_role_policy"].items():
+        grants: dict[str, list[str]] = {}
+        for st in json.loads(body["policy"])["Statement"]:
+            for action in _listed(st["Action"]):
+                if action.startswith("s3:"):
+                    grants.setdefault(action, []).extend(
+                        r.split("}/", 1)[-1] for r in _listed(st["Resource"]) if "}/" in r)
+        out[name] = grants
+    return out
+
+
+def test_every_function_of_the_graph_has_its_own_reads_and_writes():
+    assert set(HANDLERS) == graph_functions() == set(STAGE_IO)
+
+
+def test_no_stage_and_no_job_may_write_the_users_photos(stacks):
+    for role, grants in _role_s3(stacks["odin-aws"]).items():
+        assert not [k for k in grants.get("s3:PutObject", []) if fnmatch.fnmatchcase("input/x/y.jpg", k)
+                    or k.startswith("input") or k == "*"], role
+        assert "s3:DeleteObject" not in grants and "s3:*" not in grants
+    writers = {role for role, grants in _role_s3(stacks["odin-aws"]).items() if grants.get("s3:PutObject")}
+    assert len(writers) == len([io for io in STAGE_IO.values() if io.writes]) + 1  # + the Batch job
+
+
+def test_alarms_reach_a_subscriber_through_a_key_they_may_use(stacks):
+    """The synthesised alarm path (not an emulator run: LocalStack's free core has no Budgets and moto does not
+    deliver alarm actions): key, topic, publishers, subscribers, alarm actions."""
+    res = stacks["odin-aws"]["resource"]
+    (key_name, key), = res["aws_kms_key"].items()
+    assert key["enable_key_rotation"] is True
+    key_policy = json.loads(key["policy"])
+    (use,) = [s for s in key_policy["Statement"] if s.get("Sid") == "AlarmPublishersEncrypt"]
+    assert set(use["Principal"]["Service"]) == set(PUBLISHERS) == {
+        "cloudwatch.amazonaws.com", "budgets.amazonaws.com", "events.amazonaws.com"}
+    assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(use["Action"])
+    (topic_name, topic), = res["aws_sns_topic"].items()
+    assert topic["kms_master_key_id"] == f"${{aws_kms_key.{key_name}.arn}}"  # not alias/aws/sns
+    topic_arn = f"${{aws_sns_topic.{topic_name}.arn}}"
+    (policy,) = res["aws_sns_topic_policy"].values()
+    publishers = {s["Principal"]["Service"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert set(publishers) == set(PUBLISHERS)
+    assert all(s["Action"] == "sns:Publish" and s["Condition"] for s in publishers.values())
+    subs = {s["protocol"]: s for s in res["aws_sns_topic_subscription"].values()}
+    variables = stacks["odin-aws"]["variable"]
+    assert variables["alarm_email"]["default"] == "wildlife-ops@example.org"  # from the profile
+    assert subs["email"]["endpoint"] == "${var.alarm_email}" and subs["email"]["topic_arn"] == topic_arn
+    assert subs["https"]["endpoint"] == "${var.alarm_https_endpoint}"
+    alarms = res["aws_cloudwatch_metric_alarm"].values()
+    assert {a["metric_name"] for a in alarms} == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    assert all(a["alarm_actions"] == [topic_arn] for a in alarms)
+    (budget,) = res["aws_budgets_budget"].values()
+    assert budget["notification"][0]["subscriber_sns_topic_arns"] == [topic_arn]
+    (target,) = res["aws_cloudwatch_event_target"].values()
+    assert target["arn"] == topic_arn
+    assert "alarm_subscriber" in stacks["odin-aws"]["check"]  # a plan with no subscriber warns
+
+
+def _writes(s3_env, tmp_path) -> dict[str, set[str]]:
+    """The keys each stage wrote, running the handlers in state-machine order over the S3 emulator."""
+    env, client = s3_env
+    bucket = "odin-iam-writes"
+    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
+    for path in sorted((SAMPLE / "photos").rglob("*.JPG")):
+        client.upload_file(str(path), bucket, f"input/s1/cards/{path.parent.name}/{path.name}")
+    client.upload_file(str(SAMPLE / "deployments.csv"), bucket, "input/s1/deployments.csv")
+    run_input = {"input_uri": f"s3://{bucket}/input/s1/cards", "output_uri": f"s3://{bucket}/runs/s1",
+                 "work_uri": f"s3://{bucket}/tmp/s1", "deployments_uri": f"s3://{bucket}/input/s1/deployments.csv",
+                 "budget_dkk": 25, "detector": "motion", "weather_days_back": 0}
+    script = f"""
+import boto3, importlib, json, os, subprocess, sys
+sys.path.insert(0, {str(ROOT)!r})
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+def keys():
+    return {{o["Key"] + "@" + o["ETag"] for o in s3.list_objects_v2(Bucket={bucket!r}).get("Contents", [])}}
+written, before = {{}}, keys()
+def record(who):
+    global before
+    now = keys()
+    written.setdefault(who, []).extend(sorted(k.rsplit("@", 1)[0] for k in now - before))
+    before = now
+state = json.loads({json.dumps(json.dumps(run_input))})
+def call(folder, name, extra=None):
+    fn = importlib.import_module(f"functions.{{folder}}.handler").handler
+    state[name] = fn(dict({{"state": state, "session_id": "s1"}}, **(extra or {{}})), None)
+    record(name)
+call("guard_budget", "GuardBudget")
+for i in range(state["GuardBudget"]["stage0_shards"]):
+    importlib.import_module("functions.stage0_shard.handler").handler({{"state": state, "shard": i}}, None)
+    record("Stage0ExifShards")
+call("stage0_exif", "Stage0Exif")
+call("cost_estimation", "CostEstimation")
+for i in range(2):
+    env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(i), AWS_BATCH_JOB_ARRAY_SIZE="2")
+    subprocess.run([sys.executable, "-m", "wildlife.batch", *state["CostEstimation"]["stage1_command"]],
+                   check=True, env=env, cwd={str(ROOT)!r})
+    record("BatchJob")
+for folder, name in [("stage1_collect", "Stage1Detect"), ("stage2_events", "Stage2Events"),
+                     ("weather_enrichment", "WeatherEnrichment"), ("write_outputs", "WriteOutputs")]:
+    call(folder, name)
+state["error"] = {{"Error": "Demo", "Cause": "a failure report after the fact"}}
+importlib.import_module("functions.failure_report.handler").handler({{"state": state, "session_id": "s1"}}, None)
+record("WriteFailureReport")
+print(json.dumps(written))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {k: set(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
+def test_each_stage_writes_only_what_its_role_allows(s3_env, tmp_path):
+    written = _writes(s3_env, tmp_path)
+    assert written["WriteOutputs"] and written["BatchJob"] and written["Stage0ExifShards"]
+    for who, keys in written.items():
+        allowed = (BATCH_JOB_IO if who == "BatchJob" else STAGE_IO[who]).writes
+        assert [k for k in keys if not any(fnmatch.fnmatchcase(k, p) for p in allowed)] == [], who
+        assert not [k for k in keys if k.startswith("input/")]
+
+
+def test_a_stage_writing_outside_its_keys_is_caught():
+    allowed = STAGE_IO["Stage2Events"].writes
+    assert not any(fnmatch.fnmatchcase("input/s1/cards/a.jpg", p) for p in allowed)
+    assert not any(fnmatch.fnmatchcase("runs/s1/run_report.json", p) for p in allowed)
+    assert any(fnmatch.fnmatchcase("tmp/s1/events.parquet", p) for p in allowed)
+
+
+def test_lambda_and_state_machine_roles_may_write_their_traces(stacks):
+    res = stacks["odin-aws"]["resource"]
+    assert all(f["tracing_config"]["mode"] == "Active" for f in res["aws_lambda_function"].values())
+    traced = [n for n, p in res["aws_iam_role_policy"].items() if "xray:PutTraceSegments" in p["policy"]]
+    assert len(traced) == len(HANDLERS) + 1  # every function and the state machine
