@@ -35,12 +35,16 @@ WORK_PREFIX = "tmp/"  # a run's work files: tmp/<session>/, which expire after 1
 INPUT_PREFIX = "input/"  # what users upload: input/<session>/
 
 
+def bucket_prefix(name: str) -> str:
+    return f"{name}-data-"
+
+
 class Storage(Construct):
     def __init__(self, scope: Construct, id: str, *, name: str, tags: dict[str, str], force_destroy: bool = False):
         """``force_destroy``: destroy the bucket with its objects (the emulator profile); never on AWS, where
         a destroy must not take the photos and results with it."""
         super().__init__(scope, id)
-        self.bucket = S3Bucket(self, "data", bucket_prefix=f"{name}-data-", force_destroy=force_destroy, tags=tags)
+        self.bucket = S3Bucket(self, "data", bucket_prefix=bucket_prefix(name), force_destroy=force_destroy, tags=tags)
         accept(self.bucket, "CKV_AWS_18", "accepted risk: no server access logs (and the stack creates no CloudTrail "
                "data events), so object reads and writes are not audited; enable CloudTrail S3 data events for "
                "this bucket where photos of people must be accounted for")

@@ -13,10 +13,11 @@ import pytest
 from conftest import ROOT, SAMPLE
 
 sys.path.insert(0, str(ROOT))
-from modules import terraform
+from modules import ci_roles, terraform
 from modules.access import BATCH_JOB_IO, STAGE_IO, UNSCOPED, graph_functions
 from modules.functions import HANDLERS
 from modules.monitoring import PUBLISHERS
+from modules.storage import bucket_prefix
 
 # AWS-managed policies a role may carry, and why: AWS Batch's own service and instance roles.
 MANAGED = {
@@ -232,3 +233,19 @@ def test_lambda_and_state_machine_roles_may_write_their_traces(stacks):
     assert all(f["tracing_config"]["mode"] == "Active" for f in res["aws_lambda_function"].values())
     traced = [n for n, p in res["aws_iam_role_policy"].items() if "xray:PutTraceSegments" in p["policy"]]
     assert len(traced) == len(HANDLERS) + 1  # every function and the state machine
+
+
+def test_the_plan_role_only_reads_and_never_the_photos():
+    doc = ci_roles.plan_permissions("odin-terraform-state", "odin/aws.tfstate", bucket_prefix("odin-aws"))
+    verbs = ("Describe", "Get", "List", "View", "Validate")
+    for st in doc["Statement"]:
+        if st["Effect"] == "Allow":
+            assert all(a.split(":")[1].startswith(verbs) for a in _listed(st["Action"])), st
+            assert not [a for a in _listed(st["Action"]) if a in ("s3:Get*", "s3:GetObject*", "*")]
+    (deny,) = [s for s in doc["Statement"] if s["Effect"] == "Deny"]
+    assert "s3:GetObject" in deny["Action"] and deny["Resource"] == "arn:aws:s3:::odin-aws-data-*/*"
+    (state,) = [s for s in doc["Statement"] if s.get("Sid") == "ReadTheState"]
+    assert state["Resource"] == "arn:aws:s3:::odin-terraform-state/odin/aws.tfstate"
+    trust = ci_roles.trust("123456789012", "wildlife/odin", "plan")["Statement"][0]
+    assert trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == \
+        "repo:wildlife/odin:environment:plan"
