@@ -48,7 +48,7 @@ class OdinStack(TerraformStack):
                           force_destroy=bool(profile.get("storage", {}).get("force_destroy")))
         network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
                           egress=profile["network"]["egress"], tags=tags, for_batch=services["batch"])
-        network.limit_s3_endpoint(storage.bucket.arn)
+        network.limit_endpoints(name=name, account=account, bucket_arn=storage.bucket.arn)
         if services["batch"]:
             compute = Compute(self, "compute", name=name, cfg=profile["compute"],
                               subnet_ids=[s.id for s in network.private],

@@ -36,6 +36,8 @@ UNSCOPED: dict[str, str] = {
     "logs:ListLogDeliveries": f"{_NO_RESOURCE_TYPE}; Step Functions sets up its execution log with it",
     "logs:DescribeResourcePolicies": f"{_NO_RESOURCE_TYPE}; Step Functions checks the log resource policy "
                                      "this stack creates (so the role needs no logs:PutResourcePolicy)",
+    "ecr:GetAuthorizationToken": f"{_NO_RESOURCE_TYPE} (the ECR endpoints' policy: Batch logs in to pull)",
+    "sts:GetCallerIdentity": f"{_NO_RESOURCE_TYPE} (the STS endpoint's policy: any caller may ask who it is)",
     "logs:DescribeLogGroups": "Step Functions lists log groups account-wide when it checks its log destination; "
                               "AWS documents '*' for it in the state machine's logging policy",
 }

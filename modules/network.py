@@ -42,6 +42,27 @@ def s3_endpoint_policy(region: str, bucket_arn: str) -> dict:
          "Resource": f"{ecr_layer_bucket(region)}/*"}]}
 
 
+def interface_endpoint_policy(service: str, region: str, account: str, name: str) -> dict:
+    """ECR: pull the stack's images; Logs: the Batch jobs' log streams; STS: the stack's roles only."""
+    if service.startswith("ecr."):
+        statements = [
+            {"Sid": "Login", "Effect": "Allow", "Principal": "*", "Action": "ecr:GetAuthorizationToken",
+             "Resource": "*"},
+            {"Sid": "PullTheStacksImages", "Effect": "Allow", "Principal": "*",
+             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+             "Resource": f"arn:aws:ecr:{region}:{account}:repository/{name}/*"}]
+    elif service == "logs":
+        statements = [{"Sid": "BatchJobLogs", "Effect": "Allow", "Principal": "*",
+                       "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                       "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/batch/job:*"}]
+    else:  # sts
+        statements = [{"Sid": "TheStacksRoles", "Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
+                       "Resource": f"arn:aws:iam::{account}:role/odin-*"},
+                      {"Sid": "WhoAmI", "Effect": "Allow", "Principal": "*", "Action": "sts:GetCallerIdentity",
+                       "Resource": "*"}]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 class Network(Construct):
     def __init__(self, scope: Construct, id: str, *, region: str, cidr: str, egress: str, tags: dict[str, str],
                  for_batch: bool = True):
@@ -69,6 +90,7 @@ class Network(Construct):
                                         description="HTTPS to AWS APIs, endpoints and weather providers")],
             tags=tags)
         self.region = region
+        self.interface: dict[str, VpcEndpoint] = {}
         self.s3 = VpcEndpoint(self, "s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{region}.s3",
                               vpc_endpoint_type="Gateway", route_table_ids=[self.routes.id], tags=tags)
         if egress == "endpoints":
@@ -79,7 +101,7 @@ class Network(Construct):
                                               description="HTTPS from the VPC")],
                 tags=tags)
             for name in INTERFACE_ENDPOINTS:
-                VpcEndpoint(self, f"endpoint-{name.replace('.', '-')}", vpc_id=self.vpc.id,
+                self.interface[name] = VpcEndpoint(self, f"endpoint-{name.replace('.', '-')}", vpc_id=self.vpc.id,
                             service_name=f"com.amazonaws.{region}.{name}", vpc_endpoint_type="Interface",
                             private_dns_enabled=True, subnet_ids=[s.id for s in self.private],
                             security_group_ids=[endpoint_sg.id], tags=tags)
@@ -96,6 +118,10 @@ class Network(Construct):
             Route(self, "private-default", route_table_id=self.routes.id, destination_cidr_block="0.0.0.0/0",
                   nat_gateway_id=nat.id)
 
-    def limit_s3_endpoint(self, bucket_arn: str) -> None:
+    def limit_endpoints(self, *, name: str, account: str, bucket_arn: str) -> None:
+        """Endpoint policies: what may pass each endpoint, on top of what the caller's role may do."""
         VpcEndpointPolicy(self, "s3-policy", vpc_endpoint_id=self.s3.id,
                           policy=json.dumps(s3_endpoint_policy(self.region, bucket_arn)))
+        for service, endpoint in self.interface.items():
+            VpcEndpointPolicy(self, f"{service.replace('.', '-')}-policy", vpc_endpoint_id=endpoint.id,
+                              policy=json.dumps(interface_endpoint_policy(service, self.region, account, name)))
