@@ -74,7 +74,8 @@ STAGE_IO: dict[str, StageIO] = {
                             writes=tuple(work(f"{t}.parquet") for t in ("photos", "detections", "events"))),
     "WeatherEnrichment": StageIO(reads=(PHOTOS, work("events.parquet"), work("media.parquet")),
                                  writes=(result("weather/*"),)),
-    "WriteOutputs": StageIO(reads=(PHOTOS, f"{WORK_PREFIX}*", result("weather/*")), writes=(result("*"),)),
+    # WriteOutputs reads back the Camtrap DP package it wrote, to validate it
+    "WriteOutputs": StageIO(reads=(PHOTOS, f"{WORK_PREFIX}*", result("*")), writes=(result("*"),)),
     "WriteFailureReport": StageIO(reads=(f"{WORK_PREFIX}*",), writes=(result("run_report.json"),)),
 }
 # Stage 1's Batch containers: read the photos and the media table, write one result file per shard.
@@ -89,13 +90,13 @@ def graph_functions() -> set[str]:
 
 
 def _list_prefixes(patterns: tuple[str, ...]) -> list[str]:
-    """ListBucket's s3:prefix values: each pattern and the folder it lies in (pyarrow lists a key's folder)."""
+    """ListBucket's s3:prefix values: under each folder it may read or write, and at each key it may read or
+    write (pyarrow lists ``<key>/`` when it asks whether a missing key is a folder)."""
     out = set()
     for p in patterns:
-        out.update((p, f"{p}*"))  # pyarrow lists "<key>/" when it asks whether a key is a folder
-        folder = p.rsplit("/", 1)[0]
-        out.add(f"{folder}/")
-        out.add(f"{folder}/*")
+        out.add(p if p.endswith("*") else f"{p}*")
+        if p.endswith("/*"):
+            out.add(p[:-1])  # the folder itself, as a listing names it
     return sorted(out)
 
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 from conftest import ROOT, SAMPLE
@@ -159,23 +163,99 @@ def test_alarms_reach_a_subscriber_through_a_key_they_may_use(stacks):
     assert "alarm_subscriber" in stacks["odin-aws"]["check"]  # a plan with no subscriber warns
 
 
-def _writes(s3_env, tmp_path) -> dict[str, set[str]]:
-    """The keys each stage wrote, running the handlers in state-machine order over the S3 emulator."""
-    env, client = s3_env
-    bucket = "odin-iam-writes"
-    client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
-    for path in sorted((SAMPLE / "photos").rglob("*.JPG")):
-        client.upload_file(str(path), bucket, f"input/s1/cards/{path.parent.name}/{path.name}")
-    client.upload_file(str(SAMPLE / "deployments.csv"), bucket, "input/s1/deployments.csv")
+ENFORCED_BUCKET = "odin-iam-enforced"
+
+
+def _s3_only(policy: str, bucket: str) -> dict:
+    """A role's S3 statements for a moto user: the bucket's ARN filled in; ListBucket's s3:prefix condition
+    dropped (moto evaluates no s3:prefix and would deny every listing), so object reads and writes are what
+    the emulator enforces, key by key."""
+    statements = []
+    for st in json.loads(policy)["Statement"]:
+        if not all(a.startswith("s3:") for a in _listed(st["Action"])):
+            continue
+        st = {k: v for k, v in st.items() if k != "Condition"}
+        st["Resource"] = [f"arn:aws:s3:::{bucket}{r.split('}', 1)[1]}" if r.startswith("${") else r
+                          for r in _listed(st["Resource"])]
+        statements.append(st)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _role_of(policy_name: str) -> str | None:
+    """The stage (or "BatchJob") a synthesised role policy belongs to, from its construct name."""
+    if policy_name.startswith("compute_job-data"):
+        return "BatchJob"
+    if not policy_name.startswith("functions_"):
+        return None
+    by_folder = {folder: state for state, folder in HANDLERS.items()}
+    return by_folder.get(policy_name.removeprefix("functions_").split("-policy")[0])
+
+
+@pytest.fixture
+def enforced_s3(stacks):
+    """A moto server of this test's own that enforces IAM, with a user per role holding that role's S3
+    statements from the synthesised stack, and an administrator for the harness."""
+    import boto3  # noqa: PLC0415
+    from conftest import _free_port  # noqa: PLC0415
+
+    server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
+    if server is None:
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = _free_port()
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    kw = {"endpoint_url": url, "region_name": "eu-north-1", "aws_access_key_id": "testing",
+          "aws_secret_access_key": "testing"}
+    try:
+        s3 = boto3.client("s3", **kw)
+        for _ in range(150):
+            try:
+                s3.create_bucket(Bucket=ENFORCED_BUCKET,
+                                 CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.2)
+        for path in sorted((SAMPLE / "photos").rglob("*.JPG")):
+            s3.upload_file(str(path), ENFORCED_BUCKET, f"input/s1/cards/{path.parent.name}/{path.name}")
+        s3.upload_file(str(SAMPLE / "deployments.csv"), ENFORCED_BUCKET, "input/s1/deployments.csv")
+        iam = boto3.client("iam", **kw)
+        roles = {_role_of(name): _s3_only(body["policy"], ENFORCED_BUCKET)
+                 for name, body in stacks["odin-aws"]["resource"]["aws_iam_role_policy"].items() if _role_of(name)}
+        assert set(roles) == set(STAGE_IO) | {"BatchJob"}
+        roles["Harness"] = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        keys = {}
+        for who, doc in roles.items():
+            iam.create_user(UserName=who)
+            iam.put_user_policy(UserName=who, PolicyName="s3", PolicyDocument=json.dumps(doc))
+            key = iam.create_access_key(UserName=who)["AccessKey"]
+            keys[who] = (key["AccessKeyId"], key["SecretAccessKey"])
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset-auth", data=b"0", method="POST",
+                                                      headers={"Content-Type": "application/json"}))
+        yield dict(os.environ, AWS_ENDPOINT_URL=url, AWS_DEFAULT_REGION="eu-north-1"), keys
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _writes(env: dict, keys: dict, tmp_path) -> dict:
+    """Each stage in state-machine order, under its own role's S3 permissions (moto refuses anything else);
+    returns the keys each one wrote, and whether a stage's write to input/ was refused."""
+    bucket = ENFORCED_BUCKET
     run_input = {"input_uri": f"s3://{bucket}/input/s1/cards", "output_uri": f"s3://{bucket}/runs/s1",
                  "work_uri": f"s3://{bucket}/tmp/s1", "deployments_uri": f"s3://{bucket}/input/s1/deployments.csv",
                  "budget_dkk": 25, "detector": "motion", "weather_days_back": 0}
     script = f"""
 import boto3, importlib, json, os, subprocess, sys
 sys.path.insert(0, {str(ROOT)!r})
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+KEYS = json.loads(os.environ["ODIN_TEST_KEYS"])
+def as_role(who):
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = KEYS[who]
+harness = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], aws_access_key_id=KEYS["Harness"][0],
+                       aws_secret_access_key=KEYS["Harness"][1])
 def keys():
-    return {{o["Key"] + "@" + o["ETag"] for o in s3.list_objects_v2(Bucket={bucket!r}).get("Contents", [])}}
+    return {{o["Key"] + "@" + o["ETag"] for o in harness.list_objects_v2(Bucket={bucket!r}).get("Contents", [])}}
 written, before = {{}}, keys()
 def record(who):
     global before
@@ -183,16 +263,19 @@ def record(who):
     written.setdefault(who, []).extend(sorted(k.rsplit("@", 1)[0] for k in now - before))
     before = now
 state = json.loads({json.dumps(json.dumps(run_input))})
-def call(folder, name, extra=None):
+def call(folder, name):
+    as_role(name)
     fn = importlib.import_module(f"functions.{{folder}}.handler").handler
-    state[name] = fn(dict({{"state": state, "session_id": "s1"}}, **(extra or {{}})), None)
+    state[name] = fn({{"state": state, "session_id": "s1"}}, None)
     record(name)
 call("guard_budget", "GuardBudget")
 for i in range(state["GuardBudget"]["stage0_shards"]):
+    as_role("Stage0ExifShards")
     importlib.import_module("functions.stage0_shard.handler").handler({{"state": state, "shard": i}}, None)
     record("Stage0ExifShards")
 call("stage0_exif", "Stage0Exif")
 call("cost_estimation", "CostEstimation")
+as_role("BatchJob")
 for i in range(2):
     env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(i), AWS_BATCH_JOB_ARRAY_SIZE="2")
     subprocess.run([sys.executable, "-m", "wildlife.batch", *state["CostEstimation"]["stage1_command"]],
@@ -202,18 +285,29 @@ for folder, name in [("stage1_collect", "Stage1Detect"), ("stage2_events", "Stag
                      ("weather_enrichment", "WeatherEnrichment"), ("write_outputs", "WriteOutputs")]:
     call(folder, name)
 state["error"] = {{"Error": "Demo", "Cause": "a failure report after the fact"}}
+as_role("WriteFailureReport")
 importlib.import_module("functions.failure_report.handler").handler({{"state": state, "session_id": "s1"}}, None)
 record("WriteFailureReport")
+as_role("Stage2Events")
+try:  # a stage writing the users' photos is refused
+    importlib.import_module("wildlife.fs").write_bytes("s3://{bucket}/input/s1/cards/evil.JPG", b"x")
+    written["refused"] = False
+except OSError:
+    written["refused"] = True
 print(json.dumps(written))
 """
+    env = dict(env, ODIN_TEST_KEYS=json.dumps(keys))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return {k: set(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_each_stage_writes_only_what_its_role_allows(s3_env, tmp_path):
-    written = _writes(s3_env, tmp_path)
+def test_each_stage_runs_under_its_own_role_and_writes_only_what_it_allows(enforced_s3, tmp_path):
+    """The handlers over an S3 emulator that enforces each role's S3 statements (moto): every stage still
+    runs, each key it writes is one its entry in STAGE_IO names, and a write to input/ is refused."""
+    written = _writes(*enforced_s3, tmp_path)
+    assert written.pop("refused") is True
     assert written["WriteOutputs"] and written["BatchJob"] and written["Stage0ExifShards"]
     for who, keys in written.items():
         allowed = (BATCH_JOB_IO if who == "BatchJob" else STAGE_IO[who]).writes
