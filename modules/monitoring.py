@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from cdktn import TerraformStack, TerraformVariable
+from cdktn import TerraformLocal, TerraformStack, TerraformVariable
 from cdktn_provider_aws.budgets_budget import BudgetsBudget, BudgetsBudgetNotification
 from cdktn_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktn_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
@@ -50,14 +50,19 @@ class Monitoring(Construct):
         KmsAlias(self, "alarms-key-alias", name=f"alias/{name}-alarms", target_key_id=self.key.key_id)
         self.topic = SnsTopic(self, "alarms", name=f"{name}-alarms", kms_master_key_id=self.key.arn, tags=tags)
         for key, protocol in SUBSCRIBERS.items():
-            variable = TerraformVariable(self, key, type="string", default=cfg.get(key) or "",
-                                         description=f"{protocol} subscriber of the alarm topic ('' for none)")
+            variable = TerraformVariable(self, key, type="string", default="",
+                                         description=f"{protocol} subscriber of the alarm topic, instead of the "
+                                                     "profile's ('' keeps the profile's)")
             variable.override_logical_id(key)  # TF_VAR_<key>
+            # the variable where set (CI passes an unset one as ''), else the profile's, else none
+            chosen = TerraformLocal(self, f"{key}-chosen",
+                                    f'${{var.{key} != "" ? var.{key} : {json.dumps(cfg.get(key) or "")}}}')
+            chosen.override_logical_id(key)
             sub = SnsTopicSubscription(self, f"subscriber-{protocol}", topic_arn=self.topic.arn, protocol=protocol,
-                                       endpoint=variable.string_value)
-            sub.add_override("count", f'${{var.{key} == "" ? 0 : 1}}')
+                                       endpoint=chosen.as_string)
+            sub.add_override("count", f'${{local.{key} == "" ? 0 : 1}}')
         TerraformStack.of(self).add_override("check.alarm_subscriber.assert", {
-            "condition": " || ".join(f'var.{k} != ""' for k in SUBSCRIBERS).join(("${", "}")),
+            "condition": " || ".join(f'local.{k} != ""' for k in SUBSCRIBERS).join(("${", "}")),
             "error_message": "The alarm topic has no subscriber: alarms and the budget alert reach no one. "
                              "Set monitoring.alarm_email in the profile or TF_VAR_alarm_email."})
         alarm_arns = []

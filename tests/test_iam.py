@@ -149,10 +149,11 @@ def test_alarms_reach_a_subscriber_through_a_key_they_may_use(stacks):
     assert set(publishers) == set(PUBLISHERS)
     assert all(s["Action"] == "sns:Publish" and s["Condition"] for s in publishers.values())
     subs = {s["protocol"]: s for s in res["aws_sns_topic_subscription"].values()}
-    variables = stacks["odin-aws"]["variable"]
-    assert variables["alarm_email"]["default"] == "wildlife-ops@example.org"  # from the profile
-    assert subs["email"]["endpoint"] == "${var.alarm_email}" and subs["email"]["topic_arn"] == topic_arn
-    assert subs["https"]["endpoint"] == "${var.alarm_https_endpoint}"
+    chosen = stacks["odin-aws"]["locals"]
+    assert chosen["alarm_email"] == '${var.alarm_email != "" ? var.alarm_email : "wildlife-ops@example.org"}'
+    assert subs["email"]["endpoint"] == "${local.alarm_email}" and subs["email"]["topic_arn"] == topic_arn
+    assert subs["email"]["count"] == '${local.alarm_email == "" ? 0 : 1}'
+    assert subs["https"]["endpoint"] == "${local.alarm_https_endpoint}"
     alarms = res["aws_cloudwatch_metric_alarm"].values()
     assert {a["metric_name"] for a in alarms} == {"ExecutionsFailed", "ExecutionsTimedOut"}
     assert all(a["alarm_actions"] == [topic_arn] for a in alarms)
