@@ -22,6 +22,7 @@ from constructs import Construct
 
 from modules.compute import Compute
 from modules.functions import Functions, placeholder_arns
+from modules.key import StackKey
 from modules.monitoring import Monitoring
 from modules.network import Network
 from modules.storage import Storage
@@ -44,6 +45,7 @@ class OdinStack(TerraformStack):
         self._backend(profile)
         services = profile["services"]
         account = DataAwsCallerIdentity(self, "account").account_id  # the provider asks STS for it anyway
+        key = StackKey(self, "key", name=name, region=region, account=account, tags=tags)
         storage = Storage(self, "storage", name=name, tags=tags,
                           force_destroy=bool(profile.get("storage", {}).get("force_destroy")))
         network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
@@ -59,15 +61,16 @@ class OdinStack(TerraformStack):
             job_definition = f"arn:aws:batch:{region}:000000000000:job-definition/{name}-detector"
         if services["lambda"]:
             functions = Functions(self, "functions", name=name, cfg=profile["functions"],
-                                  bucket_arn=storage.bucket.arn, environment={"ODIN_PROFILE": name}, tags=tags)
+                                  bucket_arn=storage.bucket.arn, log_key_arn=key.arn,
+                                  environment={"ODIN_PROFILE": name}, tags=tags)
             arns = functions.arns
         else:
             arns = placeholder_arns(name, region)
         workflow = Workflow(self, "workflow", name=name, region=region, account=account,
-                            bucket_arn=storage.bucket.arn,
+                            bucket_arn=storage.bucket.arn, log_key_arn=key.arn,
                             resources=asl.Resources(functions=arns, job_queue=queue, job_definition=job_definition),
                             log_retention_days=profile["functions"]["log_retention_days"], tags=tags)
-        Monitoring(self, "monitoring", name=name, region=region, account=account, cfg=profile["monitoring"],
+        Monitoring(self, "monitoring", name=name, account=account, key_arn=key.arn, cfg=profile["monitoring"],
                    state_machine_arn=workflow.machine.arn, with_batch=services["batch"],
                    with_budget=services["budgets"], usd_to_dkk=float(budget.load_prices()["usd_to_dkk"]), tags=tags)
         TerraformOutput(self, "bucket", value=storage.bucket.bucket)

@@ -8,7 +8,8 @@ How the code ships is the profile's ``functions.package``:
   fixed timestamps and modes), so the same source gives the same hash and Terraform changes a function only
   when its code changed. The dependencies must then come from ``layer_arns``.
 Each function has its own role (``modules.access.STAGE_IO``): read what its stage reads, write only the keys
-its stage writes (no function may write ``input/``), write its own log group and its X-Ray traces.
+its stage writes (no function may write ``input/``), write its own log group (encrypted with the stack's key)
+and its X-Ray traces.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def build_zip(out: Path) -> str:
 
 
 class Functions(Construct):
-    def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, bucket_arn: str, environment: dict,
-                 tags: dict[str, str]):
+    def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, bucket_arn: str, log_key_arn: str,
+                 environment: dict, tags: dict[str, str]):
         super().__init__(scope, id)
         if cfg.get("package", "zip") == "image":
             self.repository = repository(self, "repo", f"{name}/functions", tags)
@@ -76,7 +77,7 @@ class Functions(Construct):
         for state, folder in HANDLERS.items():
             fn_name = f"{name}-{folder.replace('_', '-')}"
             logs = CloudwatchLogGroup(self, f"{folder}-logs", name=f"/aws/lambda/{fn_name}",
-                                      retention_in_days=cfg["log_retention_days"], tags=tags)
+                                      retention_in_days=cfg["log_retention_days"], kms_key_id=log_key_arn, tags=tags)
             accept_log_group(logs)
             role = IamRole(self, f"{folder}-role", name_prefix=f"odin-{folder.replace('_', '-')[:20]}-",
                            assume_role_policy=assume("lambda.amazonaws.com"), tags=tags)
@@ -104,8 +105,6 @@ class Functions(Construct):
 
 
 def accept_log_group(logs: CloudwatchLogGroup) -> None:
-    accept(logs, "CKV_AWS_158", "logs encrypted by CloudWatch Logs' own at-rest encryption, not a customer key: "
-           "they hold run progress and errors (URIs, counts), no photo content")
     accept(logs, "CKV_AWS_338", "retention below a year by design: each profile sets it "
            "(functions.log_retention_days: 90 on AWS); the run reports under runs/ are the lasting record")
 

@@ -1,6 +1,6 @@
 """Alarms that reach someone: failed or timed-out runs, failed Batch jobs and the monthly budget, to one topic.
 
-The topic is encrypted with a key of this stack's own (rotated yearly): CloudWatch alarms cannot publish to a
+The topic is encrypted with the stack's own key (``modules.key``): CloudWatch alarms cannot publish to a
 topic under the AWS-managed ``alias/aws/sns`` key, whose policy no one can change. The key's policy lets the
 three publishers (CloudWatch, Budgets, EventBridge) use it; the topic's policy lets each publish, only from
 this account and only from its own alarms, budget or rule. Subscribers: ``monitoring.alarm_email`` and/or
@@ -18,37 +18,22 @@ from cdktn_provider_aws.budgets_budget import BudgetsBudget, BudgetsBudgetNotifi
 from cdktn_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktn_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
 from cdktn_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
-from cdktn_provider_aws.kms_alias import KmsAlias
-from cdktn_provider_aws.kms_key import KmsKey
 from cdktn_provider_aws.sns_topic import SnsTopic
 from cdktn_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
-from modules.access import KEY_POLICY_RESOURCE, document
+from modules.access import document
 
-PUBLISHERS = ("cloudwatch.amazonaws.com", "budgets.amazonaws.com", "events.amazonaws.com")
 SUBSCRIBERS = {"alarm_email": "email", "alarm_https_endpoint": "https"}  # profile key / variable -> protocol
 
 
-def key_policy(account: str) -> dict:
-    return document(
-        {"Sid": "AccountAdministersTheKey", "Effect": "Allow",  # AWS's default key policy: IAM decides who
-         "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": KEY_POLICY_RESOURCE},
-        {"Sid": "AlarmPublishersEncrypt", "Effect": "Allow", "Principal": {"Service": list(PUBLISHERS)},
-         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": KEY_POLICY_RESOURCE})
-
-
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, id: str, *, name: str, region: str, account: str, cfg: dict,
+    def __init__(self, scope: Construct, id: str, *, name: str, account: str, key_arn: str, cfg: dict,
                  state_machine_arn: str, with_batch: bool, with_budget: bool, usd_to_dkk: float,
                  tags: dict[str, str]):
         super().__init__(scope, id)
-        self.key = KmsKey(self, "alarms-key", description=f"{name}: the alarm topic's messages",
-                          enable_key_rotation=True, deletion_window_in_days=30,
-                          policy=json.dumps(key_policy(account)), tags=tags)
-        KmsAlias(self, "alarms-key-alias", name=f"alias/{name}-alarms", target_key_id=self.key.key_id)
-        self.topic = SnsTopic(self, "alarms", name=f"{name}-alarms", kms_master_key_id=self.key.arn, tags=tags)
+        self.topic = SnsTopic(self, "alarms", name=f"{name}-alarms", kms_master_key_id=key_arn, tags=tags)
         for key, protocol in SUBSCRIBERS.items():
             variable = TerraformVariable(self, key, type="string", default="",
                                          description=f"{protocol} subscriber of the alarm topic, instead of the "

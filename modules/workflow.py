@@ -26,11 +26,11 @@ SYNC_RULE = "StepFunctionsGetEventsForBatchJobsRule"  # the managed rule Step Fu
 
 class Workflow(Construct):
     def __init__(self, scope: Construct, id: str, *, name: str, region: str, account: str, bucket_arn: str,
-                 resources: asl.Resources, log_retention_days: int, tags: dict[str, str]):
+                 log_key_arn: str, resources: asl.Resources, log_retention_days: int, tags: dict[str, str]):
         super().__init__(scope, id)
         self.definition = asl.build(resources)
         logs = CloudwatchLogGroup(self, "logs", name=f"/aws/vendedlogs/states/{name}",
-                                  retention_in_days=log_retention_days, tags=tags)
+                                  retention_in_days=log_retention_days, kms_key_id=log_key_arn, tags=tags)
         accept_log_group(logs)
         # the log delivery's resource policy, made here so the role needs no logs:PutResourcePolicy
         delivery = CloudwatchLogResourcePolicy(self, "log-delivery", policy_name=f"{name}-states-log-delivery",

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from modules import ci_roles, terraform
 from modules.access import BATCH_JOB_IO, STAGE_IO, UNSCOPED, graph_functions
 from modules.functions import HANDLERS
-from modules.monitoring import PUBLISHERS
+from modules.key import PUBLISHERS
 from modules.storage import bucket_prefix
 
 # AWS-managed policies a role may carry, and why: AWS Batch's own service and instance roles.
@@ -143,6 +143,7 @@ def test_alarms_reach_a_subscriber_through_a_key_they_may_use(stacks):
     assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(use["Action"])
     (topic_name, topic), = res["aws_sns_topic"].items()
     assert topic["kms_master_key_id"] == f"${{aws_kms_key.{key_name}.arn}}"  # not alias/aws/sns
+    assert all(g["kms_key_id"] == topic["kms_master_key_id"] for g in res["aws_cloudwatch_log_group"].values())
     topic_arn = f"${{aws_sns_topic.{topic_name}.arn}}"
     (policy,) = res["aws_sns_topic_policy"].values()
     publishers = {s["Principal"]["Service"]: s for s in json.loads(policy["policy"])["Statement"]}
