@@ -25,13 +25,13 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 # The lock files (hashes for every wheel and sdist of each pinned version), from pyproject.toml by uv
-# (pip install uv, or https://docs.astral.sh/uv/). base: the functions image (Amazon Linux 2, glibc 2.17+);
-# infra: CI's synth job; dev: make; detector / onnx: the detector images.
+# (pip install uv, or https://docs.astral.sh/uv/). functions: the functions image (with the Lambda runtime
+# interface client); infra: CI's synth job; dev: make; detector / onnx: the detector images.
 UV ?= uv
 LOCK_FLAGS = --generate-hashes --python-version 3.11 --index-url https://pypi.org/simple --custom-compile-command "make lock"
 lock:
-	$(UV) pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) --python-platform x86_64-manylinux_2_17 \
-		-o requirements/base.lock
+	$(UV) pip compile pyproject.toml requirements/build.in requirements/functions.in $(LOCK_FLAGS) \
+		--python-platform x86_64-manylinux_2_28 -o requirements/functions.lock
 	for extra in infra dev detector onnx; do \
 		$(UV) pip compile pyproject.toml requirements/build.in --extra $$extra $(LOCK_FLAGS) \
 			--python-platform x86_64-manylinux_2_28 -o requirements/$$extra.lock || exit 1; done
@@ -111,17 +111,16 @@ destroy-local: $(STAMP)
 
 include images/base-images.mk
 build-docker:
-	@test -n "$(LAMBDA_DIGEST)" || { echo "images/base-images.mk has no LAMBDA_DIGEST: run make base-image-digests" >&2; exit 1; }
 	docker build -f images/detector/Dockerfile --build-arg PYTHON_IMAGE="$(PYTHON_TAG)@$(PYTHON_DIGEST)" \
 		--build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector .
 	docker build -f images/detector-cpu/Dockerfile --build-arg PYTHON_IMAGE="$(PYTHON_TAG)@$(PYTHON_DIGEST)" \
 		--build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector-cpu .
-	docker build -f images/functions/Dockerfile --build-arg LAMBDA_IMAGE="$(LAMBDA_TAG)@$(LAMBDA_DIGEST)" \
+	docker build -f images/functions/Dockerfile --build-arg PYTHON_IMAGE="$(PYTHON_TAG)@$(PYTHON_DIGEST)" \
 		-t odin-functions .
 
 # a base image update: look each tag's current digest up (multi-arch index) and write it to images/base-images.mk
 base-image-digests:
-	for name in PYTHON LAMBDA; do \
+	for name in PYTHON; do \
 		tag=$$(sed -n "s/^$${name}_TAG = //p" images/base-images.mk); \
 		digest=$$(docker buildx imagetools inspect "$$tag" --format '{{json .Manifest.Digest}}' | tr -d '"'); \
 		case "$$digest" in sha256:*) ;; *) echo "no digest for $$tag" >&2; exit 1;; esac; \
