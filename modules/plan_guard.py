@@ -4,8 +4,9 @@ CI synthesises a pull request's stack in a job with no cloud credentials (the pu
 there), then plans that JSON in a second job that holds the plan role. Terraform JSON can still run code
 or leak a session token at plan time: another provider (``external`` runs programs; ``http`` calls out),
 a provider or backend pointed at another endpoint (SigV4 requests carry the session token in a header),
-a module from elsewhere. The plan job runs this check from the *base* branch's checkout (not the pull
-request's) before ``terraform init``; it needs only the standard library.
+a module from elsewhere. The plan job runs this check from main's checkout (not the pull request's) before
+``terraform init``, and copies only the checked file into an empty folder to plan (an artifact could also
+carry other ``*.tf`` files or a ``.terraform`` folder); it needs only the standard library.
 
     python -m modules.plan_guard cdktf.out/stacks/odin-aws/cdk.tf.json
 """

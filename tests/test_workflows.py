@@ -90,6 +90,7 @@ def test_pull_request_code_runs_without_credentials():
     steps = _runs(job)
     assert "pip install" not in steps and "main.py" not in steps
     assert steps.index("modules.plan_guard") < steps.index("configure-aws-credentials")
+    assert 'cp "$ARTIFACT/cdk.tf.json" stack/cdk.tf.json' in steps  # nothing else the artifact brought
     assert "ref:" not in json.dumps(job["steps"][0])  # the guard comes from main's checkout
 
 
