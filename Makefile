@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE_OUT ?= out/sample
 
+.PHONY: lock base-image-digests
 .PHONY: help venv run test lint bench clean synth validate plan-aws deploy-aws deploy-aws-repos destroy-aws run-aws build-docker \
 	up-localstack down-localstack deploy-local run-local status-local logs-local destroy-local
 
@@ -14,10 +15,26 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (prints tables; see bench/)"
 
-$(STAMP): pyproject.toml
+# Every package from requirements/dev.lock, each checked against its hash; then the project itself, with the
+# build backend from the same lock (no build isolation: nothing unlisted is fetched). `make lock` refreshes.
+LOCK ?= requirements/dev.lock
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The lock files (hashes for every wheel and sdist of each pinned version), from pyproject.toml by uv
+# (pip install uv, or https://docs.astral.sh/uv/). functions: the functions image (with the Lambda runtime
+# interface client); infra: CI's synth job; dev: make; detector / onnx: the detector images.
+UV ?= uv
+LOCK_FLAGS = --generate-hashes --python-version 3.11 --index-url https://pypi.org/simple --custom-compile-command "make lock"
+lock:
+	$(UV) pip compile pyproject.toml requirements/build.in requirements/functions.in $(LOCK_FLAGS) \
+		--python-platform x86_64-manylinux_2_28 -o requirements/functions.lock
+	for extra in infra dev detector onnx; do \
+		$(UV) pip compile pyproject.toml requirements/build.in --extra $$extra $(LOCK_FLAGS) \
+			--python-platform x86_64-manylinux_2_28 -o requirements/$$extra.lock || exit 1; done
 
 venv: $(STAMP)
 
@@ -92,10 +109,22 @@ logs-local: $(STAMP)
 destroy-local: $(STAMP)
 	$(BIN)/python scripts/run.py destroy --target localstack
 
+include images/base-images.mk
 build-docker:
-	docker build -f images/detector/Dockerfile --build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector .
-	docker build -f images/detector-cpu/Dockerfile --build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector-cpu .
-	docker build -f images/functions/Dockerfile -t odin-functions .
+	docker build -f images/detector/Dockerfile --build-arg PYTHON_IMAGE="$(PYTHON_TAG)@$(PYTHON_DIGEST)" \
+		--build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector .
+	docker build -f images/detector-cpu/Dockerfile --build-arg PYTHON_IMAGE="$(PYTHON_TAG)@$(PYTHON_DIGEST)" \
+		--build-arg MODEL_SHA256="$(MODEL_SHA256)" -t odin-detector-cpu .
+	docker build -f images/functions/Dockerfile --build-arg PYTHON_IMAGE="$(PYTHON_TAG)@$(PYTHON_DIGEST)" \
+		-t odin-functions .
+
+# a base image update: look each tag's current digest up (multi-arch index) and write it to images/base-images.mk
+base-image-digests:
+	for name in PYTHON; do \
+		tag=$$(sed -n "s/^$${name}_TAG = //p" images/base-images.mk); \
+		digest=$$(docker buildx imagetools inspect "$$tag" --format '{{json .Manifest.Digest}}' | tr -d '"'); \
+		case "$$digest" in sha256:*) ;; *) echo "no digest for $$tag" >&2; exit 1;; esac; \
+		sed -i "s/^$${name}_DIGEST =.*/$${name}_DIGEST = $$digest/" images/base-images.mk; done
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache cdktf.out build

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import yaml
 from cdktn import App, LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktn_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktn_provider_aws.provider import AwsProvider, AwsProviderDefaultTags, AwsProviderEndpoints
 from constructs import Construct
 
 from modules.compute import Compute
 from modules.functions import Functions, placeholder_arns
+from modules.key import StackKey
 from modules.monitoring import Monitoring
 from modules.network import Network
 from modules.storage import Storage
@@ -30,7 +32,7 @@ from wildlife import asl, budget
 ROOT = Path(__file__).resolve().parent
 PROVIDER_VERSION = "5.100.0"  # the offline mirror's version; the bindings speak 6.x, validate proves the fit
 EMULATED_SERVICES = ("s3", "iam", "sts", "sfn", "ec2", "sns", "logs", "cloudwatch", "events", "lambda_",
-                     "batch", "budgets", "ecr")
+                     "batch", "budgets", "ecr", "kms")
 
 
 class OdinStack(TerraformStack):
@@ -42,10 +44,13 @@ class OdinStack(TerraformStack):
         self._provider(profile, tags)
         self._backend(profile)
         services = profile["services"]
+        account = DataAwsCallerIdentity(self, "account").account_id  # the provider asks STS for it anyway
+        key = StackKey(self, "key", name=name, region=region, account=account, tags=tags)
         storage = Storage(self, "storage", name=name, tags=tags,
                           force_destroy=bool(profile.get("storage", {}).get("force_destroy")))
         network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
                           egress=profile["network"]["egress"], tags=tags, for_batch=services["batch"])
+        network.limit_endpoints(name=name, account=account, bucket_arn=storage.bucket.arn)
         if services["batch"]:
             compute = Compute(self, "compute", name=name, cfg=profile["compute"],
                               subnet_ids=[s.id for s in network.private],
@@ -56,14 +61,16 @@ class OdinStack(TerraformStack):
             job_definition = f"arn:aws:batch:{region}:000000000000:job-definition/{name}-detector"
         if services["lambda"]:
             functions = Functions(self, "functions", name=name, cfg=profile["functions"],
-                                  bucket_arn=storage.bucket.arn, environment={"ODIN_PROFILE": name}, tags=tags)
+                                  bucket_arn=storage.bucket.arn, log_key_arn=key.arn,
+                                  environment={"ODIN_PROFILE": name}, tags=tags)
             arns = functions.arns
         else:
             arns = placeholder_arns(name, region)
-        workflow = Workflow(self, "workflow", name=name,
+        workflow = Workflow(self, "workflow", name=name, region=region, account=account,
+                            bucket_arn=storage.bucket.arn, log_key_arn=key.arn,
                             resources=asl.Resources(functions=arns, job_queue=queue, job_definition=job_definition),
                             log_retention_days=profile["functions"]["log_retention_days"], tags=tags)
-        Monitoring(self, "monitoring", name=name, cfg=profile["monitoring"],
+        Monitoring(self, "monitoring", name=name, account=account, key_arn=key.arn, cfg=profile["monitoring"],
                    state_machine_arn=workflow.machine.arn, with_batch=services["batch"],
                    with_budget=services["budgets"], usd_to_dkk=float(budget.load_prices()["usd_to_dkk"]), tags=tags)
         TerraformOutput(self, "bucket", value=storage.bucket.bucket)

@@ -31,6 +31,8 @@ from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
 
+from modules.access import BATCH_JOB_IO, document, s3_statements
+
 IMAGES = ("detector", "detector-cpu")
 
 
@@ -71,10 +73,9 @@ class Compute(Construct):
         profile = IamInstanceProfile(self, "instance-profile", name_prefix="odin-batch-", role=instance_role.name)
         self.job_role = IamRole(self, "job", name_prefix="odin-batch-job-",
                                 assume_role_policy=assume("ecs-tasks.amazonaws.com"), tags=tags)
-        IamRolePolicy(self, "job-data", role=self.job_role.id, policy=json.dumps({
-            "Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{bucket_arn}/*"},
-                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn}]}))
+        # the containers read the photos and the media table and write their shard results, nothing else
+        IamRolePolicy(self, "job-data", role=self.job_role.id,
+                      policy=json.dumps(document(*s3_statements(bucket_arn, BATCH_JOB_IO))))
         environments = []
         for kind in ("gpu", "cpu"):
             env = BatchComputeEnvironment(

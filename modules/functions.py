@@ -7,8 +7,9 @@ How the code ships is the profile's ``functions.package``:
 - ``zip``: ``wildlife/`` and ``functions/`` as a zip built here, in Python and reproducibly (sorted entries,
   fixed timestamps and modes), so the same source gives the same hash and Terraform changes a function only
   when its code changed. The dependencies must then come from ``layer_arns``.
-Each function has its own role: read and write the data bucket's run prefixes (input/, runs/, tmp/), write its
-own log group.
+Each function has its own role (``modules.access.STAGE_IO``): read what its stage reads, write only the keys
+its stage writes (no function may write ``input/``), write its own log group (encrypted with the stack's key)
+and its X-Ray traces.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.lambda_function import LambdaFunction, LambdaFunctionEnvironment
 from constructs import Construct
 
+from modules.access import STAGE_IO, document, s3_statements, xray_statement
+from modules.checkov import accept
 from modules.compute import assume, repository
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +58,8 @@ def build_zip(out: Path) -> str:
 
 
 class Functions(Construct):
-    def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, bucket_arn: str, environment: dict,
-                 tags: dict[str, str]):
+    def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, bucket_arn: str, log_key_arn: str,
+                 environment: dict, tags: dict[str, str]):
         super().__init__(scope, id)
         if cfg.get("package", "zip") == "image":
             self.repository = repository(self, "repo", f"{name}/functions", tags)
@@ -74,24 +77,36 @@ class Functions(Construct):
         for state, folder in HANDLERS.items():
             fn_name = f"{name}-{folder.replace('_', '-')}"
             logs = CloudwatchLogGroup(self, f"{folder}-logs", name=f"/aws/lambda/{fn_name}",
-                                      retention_in_days=cfg["log_retention_days"], tags=tags)
+                                      retention_in_days=cfg["log_retention_days"], kms_key_id=log_key_arn, tags=tags)
+            accept_log_group(logs)
             role = IamRole(self, f"{folder}-role", name_prefix=f"odin-{folder.replace('_', '-')[:20]}-",
                            assume_role_policy=assume("lambda.amazonaws.com"), tags=tags)
-            IamRolePolicy(self, f"{folder}-policy", role=role.id, policy=json.dumps({
-                "Version": "2012-10-17", "Statement": [
-                    {"Sid": "RunData", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
-                     "Resource": [f"{bucket_arn}/runs/*", f"{bucket_arn}/input/*", f"{bucket_arn}/tmp/*"]},
-                    {"Sid": "ListRunData", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
-                     "Condition": {"StringLike": {"s3:prefix": ["runs/*", "input/*", "tmp/*"]}}},
-                    {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                     "Resource": f"{logs.arn}:*"}]}))
+            IamRolePolicy(self, f"{folder}-policy", role=role.id, policy=json.dumps(document(
+                *s3_statements(bucket_arn, STAGE_IO[state]),
+                {"Sid": "OwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                 "Resource": f"{logs.arn}:*"},
+                xray_statement())))
             fn = LambdaFunction(
                 self, folder, function_name=fn_name, role=role.arn, **code(folder),
                 memory_size=cfg["memory_mb"], timeout=cfg["timeout_s"], architectures=["x86_64"],
                 environment=LambdaFunctionEnvironment(variables={**environment, "ODIN_NO_PROGRESS": "1"}),
                 tracing_config={"mode": "Active"}, reserved_concurrent_executions=50,
                 depends_on=[logs], tags=tags)
+            accept(fn, "CKV_AWS_116", "no dead-letter queue: only the state machine invokes the function, "
+                   "synchronously; its Retry and Catch handle every failure (async-only setting)")
+            accept(fn, "CKV_AWS_117", "not in a VPC: the stages reach S3 and public weather APIs; a VPC would need "
+                   "a NAT gateway for that, and the functions have no private resource to reach")
+            accept(fn, "CKV_AWS_173", "environment not under a customer key: it holds only ODIN_PROFILE and "
+                   "ODIN_NO_PROGRESS, no secrets; Lambda encrypts it at rest with its own key")
+            if cfg.get("package", "zip") == "image":
+                accept(fn, "CKV_AWS_272", "no code signing: the function runs a container image, and Lambda code "
+                       "signing covers only .zip packages; the image is pinned by an immutable, scanned ECR tag")
             self.arns[state] = fn.arn
+
+
+def accept_log_group(logs: CloudwatchLogGroup) -> None:
+    accept(logs, "CKV_AWS_338", "retention below a year by design: each profile sets it "
+           "(functions.log_retention_days: 90 on AWS); the run reports under runs/ are the lasting record")
 
 
 def placeholder_arns(name: str, region: str) -> dict[str, str]:

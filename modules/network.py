@@ -7,6 +7,8 @@ interface endpoints, about 0.011 USD/h each per AZ); ``egress: nat`` uses one NA
 
 from __future__ import annotations
 
+import json
+
 from cdktn_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktn_provider_aws.eip import Eip
 from cdktn_provider_aws.internet_gateway import InternetGateway
@@ -18,9 +20,47 @@ from cdktn_provider_aws.security_group import SecurityGroup, SecurityGroupEgress
 from cdktn_provider_aws.subnet import Subnet
 from cdktn_provider_aws.vpc import Vpc
 from cdktn_provider_aws.vpc_endpoint import VpcEndpoint
+from cdktn_provider_aws.vpc_endpoint_policy import VpcEndpointPolicy
 from constructs import Construct
 
+from modules.checkov import accept
+
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "sts")
+
+
+def ecr_layer_bucket(region: str) -> str:
+    """The AWS-owned bucket ECR serves image layers from (ECR's VPC endpoint guide names it)."""
+    return f"arn:aws:s3:::prod-{region}-starport-layer-bucket"
+
+
+def s3_endpoint_policy(region: str, bucket_arn: str) -> dict:
+    """Through the gateway: the stack's bucket (the jobs' data) and ECR's layers (the images), nothing else."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "StackBucket", "Effect": "Allow", "Principal": "*",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"], "Resource": [bucket_arn, f"{bucket_arn}/*"]},
+        {"Sid": "EcrImageLayers", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"{ecr_layer_bucket(region)}/*"}]}
+
+
+def interface_endpoint_policy(service: str, region: str, account: str, name: str) -> dict:
+    """ECR: pull the stack's images; Logs: the Batch jobs' log streams; STS: the stack's roles only."""
+    if service.startswith("ecr."):
+        statements = [
+            {"Sid": "Login", "Effect": "Allow", "Principal": "*", "Action": "ecr:GetAuthorizationToken",
+             "Resource": "*"},
+            {"Sid": "PullTheStacksImages", "Effect": "Allow", "Principal": "*",
+             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+             "Resource": f"arn:aws:ecr:{region}:{account}:repository/{name}/*"}]
+    elif service == "logs":
+        statements = [{"Sid": "BatchJobLogs", "Effect": "Allow", "Principal": "*",
+                       "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                       "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/batch/job:*"}]
+    else:  # sts
+        statements = [{"Sid": "TheStacksRoles", "Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
+                       "Resource": f"arn:aws:iam::{account}:role/odin-*"},
+                      {"Sid": "WhoAmI", "Effect": "Allow", "Principal": "*", "Action": "sts:GetCallerIdentity",
+                       "Resource": "*"}]
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 class Network(Construct):
@@ -31,6 +71,10 @@ class Network(Construct):
             raise ValueError(f"network.egress must be 'endpoints' or 'nat', not {egress!r}")
         self.vpc = Vpc(self, "vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True,
                        tags={**tags, "Name": "odin"})
+        accept(self.vpc, "CKV2_AWS_11", "accepted risk: no flow logs. Nothing may connect in (no ingress rule but "
+               "HTTPS from the VPC to its endpoints); Batch may connect out on TCP 443 only, to anywhere: AWS "
+               "endpoints with egress: endpoints, the internet through the NAT with egress: nat. Flow logs would "
+               "record that traffic, not restrict it")
         DefaultSecurityGroup(self, "default-closed", vpc_id=self.vpc.id, tags=tags)  # no rules: nothing gets in or out
         base = cidr.split(".")
         zones = [f"{region}a", f"{region}b"]  # named, not looked up: no data source calls AWS at plan time
@@ -45,8 +89,10 @@ class Network(Construct):
             egress=[SecurityGroupEgress(from_port=443, to_port=443, protocol="tcp", cidr_blocks=["0.0.0.0/0"],
                                         description="HTTPS to AWS APIs, endpoints and weather providers")],
             tags=tags)
-        VpcEndpoint(self, "s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{region}.s3",
-                    vpc_endpoint_type="Gateway", route_table_ids=[self.routes.id], tags=tags)
+        self.region = region
+        self.interface: dict[str, VpcEndpoint] = {}
+        self.s3 = VpcEndpoint(self, "s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{region}.s3",
+                              vpc_endpoint_type="Gateway", route_table_ids=[self.routes.id], tags=tags)
         if egress == "endpoints":
             endpoint_sg = SecurityGroup(
                 self, "endpoints", name_prefix="odin-endpoints-", vpc_id=self.vpc.id,
@@ -55,7 +101,7 @@ class Network(Construct):
                                               description="HTTPS from the VPC")],
                 tags=tags)
             for name in INTERFACE_ENDPOINTS:
-                VpcEndpoint(self, f"endpoint-{name.replace('.', '-')}", vpc_id=self.vpc.id,
+                self.interface[name] = VpcEndpoint(self, f"endpoint-{name.replace('.', '-')}", vpc_id=self.vpc.id,
                             service_name=f"com.amazonaws.{region}.{name}", vpc_endpoint_type="Interface",
                             private_dns_enabled=True, subnet_ids=[s.id for s in self.private],
                             security_group_ids=[endpoint_sg.id], tags=tags)
@@ -71,3 +117,11 @@ class Network(Construct):
             nat = NatGateway(self, "nat", allocation_id=eip.id, subnet_id=public.id, tags=tags)
             Route(self, "private-default", route_table_id=self.routes.id, destination_cidr_block="0.0.0.0/0",
                   nat_gateway_id=nat.id)
+
+    def limit_endpoints(self, *, name: str, account: str, bucket_arn: str) -> None:
+        """Endpoint policies: what may pass each endpoint, on top of what the caller's role may do."""
+        VpcEndpointPolicy(self, "s3-policy", vpc_endpoint_id=self.s3.id,
+                          policy=json.dumps(s3_endpoint_policy(self.region, bucket_arn)))
+        for service, endpoint in self.interface.items():
+            VpcEndpointPolicy(self, f"{service.replace('.', '-')}-policy", vpc_endpoint_id=endpoint.id,
+                              policy=json.dumps(interface_endpoint_policy(service, self.region, account, name)))
