@@ -15,26 +15,37 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (prints tables; see bench/)"
 
-# Every package from requirements/dev.lock, each checked against its hash; then the project itself, with the
-# build backend from the same lock (no build isolation: nothing unlisted is fetched). `make lock` refreshes.
+# Every package from requirements/dev.lock, each checked against its hash; then PyTorch by version (its build
+# differs per platform: the CPU wheel on CI and laptops without a GPU, so dev.lock leaves torch and its CUDA
+# wheels out rather than pin PyPI's multi-GB CUDA build); then the project itself, with the build backend from
+# the same lock (no build isolation: nothing unlisted is fetched). `make lock` refreshes the lock files.
 LOCK ?= requirements/dev.lock
+TORCH ?= torch==2.13.0
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps '$(TORCH)'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # The lock files (hashes for every wheel and sdist of each pinned version), from pyproject.toml by uv
 # (pip install uv, or https://docs.astral.sh/uv/). functions: the functions image (with the Lambda runtime
-# interface client); infra: CI's synth job; dev: make; detector / onnx: the detector images.
+# interface client); infra: CI's synth job; dev: make (without torch's platform-specific build, see above);
+# detector / onnx: the detector images (detector: the GPU image, CUDA torch on purpose).
 UV ?= uv
 LOCK_FLAGS = --generate-hashes --python-version 3.11 --index-url https://pypi.org/simple --custom-compile-command "make lock"
+NOT_IN_DEV_LOCK = torch triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cublas nvidia-cuda-cupti \
+	nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile nvidia-curand nvidia-cusolver \
+	nvidia-cusparse nvidia-cusparselt-cu13 nvidia-nccl-cu13 nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx
 lock:
 	$(UV) pip compile pyproject.toml requirements/build.in requirements/functions.in $(LOCK_FLAGS) \
 		--python-platform x86_64-manylinux_2_28 -o requirements/functions.lock
-	for extra in infra dev detector onnx; do \
+	for extra in infra detector onnx; do \
 		$(UV) pip compile pyproject.toml requirements/build.in --extra $$extra $(LOCK_FLAGS) \
 			--python-platform x86_64-manylinux_2_28 -o requirements/$$extra.lock || exit 1; done
+	$(UV) pip compile pyproject.toml requirements/build.in --extra dev $(LOCK_FLAGS) \
+		--python-platform x86_64-manylinux_2_28 $(addprefix --no-emit-package ,$(NOT_IN_DEV_LOCK)) \
+		-o requirements/dev.lock
 
 venv: $(STAMP)
 
