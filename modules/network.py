@@ -1,8 +1,9 @@
 """The network Batch runs in: a VPC over two AZs, private subnets, and a way out for images and logs.
 
-``egress: endpoints`` keeps traffic on AWS's network (S3 gateway endpoint, free; ECR, Logs and STS
-interface endpoints, about 0.011 USD/h each per AZ); ``egress: nat`` uses one NAT gateway instead (about
-0.046 USD/h plus 0.046 USD/GB), cheaper while idle, dearer for heavy image pulls.
+``egress: endpoints`` keeps traffic on AWS's network (S3 gateway endpoint, free; ECR, Logs, STS and the three
+ECS endpoints the Batch instances' ECS agent registers and polls through, about 0.011 USD/h each per AZ:
+7 x 2 AZ, ~112 USD a month standing); ``egress: nat`` uses one NAT gateway instead (about 0.046 USD/h plus
+0.046 USD/GB), cheaper while idle, dearer for heavy image pulls.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from constructs import Construct
 
 from modules.checkov import accept
 
-INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "sts")
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "sts", "ecs", "ecs-agent", "ecs-telemetry")
+# Without these three a Batch instance in a private subnet without NAT cannot register with its ECS cluster, and
+# no job ever starts (AWS's ECS guide: all three are needed, else traffic goes to the public endpoints). They keep
+# AWS's default endpoint policy: the agent's calls are authorised by the instance role (compute.py), and the
+# actions the agent uses change with its versions, so a narrower list here could stop it.
+AGENT_ENDPOINTS = ("ecs", "ecs-agent", "ecs-telemetry")
 
 
 def ecr_layer_bucket(region: str) -> str:
@@ -123,5 +129,7 @@ class Network(Construct):
         VpcEndpointPolicy(self, "s3-policy", vpc_endpoint_id=self.s3.id,
                           policy=json.dumps(s3_endpoint_policy(self.region, bucket_arn)))
         for service, endpoint in self.interface.items():
+            if service in AGENT_ENDPOINTS:
+                continue
             VpcEndpointPolicy(self, f"{service.replace('.', '-')}-policy", vpc_endpoint_id=endpoint.id,
                               policy=json.dumps(interface_endpoint_policy(service, self.region, account, name)))

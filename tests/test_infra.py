@@ -42,6 +42,14 @@ def synth(tmp_path_factory):
         os.environ["ODIN_SYNTH_OUT"] = old
 
 
+def test_batch_instances_without_nat_can_reach_ecs(synth):
+    # the aws profile has no NAT (egress: endpoints): without the ECS agent's three endpoints an instance never
+    # registers with its cluster and every Stage 1 job waits in RUNNABLE forever
+    endpoints = {e["service_name"].split(".", 3)[-1]
+                 for e in synth["odin-aws"]["resource"]["aws_vpc_endpoint"].values()}
+    assert {"ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr", "logs", "s3"} <= endpoints
+
+
 def _definition(stack: dict) -> dict:
     (machine,) = stack["resource"]["aws_sfn_state_machine"].values()
     return json.loads(machine["definition"])
