@@ -35,9 +35,11 @@ run:
 		--output $(SAMPLE_OUT) --budget 25
 
 # Four workers, one file each at a time: the two emulator tests (listed first, so they start first) mostly
-# wait on Terraform and the emulators while the other two run everything else.
+# wait on Terraform and the emulators, and the images' environments (made once, kept in the temp folder) on
+# pip, while the other workers run everything else.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 4 --dist loadfile tests/test_localstack.py tests/test_moto_stack.py tests
+	$(BIN)/python -m pytest -n 4 --dist loadfile tests/test_localstack.py tests/test_moto_stack.py \
+		tests/test_images.py tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check wildlife scripts tests bench modules functions main.py
