@@ -1,8 +1,11 @@
 # Odin. `make run` and `make test` are all a fresh machine needs (Python 3.11 and network access to PyPI).
+# `make run` installs Odin as a user does (`pip install .`: no test, lint or cloud tools) into $(RUN_VENV);
+# everything else uses the development environment in $(VENV) (`pip install -e '.[dev]'`).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_VENV ?= .venv-run
 SAMPLE_OUT ?= out/sample
 
 .PHONY: lock base-image-digests
@@ -10,7 +13,7 @@ SAMPLE_OUT ?= out/sample
 	up-localstack down-localstack deploy-local run-local status-local logs-local destroy-local
 
 help:
-	@echo "make run    - install into $(VENV) and run the pipeline on the bundled sample photos"
+	@echo "make run    - install Odin into $(RUN_VENV) as a user does and run it on the bundled sample photos"
 	@echo "make test   - the whole test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (prints tables; see bench/)"
@@ -49,15 +52,22 @@ lock:
 
 venv: $(STAMP)
 
-run: $(STAMP)
+# pip reinstalls a local folder every time (a few seconds), so the run always has this checkout's code;
+# setuptools' build/lib is removed first so that a deleted module is not installed from it again
+run:
+	test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv $(RUN_VENV)
+	rm -rf build/lib
+	$(RUN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check .
 	rm -rf $(SAMPLE_OUT)
-	$(BIN)/python scripts/run.py run --input data/sample/photos --deployments data/sample/deployments.csv \
+	$(RUN_VENV)/bin/odin run --input data/sample/photos --deployments data/sample/deployments.csv \
 		--output $(SAMPLE_OUT) --budget 25
 
 # Four workers, one file each at a time: the two emulator tests (listed first, so they start first) mostly
-# wait on Terraform and the emulators while the other two run everything else.
+# wait on Terraform and the emulators, and the images' environments (made once, kept in the temp folder) on
+# pip, while the other workers run everything else.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 4 --dist loadfile tests/test_localstack.py tests/test_moto_stack.py tests
+	$(BIN)/python -m pytest -n 4 --dist loadfile tests/test_localstack.py tests/test_moto_stack.py \
+		tests/test_images.py tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check wildlife scripts tests bench modules functions main.py
@@ -138,4 +148,4 @@ base-image-digests:
 		sed -i "s/^$${name}_DIGEST =.*/$${name}_DIGEST = $$digest/" images/base-images.mk; done
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache cdktf.out build
+	rm -rf $(VENV) $(RUN_VENV) out .pytest_cache .ruff_cache cdktf.out build

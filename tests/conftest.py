@@ -27,10 +27,9 @@ os.environ.setdefault("ODIN_WEATHER_CACHE", os.path.join(tempfile.mkdtemp(prefix
 
 def odin(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run the CLI as a user does, in a subprocess."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run.py"), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, **kwargs,
-    )
+    kwargs.setdefault("cwd", ROOT)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run.py"), *args],
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -191,7 +191,7 @@ def test_status_after_a_plain_run(tmp_path):
 
 def test_budget_refusal_is_the_status_everywhere(tmp_path):
     out = tmp_path / "out"
-    prices = yaml.safe_load((ROOT / "conf" / "prices.yaml").read_text())
+    prices = yaml.safe_load(Path(budget.DEFAULT_PRICES).read_text())
     prices["local"]["ms_per_photo"]["motion"] = 1000  # a slow machine: 10 photos take 10 s
     (tmp_path / "prices.yaml").write_text(yaml.safe_dump(prices))
     result = _run(out, "--detector", "motion", "--max-job-duration", "1", "--prices", str(tmp_path / "prices.yaml"))

@@ -21,6 +21,8 @@ import pytest
 import yaml
 from conftest import ROOT, odin
 
+from wildlife import budget
+
 
 def test_sample_run_writes_the_four_outputs(sample_run: Path):
     for name in ("images.parquet", "detections.parquet", "clusters.parquet", "run_report.json"):
@@ -145,7 +147,7 @@ def test_estimate_within_budget_exits_0():
 
 def test_run_over_time_budget_is_refused_before_any_work(tmp_path):
     out = tmp_path / "out"
-    prices = yaml.safe_load((ROOT / "conf" / "prices.yaml").read_text())
+    prices = yaml.safe_load(Path(budget.DEFAULT_PRICES).read_text())
     prices["local"]["ms_per_photo"]["motion"] = 1000  # a slow machine: 10 photos take 10 s
     (tmp_path / "prices.yaml").write_text(yaml.safe_dump(prices))
     result = odin("run", "--input", str(ROOT / "data/sample/photos"), "--output", str(out), "--budget", "25",
@@ -256,7 +258,7 @@ def test_a_run_stopped_at_its_time_limit_says_deadline_reached_everywhere(tmp_pa
     from wildlife.checkpoint import DeadlineReached  # noqa: PLC0415
 
     prices = tmp_path / "prices.yaml"  # an estimate of no time at all passes the guard of any time limit
-    table = yaml.safe_load((ROOT / "conf/prices.yaml").read_text())
+    table = yaml.safe_load(Path(budget.DEFAULT_PRICES).read_text())
     table["local"]["ms_per_photo"] = dict.fromkeys(table["local"]["ms_per_photo"], 0)
     table["local"]["setup_s"] = dict.fromkeys(table["local"].get("setup_s", {}), 0)
     prices.write_text(yaml.safe_dump(table))

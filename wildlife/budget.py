@@ -1,4 +1,4 @@
-"""The cost model and the budget guard, in DKK, from a dated price table (``conf/prices.yaml``)."""
+"""The cost model and the budget guard, in DKK, from a dated price table (``wildlife/prices.yaml``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 from wildlife import detect, fs
 from wildlife.errors import InputError, OdinError
 
-DEFAULT_PRICES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "prices.yaml")
+DEFAULT_PRICES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prices.yaml")  # package data
 
 
 class BudgetExceeded(OdinError):

@@ -8,12 +8,14 @@ laptop folder or an S3 prefix. pyarrow's filesystems do the real work; local pat
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import stat
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any
+from urllib.parse import urlencode
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -45,7 +47,37 @@ def join(uri: str, *parts: str) -> str:
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if is_local(uri):
         return pafs.LocalFileSystem(), os.path.abspath(local_path(uri))
+    if uri.startswith("s3://") and "?" not in uri:
+        store = s3_store(*(os.environ.get(name) for name in _S3_SETTINGS))
+        if store is not None:
+            endpoint, region = store
+            return pafs.FileSystem.from_uri(f"{uri}?{urlencode({'endpoint_override': endpoint, 'region': region})}")
     return pafs.FileSystem.from_uri(uri)
+
+
+# the environment variables that choose an S3 endpoint and its region, as boto3 reads them
+_S3_SETTINGS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_PROFILE",
+                "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+@functools.cache
+def s3_store(*settings: str | None) -> tuple[str, str] | None:
+    """The S3-compatible store (MinIO, Ceph, ...) that boto3 is configured to use, as (endpoint URL, region), or
+    None for AWS itself. Found exactly as boto3 finds it: ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``,
+    then ``endpoint_url`` in the profile's ``services`` section or the profile itself (``~/.aws/config``).
+    pyarrow reads the two environment variables itself but not the config file: without this it would look the
+    bucket's region up at AWS and read from there. ``settings`` are the values of ``_S3_SETTINGS``: the cache key
+    (an environment changed in-process is honoured)."""
+    import botocore.session  # noqa: PLC0415 - only for s3:// URIs
+    from botocore.configprovider import ConfiguredEndpointProvider  # noqa: PLC0415 - boto3's own lookup (pinned)
+
+    session = botocore.session.Session()
+    if session.get_config_variable("ignore_configured_endpoint_urls"):
+        return None
+    endpoint = ConfiguredEndpointProvider(session.full_config, session.get_scoped_config(), "s3").provide()
+    if not endpoint:
+        return None
+    return endpoint, session.get_config_variable("region") or "us-east-1"  # boto3 signs with us-east-1 too
 
 
 @dataclass(frozen=True)
@@ -183,7 +215,7 @@ def _link(path: str, rel: str, real_root: str, excluded: set[str], above: frozen
 
 
 def _list_remote(uri: str, exclude: list[str]) -> list[Entry]:
-    fs, base = pafs.FileSystem.from_uri(uri)
+    fs, base = filesystem(uri)
     scheme = uri.split("://", 1)[0]
     skip = tuple(e.rstrip("/") + "/" for e in exclude)
     found = []

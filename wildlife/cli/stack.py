@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import click
-from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, estimate_for, fail
 
 from wildlife import budget
+from wildlife.cli.common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, estimate_for, fail
 from wildlife.errors import InputError, OdinError
 from wildlife.progress import console
 

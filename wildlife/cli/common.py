@@ -36,7 +36,7 @@ class OdinGroup(click.Group):
 
 def show_error(exc: BaseException, debug: bool) -> int:
     """Print ``exc`` for the user; returns the exit code."""
-    from cloud_cli import explain  # noqa: PLC0415
+    from wildlife.cli.stack import explain  # noqa: PLC0415
 
     if debug:
         traceback.print_exception(exc)

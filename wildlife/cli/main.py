@@ -1,0 +1,356 @@
+"""Odin's command line: camera-trap photos in, analysis-ready tables out, under a budget in DKK.
+
+\b
+Exit codes:
+  0    done
+  1    failed (the run state is saved: fix the cause and re-run with --resume), a service that does not
+       answer, or an internal error (re-run with --debug and report it)
+  2    bad usage or input: nothing was started (this includes an input folder with no photo files)
+  3    budget exceeded (money or --max-job-duration); nothing was started
+  130  interrupted (Ctrl-C); finished work is checkpointed: re-run with --resume
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from rich.markup import escape
+
+from wildlife import budget
+from wildlife.cli.common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
+from wildlife.errors import InputError, OdinError
+from wildlife.progress import console
+
+
+@click.group(cls=OdinGroup, help=__doc__)
+@click.version_option(package_name=None, version=__import__("wildlife").__version__, prog_name="odin")
+@click.option("--debug", is_flag=True, envvar="ODIN_DEBUG",
+              help="Show the traceback of an error (also ODIN_DEBUG=1): for reporting a bug.")
+def cli(debug: bool) -> None:
+    pass
+
+
+def _common(f):
+    options = [
+        click.option("--input", "input_uri", required=True, help="Folder or s3:// prefix of photos."),
+        click.option("--budget", "budget_dkk", type=Number(min=0), required=True, help="Hard budget in DKK."),
+        click.option("--target", type=click.Choice(TARGETS), default="local", show_default=True,
+                     help="Where to run: this machine, LocalStack, or AWS."),
+        click.option("--use-spot/--no-spot", default=True, show_default=True,
+                     help="Price GPU compute as spot (AWS targets)."),
+        click.option("--max-images", type=click.IntRange(min=1), default=None,
+                     help="Process only the first N photos in path order; the rest are listed as skipped."),
+        click.option("--max-job-duration", type=Number(min=1), default=None,
+                     help="Wall-time limit in seconds; refused up front if the estimate is longer."),
+        click.option("--detector", default="auto", show_default=True,
+                     help="motion, megadetector, auto (MegaDetector if available, else motion) or a model path."),
+        click.option("--instance-type", default=None, help="Batch instance type for the AWS estimate."),
+        click.option("--prices", "prices_uri", default=None,
+                     help=f"Price table overriding Odin's own ({budget.DEFAULT_PRICES})."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"Estimate for {est.photos} photos on {est.target} (prices as of {est.prices_as_of})")
+    table.add_column("item")
+    table.add_column("basis")
+    table.add_column("DKK", justify="right")
+    for item, basis, dkk in est.lines:
+        table.add_row(item, basis, f"{dkk:.2f}")
+    table.add_row("[bold]total", f"budget {budget_dkk:.2f} DKK", f"[bold]{est.total_dkk:.2f}")
+    console.print(table)
+    console.print(f"estimated wall time: {est.wall_time_s:,.0f} s")
+    for stage, label in (("stage0", "Stage 0 headers"), ("detector", f"detector {est.detector}")):
+        r = est.rates[stage]
+        timed = f", {r['photos_timed']} photos timed" if r["photos_timed"] else ""
+        console.print(f"  rate {label}: {r['ms_per_photo']:g} ms/photo ({r['source']}{timed})")
+
+
+@cli.command()
+@_common
+def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
+             prices_uri):
+    """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
+    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri)
+    _print_estimate(est, budget_dkk)
+    try:
+        budget.guard(est, budget_dkk, max_job_duration)
+    except budget.BudgetExceeded as exc:
+        fail(EXIT_BUDGET, str(exc))
+    console.print("[green]within budget[/green]")
+
+
+@cli.command()
+@_common
+@click.option("--output", "output_uri", required=True, help="Folder or s3:// prefix for the results.")
+@click.option("--deployments", "deployments_uri", default=None,
+              help="Deployments CSV (Camtrap DP columns + timezone, clockOffset). Default: one per top folder.")
+@click.option("--weather-days-back", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Days of weather before each event to add (weather stage).")
+@click.option("--weather-provider", type=click.Choice(["open-meteo", "met-frost", "none"]), default="open-meteo",
+              show_default=True, help="Weather for positive events: Open-Meteo archive, MET Norway Frost "
+              "(needs FROST_CLIENT_ID), or none.")
+@click.option("--independence", "independence_s", type=Number(min=0), default=1800.0, show_default=True,
+              help="Seconds between independent records per deployment and category.")
+@click.option("--sequence-gap", "sequence_gap_s", type=Number(min=0), default=60.0, show_default=True,
+              help="Seconds between photos that start a new sequence.")
+@click.option("--events", "events_method", type=click.Choice(["gap", "hdbscan"]), default="gap", show_default=True,
+              help="How photos become events: a fixed --event-gap (the field's convention) or HDBSCAN.")
+@click.option("--event-gap", "event_gap_s", type=Number(min=0), default=120.0, show_default=True,
+              help="Seconds between consecutive photos of a deployment that start a new event.")
+@click.option("--conf-threshold", type=Number(0, 1), default=0.2, show_default=True,
+              help="Detections at or above this confidence count as positive.")
+@click.option("--resume", is_flag=True, help="Continue the run already in --output.")
+@click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders inside --input (never outside "
+              "it, never round a loop). Without it they are listed as skipped.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Photos per checkpoint in the looping stages.")
+def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
+        prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
+        events_method, event_gap_s, conf_threshold, resume, checkpoint_every, follow_links):
+    """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs.
+
+    The run's warnings and a final line with its status end the output, whatever the outcome. An input
+    folder with no photo files is refused (exit 2) before anything is written.
+    """
+    from wildlife import runner  # noqa: PLC0415
+
+    if target != "local":
+        from wildlife.cli.stack import run_cloud  # noqa: PLC0415
+
+        run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
+                   weather_days_back, detector, instance_type, prices_uri, deployments_uri)
+        return
+    if not os.path.isdir(input_uri) and "://" not in input_uri:
+        fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
+    if "://" not in input_uri:
+        _has_photos(input_uri)
+    from wildlife import detect  # noqa: PLC0415
+
+    detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
+    budget.load_prices(prices_uri)  # and so is a price table that cannot be read
+    params = {
+        "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
+        "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
+        "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
+        "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
+        "weather_provider": weather_provider, "independence_s": independence_s,
+        "events_method": events_method, "event_gap_s": event_gap_s, "follow_links": follow_links,
+    }
+    runner.run(params, resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
+
+
+def _has_photos(folder: str) -> None:
+    """Refuse (exit 2, nothing written) a local input folder without a single photo file. Stops at the first
+    photo; a linked or unreadable folder is left to the run, which lists what it finds there."""
+    from wildlife.stage0 import PHOTO_EXTENSIONS  # noqa: PLC0415
+
+    files, unsure = 0, []
+    for parent, dirs, names in os.walk(folder, onerror=unsure.append):
+        if unsure or any(os.path.islink(os.path.join(parent, d)) for d in dirs):
+            return
+        if any(os.path.splitext(n)[1].lower() in PHOTO_EXTENSIONS for n in names):
+            return
+        files += len(names)
+    if not unsure:
+        raise InputError(f"no photo files found under {folder}: {files} file(s), none of them photos "
+                         f"({', '.join(sorted(PHOTO_EXTENSIONS))}). Nothing to do.",
+                         hint="Check --input: it should be the folder of the camera's photos (its subfolders "
+                              "are read too).")
+
+
+def _ended(report: dict) -> None:
+    """The end of a run in the terminal: the report's warnings, exactly, then one line with its status."""
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    if report["status"] == "succeeded":
+        _summary(report)
+        return
+    error = report.get("error") or {}
+    console.print(f"[red bold]{report['status']}[/red bold]: run {report['session_id']} stopped at "
+                  f"{error.get('stage', '?')}")
+
+
+@cli.command()
+@click.option("--table", "table_uri", required=True, help="Media table (.csv or .parquet) with deploymentID, "
+              "timestamp (ISO 8601 with offset), an identifier column, optionally category/conf/count.")
+@click.option("--output", "output_uri", required=True, help="Folder for media_events.csv and clusters.parquet.")
+@click.option("--id-column", default="mediaID", show_default=True, help="The identifier column to keep.")
+@click.option("--conf-threshold", type=click.FloatRange(0, 1), default=0.2, show_default=True)
+@click.option("--method", type=click.Choice(["gap", "hdbscan"]), default="gap", show_default=True,
+              help="gap: consecutive photos <= --event-gap apart share an event (Agouti, MegaDetector); "
+              "hdbscan: density clustering of bursts (--burst-gap, --merge-gap, --max-gap).")
+@click.option("--event-gap", type=float, default=120.0, show_default=True,
+              help="Seconds; gap method: a longer gap between consecutive photos starts a new event.")
+@click.option("--burst-gap", type=float, default=60.0, show_default=True, help="Seconds; hdbscan: bursts are never "
+              "split.")
+@click.option("--merge-gap", type=float, default=300.0, show_default=True, help="Seconds; hdbscan: always merged.")
+@click.option("--max-gap", type=float, default=1800.0, show_default=True, help="Seconds; hdbscan: always cut.")
+@click.option("--independence", type=float, default=1800.0, show_default=True,
+              help="Seconds between independent records per deployment and category (camtrapR minDeltaTime).")
+def events(table_uri, output_uri, id_column, conf_threshold, method, event_gap, burst_gap, merge_gap, max_gap,
+           independence):
+    """Re-cut events from a media table without re-running detection (Stage 2 alone)."""
+    from wildlife import fs, stage2  # noqa: PLC0415
+    from wildlife.events import EventRules  # noqa: PLC0415
+
+    rules = EventRules(event_gap_s=event_gap, burst_gap_s=burst_gap, merge_gap_s=merge_gap, max_gap_s=max_gap,
+                       independence_s=independence, method=method)
+    try:
+        table = stage2.read_media_table(table_uri)
+        per_row, clusters = stage2.events_from_table(table, id_column, conf_threshold, rules)
+    except (OSError, ValueError) as exc:
+        fail(EXIT_USAGE, f"--table {table_uri}: {exc}")
+    import pyarrow.csv as pcsv  # noqa: PLC0415
+
+    fs.makedirs(output_uri)
+    sink = __import__("io").BytesIO()
+    pcsv.write_csv(per_row, sink)
+    fs.write_bytes(fs.join(output_uri, "media_events.csv"), sink.getvalue())
+    fs.write_table(clusters, fs.join(output_uri, "clusters.parquet"))
+    independent = sum(clusters.column("independent").to_pylist())
+    console.print(f"[bold green]done[/bold green] {table.num_rows} rows -> {clusters.num_rows} events "
+                  f"({independent} independent); {rules.describe()}")
+    console.print(f"  {fs.join(output_uri, 'media_events.csv')}\n  {fs.join(output_uri, 'clusters.parquet')}")
+
+
+@cli.group()
+def models() -> None:
+    """Detection models: fetch MegaDetector, list the cache, export to ONNX, quantize to int8."""
+
+
+@models.command("fetch")
+@click.argument("key", type=click.Choice(["md-v5a", "md-v5b"]))
+@click.option("--sha256", default=None, help="Check the download against this SHA-256, not the pinned MD5.")
+@click.option("--url", default=None, help="Download from this address instead of the official release.")
+def models_fetch(key, sha256, url):
+    """Download MegaDetector weights, verify their pinned hash, convert to ONNX, cache them."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
+
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    try:
+        with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"downloading {weights.KNOWN[key]['file']}", total=None)
+            path = weights.fetch(key, sha256=sha256, url=url,
+                                 progress=lambda n, total: bar.update(task, advance=n, total=total or None))
+    except ValueError as exc:
+        fail(EXIT_USAGE, str(exc))
+    except OSError as exc:
+        fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the weights "
+                           "file over and use --detector /path/to/it.pt")
+    console.print(f"[green]cached[/green] {path} and {path.parent / (key + '.onnx')}; use --detector {key}")
+
+
+@models.command("list")
+def models_list():
+    """What is in the model cache."""
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    folder = weights.cache_dir()
+    files = sorted(folder.glob("*")) if folder.exists() else []
+    console.print(f"model cache: {folder}")
+    for f in files:
+        console.print(f"  {f.name:<24} {f.stat().st_size / 1e6:8.1f} MB")
+    if not files:
+        console.print("  (empty: `scripts/run.py models fetch md-v5a` on a machine with internet)")
+
+
+@models.command("export")
+@click.argument("weights_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--imgsz", default=1280, show_default=True)
+def models_export(weights_path, output, imgsz):
+    """Export a YOLOv5/MegaDetector .pt checkpoint to ONNX with its sidecar JSON."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    try:
+        model = weights.load_yolov5(weights_path)
+    except OdinError:
+        raise
+    except Exception as exc:  # whatever a file that is not a checkpoint makes the reader raise
+        raise InputError(f"{weights_path}: not a YOLOv5/MegaDetector checkpoint ({type(exc).__name__}: {exc})",
+                         hint="Give the .pt file of a YOLOv5 or MegaDetector v5 model.") from exc
+    try:
+        out = weights.export_onnx(model, Path(output), imgsz)
+    except ValueError as exc:
+        fail(EXIT_USAGE, f"{weights_path}: {exc}")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
+
+
+@models.command("quantize")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--photos", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of your own photos: some calibrate, the others check agreement.")
+@click.option("--calibration", default=8, show_default=True, help="Photos used to calibrate.")
+@click.option("--check", default=8, show_default=True, help="Held-out photos on which int8 is compared to fp32.")
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="Default: MODEL.int8.onnx")
+def models_quantize(model_path, photos, calibration, check, output):
+    """The int8 fast mode of an ONNX detector, with its measured agreement with fp32 in the sidecar."""
+    from pathlib import Path  # noqa: PLC0415
+
+    import onnx  # noqa: PLC0415
+
+    from wildlife.detect import quantize  # noqa: PLC0415
+
+    try:
+        onnx.load(model_path, load_external_data=False)
+    except Exception as exc:  # whatever a file that is not an ONNX model makes the reader raise
+        raise InputError(f"{model_path}: not an ONNX model ({type(exc).__name__}: {exc})",
+                         hint="Give the .onnx file that `models fetch` or `models export` wrote.") from exc
+    found = sorted(str(p) for p in Path(photos).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    want = calibration + check
+    step = max(len(found) / want, 1.0)
+    chosen = [found[int(i * step)] for i in range(min(want, len(found)))]  # spread over the whole card
+    source = Path(model_path)
+    out = Path(output) if output else source.with_suffix(".int8.onnx")
+    try:
+        report = quantize.quantize(source, chosen, out, calibration, progress=lambda m: console.print(f"  {m}"))
+    except ValueError as exc:
+        fail(EXIT_USAGE, str(exc))
+    colour = "green" if report["share"] >= quantize.TARGET else "yellow"
+    console.print(f"[{colour}]agreement[/{colour}] {report['matched']}/{report['boxes']} fp32 boxes "
+                  f"(conf >= {report['min_conf']}) reproduced at IoU >= {report['iou']} "
+                  f"({report['share']:.1%}; target {quantize.TARGET:.0%}) on {report['photos']} held-out photos; "
+                  f"at the typical threshold {report['typical']['matched']}/{report['typical']['boxes']}")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}; use --detector {out}")
+
+
+def _summary(report: dict) -> None:
+    stages = report["stages"]
+    s0, s1, s2 = stages["Stage0Exif"], stages["Stage1Detect"], stages["Stage2Events"]
+    files = report["final_results"]["files_created"]
+    for uri in files:
+        console.print(f"  {uri}")
+    failed = s0["failed"] + s1["failed"]
+    images = next(u for u in files if u.endswith("images.parquet"))
+    console.print(
+        f"[bold green]done[/bold green] run {report['session_id']}: {s0['photos_ok']} photos read, "
+        f"{failed} failed ({s0['failed']} reading + {s1['failed']} detecting), {s0['skipped']} skipped; "
+        f"{s1['with_detections']} with detections ({s1['detector']['name']}); {s2['events']} events, "
+        f"{s2['independent_events']} independent."
+        + (f" Why each failed: columns status and reason of {images}." if failed else "")
+    )
+
+
+def _register() -> None:
+    from wildlife.cli import stack as cloud_cli  # noqa: PLC0415
+
+    for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
+                    cloud_cli.data, cloud_cli.cost):
+        cli.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    cli()
