@@ -1,6 +1,7 @@
 # Odin. `make run` and `make test` are all a fresh machine needs (Python 3.11 and network access to PyPI).
-# `make run` installs Odin as a user does (`pip install .`: no test, lint or cloud tools) into $(RUN_VENV);
-# everything else uses the development environment in $(VENV) (`pip install -e '.[dev]'`).
+# `make run` installs Odin as a user does (what `pip install .` needs, no test, lint or cloud tools, from
+# requirements/run.lock by hash) into $(RUN_VENV);
+# everything else uses the development environment in $(VENV) (requirements/dev.lock, then `pip install -e .`).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -32,7 +33,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 # The lock files (hashes for every wheel and sdist of each pinned version), from pyproject.toml by uv
-# (pip install uv, or https://docs.astral.sh/uv/). functions: the functions image (with the Lambda runtime
+# (pip install uv, or https://docs.astral.sh/uv/). run: `make run` (a user's install); functions: the functions image (with the Lambda runtime
 # interface client); infra: CI's synth job; dev: make (without torch's platform-specific build, see above);
 # detector / onnx: the detector images (detector: the GPU image, CUDA torch on purpose).
 UV ?= uv
@@ -41,6 +42,8 @@ NOT_IN_DEV_LOCK = torch triton cuda-bindings cuda-pathfinder cuda-toolkit nvidia
 	nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile nvidia-curand nvidia-cusolver \
 	nvidia-cusparse nvidia-cusparselt-cu13 nvidia-nccl-cu13 nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx
 lock:
+	$(UV) pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) \
+		--python-platform x86_64-manylinux_2_28 -o requirements/run.lock
 	$(UV) pip compile pyproject.toml requirements/build.in requirements/functions.in $(LOCK_FLAGS) \
 		--python-platform x86_64-manylinux_2_28 -o requirements/functions.lock
 	for extra in infra detector onnx; do \
@@ -57,7 +60,9 @@ venv: $(STAMP)
 run:
 	test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv $(RUN_VENV)
 	rm -rf build/lib
-	$(RUN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check .
+	$(RUN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r requirements/run.lock
+	$(RUN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation .
 	rm -rf $(SAMPLE_OUT)
 	$(RUN_VENV)/bin/odin run --input data/sample/photos --deployments data/sample/deployments.csv \
 		--output $(SAMPLE_OUT) --budget 25
