@@ -19,10 +19,9 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs
+from wildlife import fs, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
-from wildlife import weather
 from wildlife.deployments import Deployment
 
 LIST_LIMIT = 200  # rows of long tables (failed files, weather at events) shown; the Parquet tables have all
