@@ -225,6 +225,17 @@ def test_open_meteo_answer_without_a_variable_is_kept_and_that_column_says_so(tm
         s.close()
 
 
+def test_open_meteo_answer_with_none_of_the_variables_is_a_bad_answer(tmp_path):
+    body = {"hourly": {k: v for k, v in json.loads(GOOD)["hourly"].items() if k == "time"}}
+    s = _Server(plan=[_body(json.dumps(body).encode())])
+    try:
+        provider, http = _open_meteo(s, tmp_path)
+        (row,), summary = weather.enrich([HERON], AT_HERON, provider, 1, http)
+        assert summary["failed"] == 1 and "holds none of the variables asked for" in row["weather_note"]
+    finally:
+        s.close()
+
+
 def test_frost_without_client_id_says_how_to_get_one(server, tmp_path, monkeypatch):
     monkeypatch.delenv("FROST_CLIENT_ID", raising=False)
     provider = weather.Frost(url=server.url)
