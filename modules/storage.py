@@ -1,4 +1,5 @@
-"""The data bucket: encrypted, private, TLS-only, versioned, tiered to cheaper storage as it ages."""
+"""The data bucket: encrypted, private, TLS-only, versioned, tiered to cheaper storage as it ages; work files,
+frames and crops expire."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ from constructs import Construct
 from modules.checkov import accept
 
 RUNS_PREFIX = "runs/"  # run outputs: runs/<session>/
+# Intermediate images a run keeps for later stages (video frames, detection crops for species models), under
+# runs/ but beside the sessions, since a lifecycle filter matches a literal prefix, never runs/*/frames/:
+FRAMES_PREFIX = f"{RUNS_PREFIX}frames/"  # runs/frames/<session>/, expire FRAMES_DAYS after they are written
+CROPS_PREFIX = f"{RUNS_PREFIX}crops/"  # runs/crops/<session>/, expire CROPS_DAYS after they are written
+FRAMES_DAYS = 3 * 365  # the design: frames kept 3 years
+CROPS_DAYS = 2 * 365  # the design: crops kept 2 years
 WORK_PREFIX = "tmp/"  # a run's work files: tmp/<session>/, which expire after 14 days
 INPUT_PREFIX = "input/"  # what users upload: input/<session>/
 
@@ -88,6 +95,15 @@ class Storage(Construct):
                 id="abort-stalled-uploads", status="Enabled", filter=[S3BucketLifecycleConfigurationRuleFilter()],
                 abort_incomplete_multipart_upload=[
                     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)]),
+            # frames and crops also age through the results' tiers (runs/); S3 applies both rules to them
+            S3BucketLifecycleConfigurationRule(
+                id="frames-expire", status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=FRAMES_PREFIX)],
+                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=FRAMES_DAYS)]),
+            S3BucketLifecycleConfigurationRule(
+                id="crops-expire", status="Enabled",
+                filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=CROPS_PREFIX)],
+                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=CROPS_DAYS)]),
             S3BucketLifecycleConfigurationRule(
                 id="intermediate-files-expire", status="Enabled",
                 filter=[S3BucketLifecycleConfigurationRuleFilter(prefix=WORK_PREFIX)],

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from conftest import BUCKET, SAMPLE, odin
 
-from wildlife import cloud
+from wildlife import budget, cloud
 
 MACHINE = {"StartAt": "Result", "States": {"Result": {
     "Type": "Pass", "End": True,
@@ -110,3 +110,56 @@ def test_data_on_a_missing_bucket_is_the_users_to_fix(s3_env):
     result = odin("data", "list", "s3://odin-no-such-bucket/x", "--target", "aws", env=env)
     assert result.returncode == 2, result.stderr
     assert "NoSuchBucket" in result.stderr and "Traceback" not in result.stderr
+
+
+def _report(session: str, created: str, status: str = "succeeded", compute_dkk: float = 2.0) -> dict:
+    """A run report as an AWS run writes it: no measured cost of its own, an estimate with a compute line."""
+    return {"session_id": session, "status": status, "created": created,
+            "params": {"target": "aws", "use_spot": True, "instance_type": "g4dn.xlarge"},
+            "estimate": {"total_dkk": compute_dkk + 0.5, "lines": [
+                {"item": "compute (g4dn.xlarge spot)", "basis": "", "dkk": compute_dkk},
+                {"item": "storage", "basis": "", "dkk": 0.5}]},
+            "measured": {"wall_time_s": 60.0, "cost_dkk": None}}
+
+
+def test_cost_report_per_period_sums_the_runs_in_the_bucket(s3_env, tmp_path):
+    env, s3 = s3_env
+    runs = [("a1", "2026-10-30T23:30:00+00:00", "succeeded"), ("b2", "2026-11-02T08:00:00+00:00", "succeeded"),
+            ("c3", "2026-11-03T09:00:00+01:00", "failed"), ("d4", "2026-11-24T06:00:00+00:00", "succeeded")]
+    for session, created, status in runs:
+        s3.put_object(Bucket=BUCKET, Key=f"runs/{session}/run_report.json",
+                      Body=json.dumps(_report(session, created, status)).encode())
+    for key in ("runs/frames/b2/run_report.json", "runs/crops/b2/0001.jpg", "runs/b2/_run/run_report.json"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"{}")  # frames, crops and work files are no runs
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"bucket": BUCKET, "state_machine_arn": "arn:aws:states:::x"}))
+    env = dict(env, ODIN_STACK_OUTPUTS=str(outputs))
+
+    def table(period: str) -> dict[str, list[str]]:
+        result = odin("cost", "report", "--period", period, "--target", "aws", env=env)
+        assert result.returncode == 0, result.stderr
+        return {line.split()[0]: line.split()[1:6] for line in result.stdout.splitlines()[1:]}
+
+    month = table("month")
+    assert month == {"2026-10": ["1", "1", "0.00", "0.00", "2.00"], "2026-11": ["3", "2", "0.00", "0.00", "4.00"]}
+    assert list(table("week")) == ["2026-W44", "2026-W45", "2026-W48"]
+    assert list(table("day")) == ["2026-10-30", "2026-11-02", "2026-11-03", "2026-11-24"]
+    result = odin("cost", "report", "--period", "month", "--target", "aws", env=env)
+    assert "(1 without a Stage 1 to price)" in result.stdout and "(2 at estimate" in result.stdout
+    wrong = odin("cost", "report", "--target", "aws", env=env)
+    assert wrong.returncode == 2 and "--period" in wrong.stderr
+
+
+def test_cost_by_period_measures_from_batch_jobs_where_batch_still_has_them():
+    prices = budget.load_prices(None)
+    day = 24 * 3600 * 1000
+    reports = [_report("a", "2026-11-02T08:00:00+00:00"), _report("b", "2026-11-05T08:00:00+00:00"),
+               _report("c", "2026-11-06T08:00:00+00:00")]
+    jobs = {"a": [{"startedAt": 0, "stoppedAt": 3_600_000}], "b": [{"startedAt": day, "stoppedAt": day + 1_800_000}],
+            "c": []}  # c: Batch keeps finished jobs only so long
+    runs = [(r, cloud.run_cost(r, jobs[r["session_id"]], prices)) for r in reports]
+    (week,) = cloud.cost_by_period(runs, "week")
+    rate = prices["instances"]["g4dn.xlarge"]["spot"] * prices["usd_to_dkk"]
+    assert week["period"] == "2026-W45" and week["instance_hours"] == pytest.approx(1.5)
+    assert week["measured_dkk"] == pytest.approx(1.5 * rate)
+    assert (week["runs_at_estimate"], week["estimated_dkk"]) == (1, 2.0)  # c, at its compute line, not as measured

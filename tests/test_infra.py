@@ -82,6 +82,17 @@ def test_data_bucket_is_private_encrypted_tls_only_and_tiered(synth):
     assert sse["rule"][0]["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
 
 
+def test_frames_expire_after_three_years_and_crops_after_two(synth):
+    from modules import storage  # noqa: PLC0415
+
+    (lifecycle,) = synth["odin-aws"]["resource"]["aws_s3_bucket_lifecycle_configuration"].values()
+    expiry = {r["filter"][0].get("prefix"): r["expiration"][0]["days"] for r in lifecycle["rule"]
+              if r.get("expiration")}
+    assert expiry["runs/frames/"] == 3 * 365 and expiry["runs/crops/"] == 2 * 365 and expiry["tmp/"] == 14
+    assert (storage.FRAMES_PREFIX, storage.CROPS_PREFIX) == ("runs/frames/", "runs/crops/")
+    assert "runs/" not in expiry  # a run's results are kept (tiered), only its frames and crops expire
+
+
 def test_spot_gpu_first_then_cpu_and_retries_only_spot_reclaims(synth):
     res = synth["odin-aws"]["resource"]
     envs = {e["compute_environment_name"]: e for e in res["aws_batch_compute_environment"].values()}

@@ -98,6 +98,20 @@ def activity(page: str) -> dict[tuple[int, str], int]:
     return {(int(h), cat): int(n) for h, cat, n in re.findall(r"<title>(\d\d)[^<]*?\s(\w+): (\d+)", svg)}
 
 
+def test_weather_table_names_each_variable_readably_and_skips_ones_without_values():
+    from wildlife import weather  # noqa: PLC0415
+
+    images, detections, clusters = tables([photo(0, "D1", T0, "D1:e0")], {"D1:e0": ("animal", True)})
+    values = dict.fromkeys(weather.COLUMNS, None) | {"temperature_c": 8.0, "relative_humidity_pct": 46.0,
+                                                      "wind_direction_deg": 304.0}
+    for col, value in values.items():
+        clusters = clusters.append_column(col, pa.array([value], pa.float64()))
+    table = re.search(r'<table id="weather-at-events">.*?</table>', render(images, detections, clusters), re.S)
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", table.group(0))
+    assert heads[3:] == ["Temperature (°C)", "Humidity (%)", "Wind from (°)"]
+    assert "46" in table.group(0) and "304" in table.group(0)
+
+
 @pytest.mark.parametrize("local_as_text", [True, False], ids=["iso-text", "naive-timestamp"])
 def test_activity_counts_independent_records_by_local_hour(local_as_text):
     # a fox visit at 20:xx local (18:xx UTC): 6 photos with 3 boxes each, a second visit 10 minutes later that is

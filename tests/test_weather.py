@@ -92,10 +92,12 @@ class _Server:
             name = f"open-meteo-{lat:.1f}-{lon:.1f}-{q['start_date']}-{q['end_date']}"
             return name + ".json" if (FIXTURES / (name + ".json")).exists() else None
         if path == "/sources/v0.jsonld" and q.get("geometry", "").startswith("nearest(POINT("):
-            return "frost-sources-nearest-SN18700.json"
-        if path == "/observations/v0.jsonld" and q.get("sources") == "SN18700":
+            bergen = q["geometry"].startswith("nearest(POINT(5.")
+            return f"frost-sources-nearest-{'SN50540' if bergen else 'SN18700'}.json"
+        if path == "/observations/v0.jsonld" and q.get("sources") in ("SN18700", "SN50540"):
             start, end = q["referencetime"].split("/")
-            return f"frost-observations-SN18700-{start}-{end}.json"
+            name = f"frost-observations-{q['sources']}-{start}-{end}.json"
+            return name if (FIXTURES / name).exists() else None
         return None
 
     def close(self):
@@ -169,10 +171,69 @@ def test_frost_nearest_station_observations(server, tmp_path):
     ev = {"cluster_id": "e1", "deployment_id": "oslo", "start_time": datetime(2024, 3, 11, 5, 10, tzinfo=UTC),
           "end_time": datetime(2024, 3, 11, 5, 20, tzinfo=UTC)}
     rows, summary = weather.enrich([ev], {"oslo": (59.94, 10.72)}, provider, 1, http)
-    assert summary["warnings"] == [] and summary["requests"] == 2
+    assert not [w for w in summary["warnings"] if "without weather" in w] and summary["requests"] == 2
     assert rows[0]["temperature_c"] == pytest.approx(3 + 0.1 * 29)  # hour 29 of the fixture: 11 March 05:00
     assert rows[0]["precipitation_prev_1d_mm"] == pytest.approx(0.4)
     assert server.hits[0]["headers"]["Authorization"].startswith("Basic ")
+    asked = server.hits[1]["query"]["elements"].split(",")
+    assert asked == [v.frost for v in weather.VARIABLES if v.frost]  # every variable, by Frost's element ids
+    assert {"relative_humidity", "dew_point_temperature", "wind_from_direction", "max(wind_speed_of_gust PT1H)",
+            "air_pressure_at_sea_level"} <= set(asked)
+
+
+def test_frost_station_without_some_elements_leaves_those_columns_empty(server, tmp_path):
+    # a real Frost answer (Bergen - Florida, 1 April 2022): temperature, humidity and wind speed, nothing else
+    provider = weather.Frost(url=server.url, client_id="test-client")
+    ev = {"cluster_id": "e1", "deployment_id": "bergen", "start_time": datetime(2022, 4, 1, 10, 40, tzinfo=UTC),
+          "end_time": datetime(2022, 4, 1, 10, 50, tzinfo=UTC)}
+    rows, summary = weather.enrich([ev], {"bergen": (60.383, 5.3327)}, provider, 0,
+                                   weather.session(provider, str(tmp_path / "cache"), backoff=0))
+    (row,) = rows
+    assert (row["temperature_c"], row["relative_humidity_pct"], row["wind_speed_ms"]) == (5.6, 35, 2.6)
+    absent = [c for c in weather.COLUMNS if c not in ("temperature_c", "relative_humidity_pct", "wind_speed_ms")]
+    assert all(row[c] is None for c in absent) and row["weather_missing"] == ", ".join(absent)
+    assert row["weather_note"] is None and row["weather_time"] == datetime(2022, 4, 1, 10, tzinfo=UTC)
+    (warning,) = summary["warnings"]
+    assert warning.startswith("weather: 1 of 1 event(s) without dew_point_c") and "not filled" in warning
+
+
+def test_open_meteo_asks_for_every_archive_variable_and_fills_each_column(server, tmp_path):
+    provider, http = _open_meteo(server, tmp_path)
+    (row,), summary = weather.enrich([HERON], AT_HERON, provider, 1, http)
+    (hit,) = server.hits
+    asked = hit["query"]["hourly"].split(",")
+    assert {"relative_humidity_2m", "dew_point_2m", "pressure_msl", "surface_pressure", "wind_direction_10m",
+            "wind_gusts_10m", "cloud_cover"} <= set(asked)
+    assert not {"visibility", "uv_index"} & set(asked)  # forecast-only at Open-Meteo: left out, not filled
+    fixture = json.loads(GOOD)["hourly"]
+    at = fixture["time"].index("2021-04-11T18:00")
+    assert {c: row[c] for c in weather.COLUMNS} == {c: fixture[src][at] for src, c in provider.variables}
+    assert row["weather_missing"] is None and summary["warnings"] == []
+
+
+def test_open_meteo_answer_without_a_variable_is_kept_and_that_column_says_so(tmp_path):
+    body = json.loads(GOOD)
+    del body["hourly"]["dew_point_2m"], body["hourly"]["wind_gusts_10m"]
+    s = _Server(plan=[_body(json.dumps(body).encode())])
+    try:
+        provider, http = _open_meteo(s, tmp_path)
+        (row,), summary = weather.enrich([HERON], AT_HERON, provider, 1, http)
+        assert row["temperature_c"] is not None and row["dew_point_c"] is None and row["wind_gusts_ms"] is None
+        assert row["weather_missing"] == "dew_point_c, wind_gusts_ms" and row["weather_note"] is None
+        assert summary["failed"] == 0 and "without dew_point_c, wind_gusts_ms" in summary["warnings"][0]
+    finally:
+        s.close()
+
+
+def test_open_meteo_answer_with_none_of_the_variables_is_a_bad_answer(tmp_path):
+    body = {"hourly": {k: v for k, v in json.loads(GOOD)["hourly"].items() if k == "time"}}
+    s = _Server(plan=[_body(json.dumps(body).encode())])
+    try:
+        provider, http = _open_meteo(s, tmp_path)
+        (row,), summary = weather.enrich([HERON], AT_HERON, provider, 1, http)
+        assert summary["failed"] == 1 and "holds none of the variables asked for" in row["weather_note"]
+    finally:
+        s.close()
 
 
 def test_frost_without_client_id_says_how_to_get_one(server, tmp_path, monkeypatch):

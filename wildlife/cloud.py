@@ -168,3 +168,73 @@ def batch_cost(jobs: list[dict[str, Any]], usd_per_hour: float, usd_to_dkk: floa
     seconds = sum(max(0, j["stoppedAt"] - j["startedAt"]) / 1000 for j in done)
     hours = seconds / 3600
     return hours, hours * usd_per_hour * usd_to_dkk
+
+
+PERIODS = ("day", "week", "month")
+
+
+def period_of(created: str, period: str) -> str:
+    """The day (2026-11-24), ISO week (2026-W48) or month (2026-11) of a run report's ``created`` (UTC)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    when = datetime.fromisoformat(created).astimezone(UTC)
+    if period == "day":
+        return f"{when:%Y-%m-%d}"
+    if period == "week":
+        year, week, _ = when.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{when:%Y-%m}"
+
+
+def run_reports(s3, bucket: str) -> Iterator[dict[str, Any]]:
+    """Every run's ``runs/<session>/run_report.json`` (``runs/frames/`` and ``runs/crops/`` hold none)."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="runs/"):
+        for obj in page.get("Contents", []):
+            parts = obj["Key"].split("/")
+            if len(parts) == 3 and parts[2] == "run_report.json":
+                yield json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+
+
+def run_cost(report: dict[str, Any], jobs: list[dict[str, Any]], prices: dict[str, Any],
+             instance_type: str | None = None) -> dict[str, Any]:
+    """A run's Stage 1 cost from its Batch jobs, priced at its instance type and spot or on-demand rate."""
+    params = report.get("params") or {}
+    itype = instance_type or params.get("instance_type") or prices["default_instance"]
+    spot = params.get("use_spot", True)
+    rate = float(prices["instances"][itype]["spot" if spot else "on_demand"])
+    hours, dkk = batch_cost(jobs, rate, float(prices["usd_to_dkk"]))
+    return {"instance_type": itype, "spot": spot, "usd_per_hour": rate, "jobs": len(jobs), "hours": hours, "dkk": dkk}
+
+
+def compute_estimate(report: dict[str, Any]) -> float | None:
+    """The compute line of a run report's estimate (DKK), what ``run_cost`` measures."""
+    lines = (report.get("estimate") or {}).get("lines", [])
+    return next((line["dkk"] for line in lines if line["item"].startswith("compute")), None)
+
+
+def cost_by_period(runs: list[tuple[dict[str, Any], dict[str, Any] | None]], period: str) -> list[dict[str, Any]]:
+    """Rows per period, oldest first, from (run report, its ``run_cost``, or None when Batch lists no job of it).
+
+    Measured is Batch's job time, or the report's own measure (a local run: 0). A succeeded run that Batch no
+    longer lists (it keeps finished jobs for a limited time) counts at its compute estimate, in
+    ``estimated_dkk``, never as measured; any other run without jobs ran no Stage 1 that Batch remembers and
+    is counted in ``runs_unpriced``."""
+    rows: dict[str, dict[str, Any]] = {}
+    for report, cost in runs:
+        key = period_of(report["created"], period)
+        row = rows.setdefault(key, {"period": key, "runs": 0, "succeeded": 0, "instance_hours": 0.0,
+                                    "measured_dkk": 0.0, "estimated_dkk": 0.0, "runs_at_estimate": 0,
+                                    "runs_unpriced": 0})
+        row["runs"] += 1
+        row["succeeded"] += report.get("status") == "succeeded"
+        if cost is not None and cost["jobs"]:
+            row["instance_hours"] += cost["hours"]
+            row["measured_dkk"] += cost["dkk"]
+        elif (report.get("measured") or {}).get("cost_dkk") is not None:
+            row["measured_dkk"] += report["measured"]["cost_dkk"]
+        elif report.get("status") == "succeeded" and compute_estimate(report) is not None:
+            row["runs_at_estimate"] += 1
+            row["estimated_dkk"] += float(compute_estimate(report))
+        else:
+            row["runs_unpriced"] += 1
+    return [rows[k] for k in sorted(rows)]

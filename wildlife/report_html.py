@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs
+from wildlife import fs, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife.deployments import Deployment
@@ -167,8 +167,9 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     events = clusters.to_pylist()
     n_independent = sum(1 for e in events if e["independent"])
     cats = sorted({*by_hour, *(e["top_category"] for e in events)}) or ["animal"]
-    weather_cols = [c for c in ("temperature_c", "precipitation_mm", "wind_speed_ms", "cloud_cover_pct")
-                    if c in clusters.column_names]
+    weather_cols = [c for c in weather.COLUMNS if c in clusters.column_names]
+    # variables no event has a value for (a station without gauges, or no weather at all) take no room
+    weather_cols = [c for c in weather_cols if any(e.get(c) is not None for e in events)] or weather_cols
     weather_rows = [[e["cluster_id"], f"{facts.event_start(e):%Y-%m-%d %H:%M}", e["top_category"]]
                     + [e.get(c) for c in weather_cols] for e in events[:LIST_LIMIT]]
     weather_more = (f"<p>{len(events) - LIST_LIMIT} more events in clusters.parquet.</p>"
@@ -223,7 +224,8 @@ ends; from <i>photos</i>: the calendar days from the first to the last photo wit
         [[c["flag"], c["photos"], "yes" if c["untrusted"] else "no", ", ".join(c["examples"])] for c in clock],
         "clock-flag-counts") if clock else "<p>No clock flags.</p>"}</section>
 <section><h2>Weather at events</h2>
-{_table(["event", "start (UTC)", "category", *weather_cols], weather_rows, "weather-at-events")}{weather_more}</section>
+{_table(["event", "start (UTC)", "category", *(weather.LABELS[c] for c in weather_cols)], weather_rows,
+        "weather-at-events")}{weather_more}</section>
 <section><h2>Estimate and measured</h2>
 {_table(["", "cost (DKK)", "wall time (s)"], [
     ["estimate", est.get("total_dkk"), est.get("wall_time_s")],

@@ -28,7 +28,36 @@ from wildlife.errors import OdinError
 USER_AGENT = os.environ.get(
     "ODIN_USER_AGENT", f"odin-wildlife/{wildlife.__version__} camera-trap pipeline (set ODIN_USER_AGENT to add contact)"
 )
-COLUMNS = ("temperature_c", "precipitation_mm", "wind_speed_ms", "cloud_cover_pct")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One weather value per event: its column (unit in the name), a readable label, and each provider's name."""
+
+    column: str
+    label: str
+    open_meteo: str  # the archive API's hourly variable
+    frost: str | None  # MET Frost's element id (None: Frost has no hourly element for it)
+
+
+# Every variable of the design that a historical archive serves. Visibility and UV index are left out: Open-Meteo
+# serves them from forecast models only (ERA5 has no visibility; UV cannot be derived from reanalysis radiation).
+VARIABLES = (
+    Variable("temperature_c", "Temperature (°C)", "temperature_2m", "air_temperature"),
+    Variable("relative_humidity_pct", "Humidity (%)", "relative_humidity_2m", "relative_humidity"),
+    Variable("dew_point_c", "Dew point (°C)", "dew_point_2m", "dew_point_temperature"),
+    Variable("precipitation_mm", "Precipitation (mm/h)", "precipitation", "sum(precipitation_amount PT1H)"),
+    Variable("wind_speed_ms", "Wind (m/s)", "wind_speed_10m", "wind_speed"),
+    Variable("wind_gusts_ms", "Gusts (m/s)", "wind_gusts_10m", "max(wind_speed_of_gust PT1H)"),
+    Variable("wind_direction_deg", "Wind from (°)", "wind_direction_10m", "wind_from_direction"),
+    Variable("pressure_msl_hpa", "Pressure, sea level (hPa)", "pressure_msl", "air_pressure_at_sea_level"),
+    Variable("surface_pressure_hpa", "Pressure, surface (hPa)", "surface_pressure", "surface_air_pressure"),
+    Variable("cloud_cover_pct", "Cloud cover (%)", "cloud_cover", "cloud_area_fraction"),
+    Variable("shortwave_radiation_wm2", "Sunlight (W/m²)", "shortwave_radiation",
+             "mean(surface_downwelling_shortwave_flux_in_air PT1H)"),
+)
+COLUMNS = tuple(v.column for v in VARIABLES)
+LABELS = {v.column: v.label for v in VARIABLES}
 MAX_RANGE_GAP_DAYS = 31  # dates of one location closer than this share one request
 
 
@@ -102,12 +131,11 @@ class OpenMeteo:
     earliest: date = date(1940, 1, 1)  # ERA5 starts in 1940
     url: str = field(default_factory=lambda: os.environ.get(
         "ODIN_OPEN_METEO_URL", "https://archive-api.open-meteo.com/v1/archive"))
-    variables: tuple[tuple[str, str], ...] = (  # (Open-Meteo's name, our column)
-        ("temperature_2m", "temperature_c"), ("precipitation", "precipitation_mm"),
-        ("wind_speed_10m", "wind_speed_ms"), ("cloud_cover", "cloud_cover_pct"))
+    variables: tuple[tuple[str, str], ...] = tuple((v.open_meteo, v.column) for v in VARIABLES)
 
     def check(self, resp) -> str | None:
-        """What is wrong with a 200 answer (None: it is an hourly series of every variable asked for)."""
+        """What is wrong with a 200 answer (None: an hourly series of the variables asked for; one the answer
+        lacks stays empty in every row and ``weather_missing`` names it)."""
         body = _json(resp)
         hourly = body.get("hourly") if isinstance(body, dict) else None
         if not isinstance(hourly, dict):
@@ -119,10 +147,13 @@ class OpenMeteo:
             [datetime.fromisoformat(t) for t in times]
         except (TypeError, ValueError):
             return "'hourly.time' holds something that is not a time"
-        for src, _ in self.variables:
-            values = hourly.get(src)
+        present = [src for src, _ in self.variables if src in hourly]
+        if not present:
+            return "'hourly' holds none of the variables asked for"
+        for src in present:
+            values = hourly[src]
             if not isinstance(values, list) or len(values) != len(times):
-                return f"'hourly.{src}' is missing or not as long as 'hourly.time'"
+                return f"'hourly.{src}' is not a list, or not as long as 'hourly.time'"
         return None
 
     def fetch(self, http, lat: float, lon: float, start: date, end: date) -> dict[datetime, dict[str, float]]:
@@ -132,7 +163,9 @@ class OpenMeteo:
             "wind_speed_unit": "ms", "timezone": "GMT",
         })
         hourly = _checked(self, resp)["hourly"]
-        return {datetime.fromisoformat(stamp).replace(tzinfo=UTC): {col: hourly[src][i] for src, col in self.variables}
+        empty = [None] * len(hourly["time"])
+        return {datetime.fromisoformat(stamp).replace(tzinfo=UTC):
+                {col: hourly.get(src, empty)[i] for src, col in self.variables}
                 for i, stamp in enumerate(hourly["time"])}
 
 
@@ -168,11 +201,10 @@ class Frost:
         station = _checked(self, src)["data"][0]["id"]
         obs = http.get(f"{self.url}/observations/v0.jsonld", auth=auth, params={
             "sources": station, "referencetime": f"{start.isoformat()}/{(end + timedelta(days=1)).isoformat()}",
-            "elements": "air_temperature,sum(precipitation_amount PT1H),wind_speed,cloud_area_fraction"})
+            "elements": ",".join(v.frost for v in VARIABLES if v.frost)})
         if obs.status_code == 404:  # Frost's answer when the station has none of those observations
             return {}
-        names = {"air_temperature": "temperature_c", "sum(precipitation_amount PT1H)": "precipitation_mm",
-                 "wind_speed": "wind_speed_ms", "cloud_area_fraction": "cloud_cover_pct"}
+        names = {v.frost: v.column for v in VARIABLES if v.frost}
         out: dict[datetime, dict[str, float]] = {}
         for item in _checked(self, obs)["data"]:
             hour = datetime.fromisoformat(item["referenceTime"].replace("Z", "+00:00")).replace(minute=0, second=0,
@@ -204,14 +236,16 @@ def _ranges(days: set[date]) -> list[tuple[date, date]]:
 
 
 def schema(days_back: int):
-    """The weather table: one row per event, with ``weather_note`` saying why an event has no weather."""
+    """The weather table: one row per event, with ``weather_note`` saying why an event has no weather and
+    ``weather_missing`` naming the columns its provider left empty at the event's hour."""
     import pyarrow as pa  # noqa: PLC0415
 
     extra = [(f"precipitation_prev_{days_back}d_mm", pa.float64()),
              (f"temperature_mean_prev_{days_back}d_c", pa.float64())] if days_back else []
     return pa.schema([("cluster_id", pa.string()), ("weather_provider", pa.string()),
                       ("weather_time", pa.timestamp("us", tz="UTC"))]
-                     + [(c, pa.float64()) for c in COLUMNS] + extra + [("weather_note", pa.string())])
+                     + [(c, pa.float64()) for c in COLUMNS] + extra
+                     + [("weather_missing", pa.string()), ("weather_note", pa.string())])
 
 
 def _out_of_range(ev: dict[str, Any], provider, today: date) -> str | None:
@@ -283,6 +317,9 @@ def enrich(
     for why, count in Counter(r["weather_note"] for r in rows if r["weather_note"]).most_common():
         hint = "; give latitude/longitude in --deployments" if why.startswith("no coordinates") else ""
         summary["warnings"].append(f"weather: {count} of {len(rows)} event(s) without weather: {why}{hint}")
+    for missing, count in Counter(r["weather_missing"] for r in rows if r["weather_missing"]).most_common():
+        summary["warnings"].append(f"weather: {count} of {len(rows)} event(s) without {missing}: {provider.name} "
+                                   "has no value for them at the event's hour (left empty, not filled)")
     return rows, summary
 
 
@@ -302,7 +339,7 @@ def _rows(events, coords, provider, days_back, series, notes) -> list[dict[str, 
     rows = []
     for ev in events:
         row: dict[str, Any] = {"cluster_id": ev["cluster_id"], "weather_provider": provider.name,
-                               "weather_time": None, **dict.fromkeys(COLUMNS)}
+                               "weather_time": None, **dict.fromkeys(COLUMNS), "weather_missing": None}
         if days_back:
             row.update({f"precipitation_prev_{days_back}d_mm": None, f"temperature_mean_prev_{days_back}d_c": None})
         row["weather_note"] = notes.get(ev["cluster_id"])
@@ -313,6 +350,7 @@ def _rows(events, coords, provider, days_back, series, notes) -> list[dict[str, 
             if hour in cell_series:
                 row["weather_time"] = hour
                 row.update(cell_series[hour])
+                row["weather_missing"] = ", ".join(c for c in COLUMNS if row[c] is None) or None
             if days_back:
                 before = [cell_series[h] for h in cell_series if hour - timedelta(days=days_back) <= h < hour]
                 rain = [b["precipitation_mm"] for b in before if b["precipitation_mm"] is not None]

@@ -8,6 +8,7 @@ import click
 
 from wildlife import budget
 from wildlife.cli.common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, estimate_for, fail
+from wildlife.cloud import PERIODS
 from wildlife.errors import InputError, OdinError
 from wildlife.progress import console
 
@@ -267,25 +268,47 @@ def cost() -> None:
 
 
 @cost.command("report")
-@click.argument("session")
+@click.argument("session", required=False)
+@click.option("--period", type=click.Choice(PERIODS), default=None,
+              help="Every run in the bucket, summed per day, ISO week or month (instead of one SESSION).")
 @click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
-@click.option("--instance-type", default=None, help="The instance type the jobs ran on (default: the profile's).")
+@click.option("--instance-type", default=None, help="The instance type the jobs ran on (default: the run's, else "
+              "the price table's).")
 @click.option("--prices", "prices_uri", default=None)
-def cost_report(session, target, instance_type, prices_uri):
-    """Actual Stage 1 cost of a run from its Batch job durations, next to the run's estimate."""
+def cost_report(session, period, target, instance_type, prices_uri):
+    """Actual Stage 1 cost from Batch job durations: of one run next to its estimate, or per --period."""
     from wildlife import cloud, fs  # noqa: PLC0415
 
+    if (session is None) == (period is None):
+        raise InputError("cost report needs one SESSION or --period day|week|month",
+                         hint="e.g. `scripts/run.py cost report --period month --target aws`")
     outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     prices = budget.load_prices(prices_uri)
-    itype = instance_type or prices["default_instance"]
+    batch = cloud.client("batch", target) if outputs.get("job_queue") else None
+
+    def cost_of(report):
+        jobs = cloud.batch_jobs(batch, outputs["job_queue"], report["session_id"]) if batch else []
+        return cloud.run_cost(report, jobs, prices, instance_type)
+
+    if period:
+        runs = [(report, cost_of(report)) for report in cloud.run_reports(cloud.client("s3", target),
+                                                                           outputs["bucket"])]
+        rows = cloud.cost_by_period(runs, period)
+        print(f"{period:<10} {'runs':>5} {'ok':>4} {'inst-h':>8} {'measured DKK':>13} {'estimated DKK':>14}")
+        for r in rows:
+            note = f"  ({r['runs_at_estimate']} at estimate: Batch no longer lists their jobs)" \
+                if r["runs_at_estimate"] else ""
+            note += f"  ({r['runs_unpriced']} without a Stage 1 to price)" if r["runs_unpriced"] else ""
+            print(f"{r['period']:<10} {r['runs']:>5} {r['succeeded']:>4} {r['instance_hours']:>8.2f} "
+                  f"{r['measured_dkk']:>13.2f} {r['estimated_dkk']:>14.2f}{note}")
+        if not rows:
+            console.print(f"no run reports under s3://{outputs['bucket']}/runs/")
+        return
     report = fs.read_json(f"s3://{outputs['bucket']}/runs/{session}/run_report.json")
-    spot = report["params"].get("use_spot", True)
-    rate = float(prices["instances"][itype]["spot" if spot else "on_demand"])
-    jobs = cloud.batch_jobs(cloud.client("batch", target), outputs["job_queue"], session)
-    hours, dkk = cloud.batch_cost(jobs, rate, float(prices["usd_to_dkk"]))
+    cost = cost_of(report)
+    compute_est = cloud.compute_estimate(report)
     estimate = report.get("estimate") or {}
-    compute_est = next((line["dkk"] for line in estimate.get("lines", []) if line["item"].startswith("compute")), None)
-    console.print(f"run {session}: {len(jobs)} Batch job(s), {hours:.2f} instance-hours of {itype} "
-                  f"({'spot' if spot else 'on-demand'} {rate} USD/h) = {dkk:.2f} DKK; "
-                  f"estimated {compute_est if compute_est is not None else '?'} DKK for compute, "
-                  f"{estimate.get('total_dkk', '?')} DKK in all")
+    console.print(f"run {session}: {cost['jobs']} Batch job(s), {cost['hours']:.2f} instance-hours of "
+                  f"{cost['instance_type']} ({'spot' if cost['spot'] else 'on-demand'} {cost['usd_per_hour']} USD/h)"
+                  f" = {cost['dkk']:.2f} DKK; estimated {compute_est if compute_est is not None else '?'} DKK for "
+                  f"compute, {estimate.get('total_dkk', '?')} DKK in all")
