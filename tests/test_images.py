@@ -39,6 +39,13 @@ pytestmark = pytest.mark.slow
 
 ENVS = Path(os.environ.get("ODIN_IMAGE_ENVS") or Path(tempfile.gettempdir()) / "odin-image-envs")
 PIP_TIMEOUT_S = 1800
+# the base image `make build-docker` passes as PYTHON_IMAGE (pinned by digest there)
+BASE_IMAGE = re.search(r"^PYTHON_TAG = (\S+)", (ROOT / "images" / "base-images.mk").read_text(), re.M).group(1)
+# PyTorch's platform build: the GPU image's lock pins PyPI's CUDA wheels (several GB); its environment here takes
+# this machine's build of the same torch version instead, as `make venv` does (the Makefile's list of what
+# dev.lock leaves out), and everything else exactly as the lock says
+NOT_HERE = set(re.search(r"NOT_IN_DEV_LOCK = (.*?)\n(?!\t)", (ROOT / "Makefile").read_text(), re.S)
+               .group(1).replace("\\", " ").split())
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ def parse(path: Path) -> Dockerfile:
     text = re.sub(r"\\\n", " ", path.read_text())
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     final = max(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
-    python = re.search(r"python:(\d+\.\d+)", lines[final])
+    python = re.search(r"python:(\d+\.\d+)", lines[final].replace("${PYTHON_IMAGE}", BASE_IMAGE))
     assert python, f"{path}: the final stage's base image names no Python version: {lines[final]}"
     copies, installs, entrypoint, cmd = [], [], (), ()
     for line in lines[final + 1:]:
@@ -135,6 +142,20 @@ def _pip_in(venv: Path, args: list[str], cwd: Path) -> None:
     assert result.returncode == 0, f"pip {shlex.join(args)} in {venv.name}:\n{result.stdout[-2000:]}{result.stderr[-4000:]}"  # noqa: E501
 
 
+def _without_cuda(args: list[str], context: Path) -> str | None:
+    """Leave PyTorch's CUDA build out of a lock an install line names (rewritten in the image's copy of the
+    context); the ``torch==version`` to install instead, or None when the lock has no torch."""
+    if "-r" not in args:
+        return None
+    lock = context / args[args.index("-r") + 1]
+    entries = re.split(r"\n(?=\S)", lock.read_text())
+    pins = {e.split("==")[0]: e.split()[0] for e in entries if "==" in e.split("\n")[0] and not e.startswith("#")}
+    if "torch" not in pins:
+        return None
+    lock.write_text("\n".join(e for e in entries if e.split("==")[0] not in NOT_HERE))
+    return pins["torch"]
+
+
 def _make_venv(name: str, spec: Dockerfile, interpreter: str, key: str, context: Path) -> Path:
     """The image's environment, made once per key and kept (a session that dies while making it leaves no
     ``.ready``, so the next one starts over); older keys of the image are removed."""
@@ -148,7 +169,10 @@ def _make_venv(name: str, spec: Dockerfile, interpreter: str, key: str, context:
                     shutil.rmtree(old, ignore_errors=True)
             subprocess.run([interpreter, "-m", "venv", str(venv)], check=True, timeout=300)
             for command in spec.installs:
+                torch = _without_cuda(_pip(command), context)
                 _pip_in(venv, _pip(command), context)
+                if torch:
+                    _pip_in(venv, ["install", "--quiet", "--no-deps", torch], context)
             (venv / ".ready").touch()
         # this checkout's code, as the install line installed it (its dependencies are the kept ones)
         _pip_in(venv, ["install", "--quiet", "--no-deps", "--force-reinstall", "."], context)
@@ -161,7 +185,8 @@ def image_env(name: str, tmp_path_factory) -> ImageEnv:
     interpreter = _interpreter(spec.python)
     version = subprocess.run([interpreter, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
                              check=True).stdout
-    key = hashlib.sha256(b"\0".join([(ROOT / "pyproject.toml").read_bytes(), dockerfile.read_bytes(),
+    locks = [p.read_bytes() for p in sorted((ROOT / "requirements").glob("*.lock"))]
+    key = hashlib.sha256(b"\0".join([(ROOT / "pyproject.toml").read_bytes(), dockerfile.read_bytes(), *locks,
                                       version.encode()])).hexdigest()[:16]
     root = tmp_path_factory.mktemp(f"image-{name}")
     copy_context(spec, root)
