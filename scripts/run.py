@@ -125,12 +125,13 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     folder with no photo files is refused (exit 2) before anything is written.
     """
     from wildlife import runner  # noqa: PLC0415
+    from wildlife.runinput import RunInput  # noqa: PLC0415
 
+    run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
     if target != "local":
         from cloud_cli import run_cloud  # noqa: PLC0415
 
-        run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
-                   weather_days_back, detector, instance_type, prices_uri, deployments_uri)
+        run_cloud(run_input)
         return
     if not os.path.isdir(input_uri) and "://" not in input_uri:
         fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
@@ -140,15 +141,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
 
     detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
-    params = {
-        "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
-        "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
-        "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
-        "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
-        "weather_provider": weather_provider, "independence_s": independence_s,
-        "events_method": events_method, "event_gap_s": event_gap_s, "follow_links": follow_links,
-    }
-    runner.run(params, resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
+    runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
 
 
 def _has_photos(folder: str) -> None:

@@ -24,11 +24,12 @@ from wildlife.checkpoint import DeadlineReached
 from wildlife.errors import InputError, OdinError, StageFailed
 from wildlife.graph import GRAPH
 from wildlife.progress import console
+from wildlife.runinput import RunInput
 from wildlife.runlock import output_lock
 from wildlife.stages import Context
 
 # Run input keys a resumed run may change; anything else must match the stored run.
-CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot", "weather_provider")
+CHANGEABLE_ON_RESUME = RunInput.changeable_on_resume()
 
 
 class RunExists(InputError):

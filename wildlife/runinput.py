@@ -1,0 +1,87 @@
+"""The run input: the one definition of a run's parameters, their defaults, which may change on ``--resume``,
+and how they travel as the state machine's execution input.
+
+The CLI builds one ``RunInput`` for every target. Locally it becomes ``state["params"]``; on AWS (and the
+emulator) it is the execution input (the original design's JSON: ``input_uri``, ``output_uri``,
+``budget_dkk``, ...), and every Lambda reads it back with ``from_execution_input``. A key is the same name in
+all three places, so a new option is one field here (and its click option, which a test holds to this).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from wildlife.errors import InputError
+
+
+def _f(default: Any, help: str, *, changeable: bool = False):
+    return field(default=default, metadata={"help": help, "changeable": changeable})
+
+
+@dataclass(frozen=True)
+class RunInput:
+    input_uri: str = _f(None, "Folder or s3:// prefix of photos.")
+    output_uri: str = _f(None, "Folder or s3:// prefix for the results.")
+    budget_dkk: float = _f(None, "Hard budget in DKK.", changeable=True)
+    target: str = _f("local", "Where to run: this machine, LocalStack, or AWS.")
+    use_spot: bool = _f(True, "Price GPU compute as spot (AWS targets).", changeable=True)
+    max_images: int | None = _f(None, "Process only the first N photos in path order.")
+    max_job_duration: float | None = _f(None, "Wall-time limit in seconds.", changeable=True)
+    detector: str = _f("auto", "motion, megadetector, auto or a model path.")
+    instance_type: str | None = _f(None, "Batch instance type for the AWS estimate.")
+    prices_uri: str | None = _f(None, "Price table overriding the default one.")
+    deployments_uri: str | None = _f(None, "Deployments CSV (Camtrap DP columns + timezone, clockOffset).")
+    weather_days_back: int = _f(0, "Days of weather before each event to add.")
+    weather_provider: str = _f("open-meteo", "open-meteo, met-frost or none.", changeable=True)
+    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and category.")
+    sequence_gap_s: float = _f(60.0, "Seconds between photos that start a new sequence.")
+    events_method: str = _f("gap", "How photos become events: gap or hdbscan.")
+    event_gap_s: float = _f(120.0, "Seconds between consecutive photos of a deployment that start a new event.")
+    conf_threshold: float = _f(0.2, "Detections at or above this confidence count as positive.")
+    follow_links: bool = _f(False, "Follow symbolic links to folders inside the input.")
+    # set by the cloud path, never by a user
+    work_uri: str | None = _f(None, "Where work files go (AWS: the bucket's tmp/, which expires).")
+    emulated: dict | None = _f(None, "On an emulator: what did not really run where the report says.")  # noqa: RUF009 - a field(), default None
+
+    REQUIRED = ("input_uri", "output_uri", "budget_dkk")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def changeable_on_resume(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["changeable"])
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> RunInput:
+        """From the CLI's keyword arguments (others, like ``resume``, are not the run's and are left out)."""
+        return cls(**{k: v for k, v in options.items() if k in cls.names()})
+
+    @classmethod
+    def from_execution_input(cls, run_input: dict[str, Any], target: str = "aws") -> RunInput:
+        """The Lambda's view: the execution input with defaults filled in (``target`` when it names none);
+        keys that are not the run's (the stages' payloads, ``error``) are ignored."""
+        missing = [k for k in cls.REQUIRED if run_input.get(k) in (None, "")]
+        if missing:
+            raise InputError(f"the run input lacks {missing}; it needs input_uri, output_uri and budget_dkk")
+        known = {k: run_input[k] for k in cls.names() if k in run_input}
+        known.setdefault("target", target)
+        known["budget_dkk"] = float(known["budget_dkk"])
+        return cls(**known)
+
+    def to_execution_input(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def params(self) -> dict[str, Any]:
+        """``state["params"]``: what every stage reads."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> RunInput:
+        return dataclasses.replace(self, **changes)
