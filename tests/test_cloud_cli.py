@@ -11,6 +11,8 @@ import pytest
 from conftest import BUCKET, ROOT, SAMPLE, odin
 
 from wildlife import cloud
+from wildlife.aws import params_from_input
+from wildlife.runinput import RunInput
 
 MACHINE = {"StartAt": "Result", "States": {"Result": {
     "Type": "Pass", "End": True,
@@ -67,9 +69,6 @@ NON_DEFAULT = {
 def test_every_run_option_reaches_the_execution_input_and_the_lambdas_params(stack, tmp_path):
     """Regression: the cloud path dropped --sequence-gap, --conf-threshold, --weather-provider, --independence,
     --prices, --instance-type, --events, --event-gap and --follow-links."""
-    from wildlife.aws import params_from_input
-    from wildlife.runinput import RunInput
-
     user_set = set(RunInput.names()) - {"input_uri", "output_uri", "budget_dkk", "target", "work_uri", "emulated",
                                         "prices_uri", "deployments_uri"}
     assert set(NON_DEFAULT) == user_set, "a run option this test does not send"
@@ -97,9 +96,7 @@ def test_every_run_option_reaches_the_execution_input_and_the_lambdas_params(sta
 def test_the_run_commands_options_are_the_run_inputs_fields_with_its_defaults(monkeypatch):
     """The click options and ``RunInput`` are one definition: same names, same defaults."""
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from run import cli
-
-    from wildlife.runinput import RunInput
+    from run import cli  # noqa: PLC0415 - scripts/ is on the path only here
 
     options = {p.name: p.default for p in cli.commands["run"].params}
     not_the_runs = {"resume", "checkpoint_every"}  # how this invocation runs, not what the run is

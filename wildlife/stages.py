@@ -24,7 +24,6 @@ from wildlife import (
     exif,
     fs,
     outputs,
-    sequences,
     stage0,
     stage1,
     stage2,
@@ -165,35 +164,31 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Locally: Stage 1 as shard 0 of 1, then the same collect step as on AWS."""
     params = state["params"]
-    detector, warnings = detectors.load(params["detector"])
-    photos = stage1.photos_to_detect(fs.read_table(state["Stage0Exif"]["media_uri"]), params["sequence_gap_s"],
-                                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
-    results, resumed = stage1.detect(photos, detector, work_uri(state, "stage1"), ctx.checkpoint_every, ctx.deadline)
-    stage1.require_some_success(results, work_uri(state, "stage1"))
-    fs.write_table(results, work_uri(state, "stage1.parquet"))
-    return {"results_uri": work_uri(state, "stage1.parquet"),
-            **stage1.summary(results, detector, params["detector"], resumed, warnings)}
+    stage1.run_shard(state["Stage0Exif"]["media_uri"], work_uri(state, "stage1"), params["detector"],
+                     params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
+                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
+    return stage1_collect(state, ctx)
 
 
 def stage1_collect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """AWS: gather the array job's shard results into the same payload ``stage1_detect`` returns locally."""
-    results, detector = stage1.read_shards(work_uri(state, "stage1"))
-    stage1.require_some_success(results)
+    """Gather the shards' results (the Batch array job's on AWS) into the stage's table and payload."""
+    results, summary = stage1.collect(work_uri(state, "stage1"), state["params"]["detector"])
     fs.write_table(results, work_uri(state, "stage1.parquet"))
-    return {"results_uri": work_uri(state, "stage1.parquet"),
-            **stage1.summary(results, detector, state["params"]["detector"], 0, [])}
+    return {"results_uri": work_uri(state, "stage1.parquet"), **summary}
 
 
 def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Detections, per-photo summaries and events; writes ``detections.parquet`` (the user's, once) and the
+    photos table that becomes ``images.parquet``."""
     params = state["params"]
-    media = outputs.join_results(fs.read_table(state["Stage0Exif"]["media_uri"]),
-                                 fs.read_table(state["Stage1Detect"]["results_uri"]))
-    media = media.append_column("sequence_id", sequences.assign(media, params["sequence_gap_s"]))
+    media = stage1.join_results(fs.read_table(state["Stage0Exif"]["media_uri"]),
+                                fs.read_table(state["Stage1Detect"]["results_uri"]), params["sequence_gap_s"])
     det = state["Stage1Detect"]["detector"]
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
-    best = outputs.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
-                               "photo_id")
+    best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
+                              "photo_id")
     photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
     for name in ("top_category", "max_conf", "n_detections"):
         photos = photos.append_column(name, best.column(name))
@@ -206,14 +201,18 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                        burst_gap_s=params["sequence_gap_s"],
                        independence_s=params.get("independence_s", EventRules.independence_s))
     event_ids, table = stage2.group_events(photos, rules)
-    photos = photos.append_column("event_id", event_ids)
-    uris = {name: work_uri(state, f"{name}.parquet") for name in ("photos", "detections", "events")}
-    fs.write_table(photos, uris["photos"])
+    images = media.drop_columns(["detections", "sequence_id"]).append_column("sequence_id", media["sequence_id"])
+    images = images.append_column("event_id", event_ids)
+    for name in ("top_category", "max_conf", "n_detections"):
+        images = images.append_column(name, best.column(name))
+    uris = {"images": work_uri(state, "images.parquet"), "events": work_uri(state, "events.parquet"),
+            "detections": fs.join(params["output_uri"], "detections.parquet")}
+    fs.write_table(images, uris["images"])
     fs.write_table(detections, uris["detections"])
     fs.write_table(table, uris["events"])
     static_count = pc.sum(detections.column("suspected_static").cast(pa.int64())).as_py() or 0
     n_ok = sum(s == "ok" for s in ok)
-    payload = {"photos_uri": uris["photos"], "detections_uri": uris["detections"], "events_uri": uris["events"],
+    payload = {"images_uri": uris["images"], "detections_uri": uris["detections"], "events_uri": uris["events"],
                "events": table.num_rows,
                "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
                "suspected_static_detections": static_count, "method": rules.describe(),
@@ -223,7 +222,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
         payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
                                    f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")
     if rules.method == "hdbscan":
-        payload["compared_to_gap"] = stage2.compare_to_gap(photos, rules)
+        payload["compared_to_gap"] = stage2.compare_to_gap(photos.append_column("event_id", event_ids), rules)
     return payload
 
 
