@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from wildlife.graph import stage
+from wildlife.graph import LAMBDAS, stage
 from wildlife.runinput import RunInput
 from wildlife.stages import Context
 
@@ -31,6 +31,21 @@ def handle(stage_name: str, event: dict[str, Any], context: Any = None, *, funct
     ctx = Context(deadline=time.monotonic() + max(remaining - 30, 1))
     fn = stage(stage_name).load(function)
     return fn(state, ctx)
+
+
+def handler_for(module: str):
+    """The handler of ``functions/<folder>/handler.py`` (``module`` is its ``__name__``): the Lambda of
+    ``graph.LAMBDAS`` with that folder, so a handler file names nothing the graph does not own."""
+    folder = module.split(".")[-2]
+    (task,) = [t for t in LAMBDAS if t.folder == folder]
+
+    def handler(event: dict[str, Any], context: Any = None):
+        if task.stage is None:
+            return failure_report(event)
+        return handle(task.stage, event, context, function=task.function)
+
+    handler.task = task
+    return handler
 
 
 def failure_report(event: dict[str, Any]) -> dict[str, Any]:

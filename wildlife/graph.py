@@ -1,5 +1,9 @@
 """The stage graph: the one definition of what runs, in which order, and where.
 
+It also owns every name the state machine gives a task (``Stage.map_state``, ``shard_task``, ``summary_task``,
+``FAILURE_REPORT``) and the list of Lambdas (``LAMBDAS``) that the stack deploys, the ASL points at and the
+emulator stand-in plays, so adding a stage is one edit here (and its ``functions/<folder>/handler.py``).
+
 The local runner walks it; the AWS workflow module turns the same list into Step Functions ASL. Each
 stage is a plain function ``fn(state, ctx) -> payload`` in ``wildlife.stages``; a payload is small JSON
 (URIs and counts) stored under the stage's name in the run state, never bulk data.
@@ -25,6 +29,27 @@ class Stage:
         module, func = (which or self.function).split(":")
         return getattr(importlib.import_module(module), func)
 
+    # The state machine's names around this stage (wildlife.asl builds them, wildlife.emulated mocks them)
+    @property
+    def map_state(self) -> str:
+        """The Distributed Map over the shards (``fan_out`` stages); also its Lambda's key in ``LAMBDAS``."""
+        return f"{self.name}Shards"
+
+    @property
+    def shard_task(self) -> str:
+        """The task inside that Map: one Lambda call per shard."""
+        return f"{self.name}Shard"
+
+    @property
+    def summary_task(self) -> str:
+        """Batch stages: the Lambda after the array job that gathers its shards (``collect``)."""
+        return f"{self.name}Summary"
+
+    @property
+    def job_result(self) -> str:
+        """Batch stages: where the state machine keeps the array job's answer."""
+        return f"{self.name}Job"
+
 
 GRAPH: tuple[Stage, ...] = (
     Stage("GuardBudget", "wildlife.stages:guard_budget", "lambda",
@@ -45,6 +70,35 @@ GRAPH: tuple[Stage, ...] = (
 )
 
 BUDGET_STAGES = ("GuardBudget", "CostEstimation")  # their BudgetExceeded ends the run in FailBudget
+
+
+FAILURE_REPORT = "WriteFailureReport"  # the Catch path's Lambda: writes run_report.json with the error
+
+
+@dataclass(frozen=True)
+class LambdaTask:
+    """One deployed Lambda: its key (the state machine's name for it), the stage whose payload it makes
+    (None for the failure report) and the function it runs; ``functions/<folder>/handler.py`` is its handler."""
+
+    key: str
+    stage: str | None
+    function: str  # "module:function"
+
+    @property
+    def folder(self) -> str:
+        return self.function.split(":")[1]
+
+
+def _lambdas() -> tuple[LambdaTask, ...]:
+    tasks = []
+    for s in GRAPH:
+        if s.fan_out:
+            tasks.append(LambdaTask(s.map_state, s.name, s.fan_out))
+        tasks.append(LambdaTask(s.name, s.name, s.collect if s.runs_on == "batch" else s.function))
+    return (*tasks, LambdaTask(FAILURE_REPORT, None, "wildlife.aws:failure_report"))
+
+
+LAMBDAS: tuple[LambdaTask, ...] = _lambdas()  # every Lambda, in state-machine order
 
 
 def stage(name: str) -> Stage:
