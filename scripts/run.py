@@ -25,6 +25,7 @@ from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, Od
 
 from wildlife import budget
 from wildlife.errors import InputError, OdinError
+from wildlife.graph import GRAPH
 from wildlife.progress import console
 
 
@@ -142,6 +143,40 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
+
+
+def _stage_options(f):
+    """The run's options that ``stage`` may change: those some stage reads first (``RunInput``), unset by
+    default (the run keeps its value)."""
+    from wildlife.runinput import RunInput  # noqa: PLC0415
+
+    for p in reversed(run.params):
+        if p.name in RunInput.names() and RunInput.first_read_by(p.name):
+            f = click.option(*p.opts, p.name, type=p.type, default=None,
+                             help=f"{p.help} Read first by {RunInput.first_read_by(p.name)}.")(f)
+    return f
+
+
+@cli.command("stage")
+@click.argument("name", type=click.Choice([s.name for s in GRAPH]))
+@click.option("--output", "output_uri", required=True, help="The --output of an earlier run.")
+@_stage_options
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Photos per checkpoint in the looping stages.")
+def stage(name, output_uri, checkpoint_every, **changes):
+    """Re-run one stage of an existing run from its stored inputs, then every stage after it.
+
+    \b
+    Examples:
+      stage Stage2Events --output RUN --independence 600   events with another independence interval
+      stage WeatherEnrichment --output RUN                 weather again, after the network came back
+    An option read first by an earlier stage than NAME is refused (exit 2). The later stages run again too,
+    so the outputs always come from one set of settings; if one fails, `run --resume` continues.
+    """
+    from wildlife import runner  # noqa: PLC0415
+
+    runner.rerun(output_uri, name, {k: v for k, v in changes.items() if v is not None},
+                 checkpoint_every=checkpoint_every, on_end=_ended)
 
 
 def _has_photos(folder: str) -> None:

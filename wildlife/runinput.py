@@ -16,8 +16,10 @@ from typing import Any
 from wildlife.errors import InputError
 
 
-def _f(default: Any, help: str, *, changeable: bool = False):
-    return field(default=default, metadata={"help": help, "changeable": changeable})
+def _f(default: Any, help: str, *, changeable: bool = False, first_read_by: str | None = None):
+    """A field: ``changeable`` on ``--resume``; ``first_read_by``: the first stage that reads it, from which
+    ``scripts/run.py stage`` may re-run a finished run with another value."""
+    return field(default=default, metadata={"help": help, "changeable": changeable, "first_read_by": first_read_by})
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,17 @@ class RunInput:
     instance_type: str | None = _f(None, "Batch instance type for the AWS estimate.")
     prices_uri: str | None = _f(None, "Price table overriding the default one.")
     deployments_uri: str | None = _f(None, "Deployments CSV (Camtrap DP columns + timezone, clockOffset).")
-    weather_days_back: int = _f(0, "Days of weather before each event to add.")
-    weather_provider: str = _f("open-meteo", "open-meteo, met-frost or none.", changeable=True)
-    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and category.")
-    sequence_gap_s: float = _f(60.0, "Seconds between photos that start a new sequence.")
-    events_method: str = _f("gap", "How photos become events: gap or hdbscan.")
-    event_gap_s: float = _f(120.0, "Seconds between consecutive photos of a deployment that start a new event.")
-    conf_threshold: float = _f(0.2, "Detections at or above this confidence count as positive.")
+    weather_days_back: int = _f(0, "Days of weather before each event to add.", first_read_by="WeatherEnrichment")
+    weather_provider: str = _f("open-meteo", "open-meteo, met-frost or none.",
+                               changeable=True, first_read_by="WeatherEnrichment")
+    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and category.",
+                               first_read_by="Stage2Events")
+    sequence_gap_s: float = _f(60.0, "Seconds between photos that start a new sequence.", first_read_by="Stage1Detect")
+    events_method: str = _f("gap", "How photos become events: gap or hdbscan.", first_read_by="Stage2Events")
+    event_gap_s: float = _f(120.0, "Seconds between consecutive photos of a deployment that start a new event.",
+                            first_read_by="Stage2Events")
+    conf_threshold: float = _f(0.2, "Detections at or above this confidence count as positive.",
+                               first_read_by="Stage2Events")
     follow_links: bool = _f(False, "Follow symbolic links to folders inside the input.")
     # set by the cloud path, never by a user
     work_uri: str | None = _f(None, "Where work files go (AWS: the bucket's tmp/, which expires).")
@@ -54,6 +60,10 @@ class RunInput:
     @classmethod
     def changeable_on_resume(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["changeable"])
+
+    @classmethod
+    def first_read_by(cls, name: str) -> str | None:
+        return {f.name: f.metadata["first_read_by"] for f in dataclasses.fields(cls)}[name]
 
     @classmethod
     def default(cls, name: str) -> Any:

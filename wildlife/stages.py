@@ -35,6 +35,8 @@ from wildlife.events import EventRules
 
 PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
+# the looping stages' checkpoints, under the run's work files: re-running such a stage alone starts them afresh
+CHECKPOINTS = {"Stage0Exif": "stage0", "Stage1Detect": "stage1"}
 
 
 @dataclass
@@ -110,7 +112,7 @@ def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefi
     params = state["params"]
     table = deps.load(params["deployments_uri"]) if params.get("deployments_uri") else {}
     done, resumed = checkpoint.run_chunks(
-        pending, key="photo_id", parts_uri=work_uri(state, "stage0"), schema=stage0.MEDIA_SCHEMA,
+        pending, key="photo_id", parts_uri=work_uri(state, CHECKPOINTS["Stage0Exif"]), schema=stage0.MEDIA_SCHEMA,
         every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock", deadline=ctx.deadline,
         work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", 250.0)), prefix=prefix,
     )
@@ -156,7 +158,8 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     # on AWS, Stage 1 is an array job: its size and the container's command travel in this payload
     payload = {"estimate": est.as_dict(), "photos": photos,
                "array_size": min(10_000, max(2, math.ceil(photos / PHOTOS_PER_SHARD))),
-               "stage1_command": ["--input", state["Stage0Exif"]["media_uri"], "--output", work_uri(state, "stage1"),
+               "stage1_command": ["--input", state["Stage0Exif"]["media_uri"],
+                                  "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
                                   "--detector", params["detector"], "--sequence-gap", str(params["sequence_gap_s"])]}
     state["CostEstimation"] = payload
     budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
@@ -166,7 +169,7 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Locally: Stage 1 as shard 0 of 1, then the same collect step as on AWS."""
     params = state["params"]
-    stage1.run_shard(state["Stage0Exif"]["media_uri"], work_uri(state, "stage1"), params["detector"],
+    stage1.run_shard(state["Stage0Exif"]["media_uri"], work_uri(state, CHECKPOINTS["Stage1Detect"]), params["detector"],
                      params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
                      params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
     return stage1_collect(state, ctx)
@@ -174,7 +177,7 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 def stage1_collect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Gather the shards' results (the Batch array job's on AWS) into the stage's table and payload."""
-    results, summary = stage1.collect(work_uri(state, "stage1"), state["params"]["detector"])
+    results, summary = stage1.collect(work_uri(state, CHECKPOINTS["Stage1Detect"]), state["params"]["detector"])
     fs.write_table(results, work_uri(state, "stage1.parquet"))
     return {"results_uri": work_uri(state, "stage1.parquet"), **summary}
 
