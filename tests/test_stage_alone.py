@@ -66,3 +66,15 @@ def test_a_setting_an_earlier_stage_read_is_refused_and_nothing_changes(finished
 def test_no_run_in_the_folder_is_the_users_to_fix(tmp_path):
     result = odin("stage", "Stage2Events", "--output", str(tmp_path))
     assert result.returncode == 2 and "holds no run" in result.stderr
+
+
+def test_each_stage_reads_tables_an_earlier_stage_wrote_once(finished):
+    """The data flow the graph declares is the one a run takes; each table is written once."""
+    state, written = _state(finished), set()
+    for stage in GRAPH:
+        assert set(stage.reads) <= written, f"{stage.name} reads a table no earlier stage writes"
+        assert {f"{t}_uri" for t in stage.writes} <= set(state[stage.name]), stage.name
+        assert not written & set(stage.writes), f"{stage.name} writes a table again"
+        written |= set(stage.writes)
+    assert state["Stage2Events"]["detections_uri"] == str(finished / "detections.parquet")
+    assert not (finished / "_run" / "detections.parquet").exists()  # the user's copy is the only one

@@ -22,6 +22,8 @@ class Stage:
     runs_on: str  # "lambda" (light, per run or per shard) or "batch" (GPU/CPU container)
     summary: str
 
+    reads: tuple[str, ...] = ()  # the tables it reads, each written by an earlier stage (``table_uri``)
+    writes: tuple[str, ...] = ()  # the tables it writes: its payload holds each as ``<table>_uri``
     collect: str | None = None  # batch stages: the function that gathers the shards' results on AWS
     fan_out: str | None = None  # on AWS, a Distributed Map runs this per shard before the stage merges them
 
@@ -53,21 +55,32 @@ class Stage:
 
 GRAPH: tuple[Stage, ...] = (
     Stage("GuardBudget", "wildlife.stages:guard_budget", "lambda",
-          "list the input, estimate cost and time, refuse a run over budget before any work"),
+          "list the input, estimate cost and time, refuse a run over budget before any work",
+          writes=("manifest",)),
     Stage("Stage0Exif", "wildlife.stages:stage0_exif", "lambda",
           "read headers without decoding pixels, assign deployments, fix clocks",
-          fan_out="wildlife.stages:stage0_shard"),
+          reads=("manifest",), writes=("media",), fan_out="wildlife.stages:stage0_shard"),
     Stage("CostEstimation", "wildlife.stages:cost_estimation", "lambda",
-          "re-estimate with the photos that survived Stage 0; refuse if now over budget"),
+          "re-estimate with the photos that survived Stage 0; refuse if now over budget", reads=("media",)),
     Stage("Stage1Detect", "wildlife.stages:stage1_detect", "batch",
-          "animal/person/vehicle detection", collect="wildlife.stages:stage1_collect"),
+          "animal/person/vehicle detection, sequences", reads=("media",), writes=("results",),
+          collect="wildlife.stages:stage1_collect"),
     Stage("Stage2Events", "wildlife.stages:stage2_events", "lambda",
-          "group photos into sequences and events"),
+          "join media and detections, group photos into events", reads=("media", "results"),
+          writes=("images", "detections", "events")),
     Stage("WeatherEnrichment", "wildlife.stages:weather_enrichment", "lambda",
-          "weather for positive events"),
+          "weather for positive events", reads=("events", "media"), writes=("weather",)),
     Stage("WriteOutputs", "wildlife.stages:write_outputs", "lambda",
-          "images/detections/clusters Parquet and the run report"),
+          "images/clusters/deployments Parquet, Camtrap DP and the run report",
+          reads=("images", "detections", "events", "weather")),
 )
+WRITER = {table: s.name for s in GRAPH for table in s.writes}  # each table's one writer
+
+
+def table_uri(state: dict, name: str) -> str | None:
+    """Where the run's table ``name`` is: the URI its writer's payload gives (None: not written, as the
+    weather of a run with ``--weather-provider none``)."""
+    return (state.get(WRITER[name]) or {}).get(f"{name}_uri")
 
 BUDGET_STAGES = ("GuardBudget", "CostEstimation")  # their BudgetExceeded ends the run in FailBudget
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import wildlife
 from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1
 from wildlife.detect import mdjson
+from wildlife.graph import table_uri
 
 DEPLOYMENTS_SCHEMA = pa.schema([
     ("deployment_id", pa.string()),
@@ -75,10 +76,9 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     params = state["params"]
     out_uri = params["output_uri"]
-    s2 = state["Stage2Events"]
-    media = fs.read_table(s2["images_uri"])  # Stage 2's photos: media, Stage 1's results, sequences and events
-    clusters = fs.read_table(s2["events_uri"])
-    weather_uri = state.get("WeatherEnrichment", {}).get("weather_uri")
+    media = fs.read_table(table_uri(state, "images"))  # media, Stage 1's results, sequences and events
+    clusters = fs.read_table(table_uri(state, "events"))
+    weather_uri = table_uri(state, "weather")
     if weather_uri:
         weather = stage1.take_by_key(clusters.column("cluster_id"), fs.read_table(weather_uri), "cluster_id")
         for name in weather.column_names:
@@ -87,7 +87,7 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     deployments_table, deployment_warnings = deployments_summary(params.get("deployments_uri"), media)
     files = {
         "images.parquet": media,
-        "detections.parquet": fs.read_table(s2["detections_uri"]),  # Stage 2 wrote it there
+        "detections.parquet": fs.read_table(table_uri(state, "detections")),  # Stage 2 wrote it there
         "clusters.parquet": clusters,
         "deployments.parquet": deployments_table,
     }

@@ -32,6 +32,7 @@ from wildlife import (
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
+from wildlife.graph import table_uri
 
 PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
@@ -120,7 +121,7 @@ def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefi
 
 
 def _pending(state: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    manifest = fs.read_table(state["GuardBudget"]["manifest_uri"]).to_pylist()
+    manifest = fs.read_table(table_uri(state, "manifest")).to_pylist()
     return [r for r in manifest if r["status"] == "pending"], manifest
 
 
@@ -149,7 +150,7 @@ def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    media = fs.read_table(state["Stage0Exif"]["media_uri"], )
+    media = fs.read_table(table_uri(state, "media"), )
     ok = pc.equal(media.column("status"), "ok")
     photos = pc.sum(ok.cast(pa.int64())).as_py() or 0
     total_bytes = pc.sum(pc.if_else(ok, media.column("size"), 0)).as_py() or 0
@@ -158,7 +159,7 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     # on AWS, Stage 1 is an array job: its size and the container's command travel in this payload
     payload = {"estimate": est.as_dict(), "photos": photos,
                "array_size": min(10_000, max(2, math.ceil(photos / PHOTOS_PER_SHARD))),
-               "stage1_command": ["--input", state["Stage0Exif"]["media_uri"],
+               "stage1_command": ["--input", table_uri(state, "media"),
                                   "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
                                   "--detector", params["detector"], "--sequence-gap", str(params["sequence_gap_s"])]}
     state["CostEstimation"] = payload
@@ -169,7 +170,7 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Locally: Stage 1 as shard 0 of 1, then the same collect step as on AWS."""
     params = state["params"]
-    stage1.run_shard(state["Stage0Exif"]["media_uri"], work_uri(state, CHECKPOINTS["Stage1Detect"]), params["detector"],
+    stage1.run_shard(table_uri(state, "media"), work_uri(state, CHECKPOINTS["Stage1Detect"]), params["detector"],
                      params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
                      params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
     return stage1_collect(state, ctx)
@@ -186,8 +187,8 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Detections, per-photo summaries and events; writes ``detections.parquet`` (the user's, once) and the
     photos table that becomes ``images.parquet``."""
     params = state["params"]
-    media = stage1.join_results(fs.read_table(state["Stage0Exif"]["media_uri"]),
-                                fs.read_table(state["Stage1Detect"]["results_uri"]), params["sequence_gap_s"])
+    media = stage1.join_results(fs.read_table(table_uri(state, "media")),
+                                fs.read_table(table_uri(state, "results")), params["sequence_gap_s"])
     det = state["Stage1Detect"]["detector"]
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
     best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
@@ -232,12 +233,12 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     name = params.get("weather_provider") or "open-meteo"
-    events = fs.read_table(state["Stage2Events"]["events_uri"])
+    events = fs.read_table(table_uri(state, "events"))
     if name == "none" or events.num_rows == 0:
         reason = "--weather-provider none" if name == "none" else "no positive events"
         return {"weather_uri": None, "provider": None, "events": 0, "skipped": reason}
     provider = weather.PROVIDERS[name]()
-    coords = deps.coordinates(params.get("deployments_uri"), fs.read_table(state["Stage0Exif"]["media_uri"]))
+    coords = deps.coordinates(params.get("deployments_uri"), fs.read_table(table_uri(state, "media")))
     days_back = int(params.get("weather_days_back") or 0)
     deadline, limit = time.monotonic() + weather.STAGE_S, f"the weather stage's limit of {weather.STAGE_S:g} s"
     if ctx.deadline is not None and ctx.deadline < deadline:
