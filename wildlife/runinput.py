@@ -29,24 +29,31 @@ class RunInput:
     budget_dkk: float = _f(None, "Hard budget in DKK.", changeable=True)
     target: str = _f("local", "Where to run: this machine, LocalStack, or AWS.")
     use_spot: bool = _f(True, "Price GPU compute as spot (AWS targets).", changeable=True)
-    max_images: int | None = _f(None, "Process only the first N photos in path order.")
-    max_job_duration: float | None = _f(None, "Wall-time limit in seconds.", changeable=True)
-    detector: str = _f("auto", "motion, megadetector, auto or a model path.")
+    max_images: int | None = _f(None, "Process only the first N photos in path order; the rest are listed as skipped.")
+    max_job_duration: float | None = _f(None, "Wall-time limit in seconds; refused up front if the estimate is longer.",
+                                           changeable=True)
+    detector: str = _f("auto", "motion, megadetector, auto (MegaDetector if available, else motion) or a "
+                             "model path.")
     instance_type: str | None = _f(None, "Batch instance type for the AWS estimate.")
-    prices_uri: str | None = _f(None, "Price table overriding the default one.")
-    deployments_uri: str | None = _f(None, "Deployments CSV (Camtrap DP columns + timezone, clockOffset).")
-    weather_days_back: int = _f(0, "Days of weather before each event to add.", first_read_by="WeatherEnrichment")
-    weather_provider: str = _f("open-meteo", "open-meteo, met-frost or none.",
+    prices_uri: str | None = _f(None, "Price table overriding conf/prices.yaml.")
+    deployments_uri: str | None = _f(None, "Deployments CSV (Camtrap DP columns + timezone, clockOffset). "
+                                   "Default: one per top folder.")
+    weather_days_back: int = _f(0, "Days of weather before each event to add (weather stage).",
+                                first_read_by="WeatherEnrichment")
+    weather_provider: str = _f("open-meteo", "Weather for positive events: Open-Meteo archive, MET Norway "
+                               "Frost (needs FROST_CLIENT_ID), or none.",
                                changeable=True, first_read_by="WeatherEnrichment")
     independence_s: float = _f(1800.0, "Seconds between independent records per deployment and category.",
                                first_read_by="Stage2Events")
     sequence_gap_s: float = _f(60.0, "Seconds between photos that start a new sequence.", first_read_by="Stage1Detect")
-    events_method: str = _f("gap", "How photos become events: gap or hdbscan.", first_read_by="Stage2Events")
+    events_method: str = _f("gap", "How photos become events: a fixed --event-gap (the field's convention) or "
+                            "HDBSCAN.", first_read_by="Stage2Events")
     event_gap_s: float = _f(120.0, "Seconds between consecutive photos of a deployment that start a new event.",
                             first_read_by="Stage2Events")
     conf_threshold: float = _f(0.2, "Detections at or above this confidence count as positive.",
                                first_read_by="Stage2Events")
-    follow_links: bool = _f(False, "Follow symbolic links to folders inside the input.")
+    follow_links: bool = _f(False, "Follow symbolic links to folders inside --input (never outside it, never "
+                                "round a loop). Without it they are listed as skipped.")
     # set by the cloud path, never by a user
     work_uri: str | None = _f(None, "Where work files go (AWS: the bucket's tmp/, which expires).")
     emulated: dict | None = _f(None, "On an emulator: what did not really run where the report says.")  # noqa: RUF009 - a field(), default None
@@ -60,6 +67,10 @@ class RunInput:
     @classmethod
     def changeable_on_resume(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["changeable"])
+
+    @classmethod
+    def field(cls, name: str) -> dataclasses.Field:
+        return {f.name: f for f in dataclasses.fields(cls)}[name]
 
     @classmethod
     def first_read_by(cls, name: str) -> str | None:
