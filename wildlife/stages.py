@@ -20,7 +20,6 @@ from wildlife import (
     calibration,
     checkpoint,
     clock,
-    cloud,
     exif,
     fs,
     outputs,
@@ -105,7 +104,7 @@ def _s3_location(uri: str) -> dict[str, str | None]:
     """Bucket and key of an s3:// URI, for the Distributed Map's ItemReader (None for local runs)."""
     if not uri.startswith("s3://"):
         return {"shards_bucket": None, "shards_key": None}
-    bucket, key = cloud.split(uri)
+    bucket, _, key = uri.removeprefix("s3://").partition("/")  # no stage imports the stack's code (cloud.py)
     return {"shards_bucket": bucket, "shards_key": key}
 
 
