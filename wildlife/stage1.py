@@ -168,15 +168,24 @@ def run_shard(media_uri: str, folder_uri: str, detector_spec: str, gap_s: float,
     return {"shard": index, "of": size, **_summary([results], [side], detector_spec)}
 
 
-def collect(folder_uri: str, requested: str) -> tuple[pa.Table, dict[str, Any]]:
-    """Every shard's results as one table, and the stage's summary: the detector, counts, and the warnings
-    of every shard (loading the detector, notes on photos). Raises ``StageFailed`` when every photo failed."""
-    names = sorted(n for n in fs.list_names(folder_uri) if n.startswith("shard-") and n.endswith(".parquet"))
-    tables = [fs.read_table(fs.join(folder_uri, n)).select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA) for n in names]
-    sides = [fs.read_json(fs.join(folder_uri, n.removesuffix(".parquet") + ".json")) for n in names]
-    results = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+def _shards(folder_uri: str) -> list[str]:
+    return sorted(n for n in fs.list_names(folder_uri) if n.startswith("shard-") and n.endswith(".parquet"))
+
+
+def read_results(folder_uri: str) -> pa.Table:
+    """Stage 1's results: every shard's, as one table (the shards are the only copy)."""
+    tables = [fs.read_table(fs.join(folder_uri, n)).select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+              for n in _shards(folder_uri)]
+    return pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+
+
+def collect(folder_uri: str, requested: str) -> dict[str, Any]:
+    """The stage's summary over every shard: the detector, counts, and the warnings of every shard (loading
+    the detector, notes on photos). Raises ``StageFailed`` when every photo failed."""
+    results = read_results(folder_uri)
+    sides = [fs.read_json(fs.join(folder_uri, n.removesuffix(".parquet") + ".json")) for n in _shards(folder_uri)]
     require_some_success(results, folder_uri)
-    return results, _summary(tables, sides, requested)
+    return _summary([results], sides, requested)
 
 
 def _summary(tables: list[pa.Table], sides: list[dict[str, Any]], requested: str) -> dict[str, Any]:

@@ -176,10 +176,9 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def stage1_collect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """Gather the shards' results (the Batch array job's on AWS) into the stage's table and payload."""
-    results, summary = stage1.collect(work_uri(state, CHECKPOINTS["Stage1Detect"]), state["params"]["detector"])
-    fs.write_table(results, work_uri(state, "stage1.parquet"))
-    return {"results_uri": work_uri(state, "stage1.parquet"), **summary}
+    """The stage's payload over its shards (the Batch array job's on AWS); the shards are its table."""
+    folder = work_uri(state, CHECKPOINTS["Stage1Detect"])
+    return {"results_uri": folder, **stage1.collect(folder, state["params"]["detector"])}
 
 
 def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -187,7 +186,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     photos table that becomes ``images.parquet``."""
     params = state["params"]
     media = stage1.join_results(fs.read_table(table_uri(state, "media")),
-                                fs.read_table(table_uri(state, "results")), params["sequence_gap_s"])
+                                stage1.read_results(table_uri(state, "results")), params["sequence_gap_s"])
     det = state["Stage1Detect"]["detector"]
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
     best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
