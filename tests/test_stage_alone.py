@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import odin
 
+from wildlife import stage1
 from wildlife.graph import GRAPH
 
 PHOTOS = 12
@@ -78,3 +79,8 @@ def test_each_stage_reads_tables_an_earlier_stage_wrote_once(finished):
         written |= set(stage.writes)
     assert state["Stage2Events"]["detections_uri"] == str(finished / "detections.parquet")
     assert not (finished / "_run" / "detections.parquet").exists()  # the user's copy is the only one
+    # sequences are cut once, in Stage 1 (the motion baseline compares their photos): the user's are those
+    cut = {r["photo_id"]: r["sequence_id"] for r in stage1.read_results(state["Stage1Detect"]["results_uri"])
+           .to_pylist()}
+    images = pq.read_table(finished / "images.parquet").to_pylist()
+    assert {r["photo_id"]: r["sequence_id"] for r in images} == cut and len(set(cut.values())) == PHOTOS // 3

@@ -36,12 +36,12 @@ RESULT_SCHEMA = pa.schema([
 
 
 def result_row(photo_id: str, result: Result, sequence_id: str | None = None) -> dict[str, Any]:
+    detections = [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox)} for d in result.detections]
     return {"photo_id": photo_id, "sequence_id": sequence_id, "failure": result.failure, "note": result.note,
-            "assessed": result.assessed, "detections": [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox)}
-                           for d in result.detections]}
+            "assessed": result.assessed, "detections": detections}
 
 
-def join_results(media: pa.Table, results: pa.Table, gap_s: float = sequences.DEFAULT_GAP_S) -> pa.Table:
+def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
     """Media rows with their Stage-1 result; a detection failure turns an ok photo into a failed one.
 
     ``sequence_id`` is Stage 1's, for the photos still ok (null for the others, as for every row that is not
@@ -59,11 +59,8 @@ def join_results(media: pa.Table, results: pa.Table, gap_s: float = sequences.DE
                         media.column("reason"))
     media = media.set_column(media.schema.get_field_index("status"), "status", status)
     media = media.set_column(media.schema.get_field_index("reason"), "reason", reason)
-    if "sequence_id" in matched.column_names:
-        sequence_id = pc.if_else(pc.equal(status, "ok").fill_null(False), matched.column("sequence_id"),
-                                  pa.scalar(None, pa.string()))
-    else:  # results written before Stage 1 carried the sequence
-        sequence_id = sequences.assign(media, gap_s)
+    sequence_id = pc.if_else(pc.equal(status, "ok").fill_null(False), matched.column("sequence_id"),
+                             pa.scalar(None, pa.string()))
     return media.append_column("sequence_id", sequence_id) \
                 .append_column("detections", matched.column("detections")) \
                 .append_column("detection_note", matched.column("note")) \

@@ -186,7 +186,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     photos table that becomes ``images.parquet``."""
     params = state["params"]
     media = stage1.join_results(fs.read_table(table_uri(state, "media")),
-                                stage1.read_results(table_uri(state, "results")), params["sequence_gap_s"])
+                                stage1.read_results(table_uri(state, "results")))
     det = state["Stage1Detect"]["detector"]
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
     best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
