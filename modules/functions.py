@@ -30,14 +30,10 @@ from constructs import Construct
 from modules.access import STAGE_IO, document, s3_statements, xray_statement
 from modules.checkov import accept
 from modules.compute import assume, repository
+from wildlife.graph import LAMBDAS
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = {  # state name -> folder under functions/
-    "GuardBudget": "guard_budget", "Stage0ExifShards": "stage0_shard", "Stage0Exif": "stage0_exif",
-    "CostEstimation": "cost_estimation",
-    "Stage1Detect": "stage1_collect", "Stage2Events": "stage2_events", "WeatherEnrichment": "weather_enrichment",
-    "WriteOutputs": "write_outputs", "WriteFailureReport": "failure_report",
-}
+HANDLERS = {task.key: task.folder for task in LAMBDAS}  # state name -> folder under functions/ (wildlife.graph)
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 

@@ -8,9 +8,11 @@ import urllib.request
 
 import boto3
 import pytest
-from conftest import BUCKET, SAMPLE, odin
+from conftest import BUCKET, ROOT, SAMPLE, odin
 
 from wildlife import budget, cloud
+from wildlife.aws import params_from_input
+from wildlife.runinput import RunInput
 
 MACHINE = {"StartAt": "Result", "States": {"Result": {
     "Type": "Pass", "End": True,
@@ -50,6 +52,58 @@ def test_run_on_aws_uploads_guards_starts_and_follows(stack, tmp_path):
     assert logs.returncode == 0 and "ExecutionSucceeded" in logs.stderr
     listing = odin("data", "list", f"s3://{BUCKET}/input/{execution['name']}", "--target", "aws", env=env)
     assert listing.stdout.count(".JPG") == 10
+
+
+# Every run option at a value other than its default: (flag, its value or None for a flag, the run input's value)
+NON_DEFAULT = {
+    "use_spot": ("--no-spot", None, False), "max_images": ("--max-images", "7", 7),
+    "max_job_duration": ("--max-job-duration", "86400", 86400.0), "detector": ("--detector", "motion", "motion"),
+    "instance_type": ("--instance-type", "g5.xlarge", "g5.xlarge"),
+    "weather_days_back": ("--weather-days-back", "2", 2), "weather_provider": ("--weather-provider", "none", "none"),
+    "independence_s": ("--independence", "900", 900.0), "sequence_gap_s": ("--sequence-gap", "30", 30.0),
+    "events_method": ("--events", "hdbscan", "hdbscan"), "event_gap_s": ("--event-gap", "45", 45.0),
+    "conf_threshold": ("--conf-threshold", "0.5", 0.5), "follow_links": ("--follow-links", None, True),
+}
+
+
+def test_every_run_option_reaches_the_execution_input_and_the_lambdas_params(stack, tmp_path):
+    """Regression: the cloud path dropped --sequence-gap, --conf-threshold, --weather-provider, --independence,
+    --prices, --instance-type, --events, --event-gap and --follow-links."""
+    user_set = set(RunInput.names()) - {"input_uri", "output_uri", "budget_dkk", "target", "work_uri", "emulated",
+                                        "prices_uri", "deployments_uri"}
+    assert set(NON_DEFAULT) == user_set, "a run option this test does not send"
+    env, sfn, arn = stack
+    prices = tmp_path / "prices.yaml"
+    prices.write_text((ROOT / "conf" / "prices.yaml").read_text())
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text("deploymentID,latitude,longitude,timezone\nA,55.7,12.5,Europe/Copenhagen\n")
+    args = [a for flag, value, _ in NON_DEFAULT.values() for a in (flag, value) if a is not None]
+    before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]}
+    result = odin("run", "--target", "aws", "--input", str(SAMPLE / "photos"), "--output", str(tmp_path / "out"),
+                  "--budget", "25", "--prices", str(prices), "--deployments", str(deployments), *args, env=env)
+    assert result.returncode == 0, result.stderr
+    (execution,) = [e for e in sfn.list_executions(stateMachineArn=arn)["executions"]
+                    if e["executionArn"] not in before]
+    run_input = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    params = params_from_input(run_input)  # what every Lambda's stage reads
+    for key, (_, _, value) in NON_DEFAULT.items():
+        assert run_input[key] == value and params[key] == value, key
+    for key, name in (("prices_uri", "prices.yaml"), ("deployments_uri", "deployments.csv")):  # uploaded
+        assert params[key] == f"s3://{BUCKET}/input/{execution['name']}/{name}", key
+    assert params["target"] == "aws"
+
+
+def test_the_run_commands_options_are_the_run_inputs_fields_with_its_defaults(monkeypatch):
+    """The click options and ``RunInput`` are one definition: same names, same defaults."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from run import cli  # noqa: PLC0415 - scripts/ is on the path only here
+
+    options = {p.name: p.default for p in cli.commands["run"].params}
+    not_the_runs = {"resume", "checkpoint_every"}  # how this invocation runs, not what the run is
+    assert set(options) - not_the_runs <= set(RunInput.names())
+    for name, default in options.items():
+        if name not in not_the_runs and name not in RunInput.REQUIRED:
+            assert default == RunInput.default(name), name
 
 
 def test_run_on_aws_over_budget_starts_nothing(stack, tmp_path):

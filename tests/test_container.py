@@ -49,3 +49,25 @@ def test_entrypoint_without_weights_exits_2_so_batch_does_not_retry(sample_run, 
                              str(sample_run / "_run" / "media.parquet"), "--output", str(tmp_path / "o"),
                              "--detector", "megadetector"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2 and "models fetch" in result.stderr
+
+
+def test_a_detectors_load_warning_reaches_the_aws_runs_stage1_payload(sample_run, tmp_path):
+    """Regression: the Lambda that gathers the array job's shards passed no warnings, so an AWS run's report
+    never said that ``auto`` fell back to the motion baseline."""
+    from functions.stage1_collect.handler import handler  # noqa: PLC0415 - the Lambda, as deployed
+
+    media = sample_run / "_run" / "media.parquet"
+    for index in range(2):
+        env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(index), AWS_BATCH_JOB_ARRAY_SIZE="2")
+        result = subprocess.run([sys.executable, "-m", "wildlife.batch", "--input", str(media), "--output",
+                                 str(tmp_path / "stage1"), "--detector", "auto"],
+                                capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+    state = {"input_uri": "s3://b/in", "output_uri": str(tmp_path / "run"), "budget_dkk": 25, "detector": "auto",
+             "work_uri": str(tmp_path), "Stage0Exif": {"media_uri": str(media)}}
+    payload = handler({"state": state, "session_id": "exec-1"}, None)
+    fell_back = [w for w in payload["warnings"] if "Fell back to the motion baseline" in w]
+    assert len(fell_back) == 1, payload["warnings"]  # once, though both shards loaded the detector
+    assert payload["detector"] == {"name": "odin-motion-baseline", "version": payload["detector"]["version"],
+                                   "requested": "auto"}
+    assert payload["photos"] == sum(r["status"] == "ok" for r in pq.read_table(media).to_pylist())

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from conftest import BUCKET, ROOT, SAMPLE
 
-from wildlife.graph import BUDGET_STAGES, GRAPH
+from wildlife import asl
+from wildlife.graph import BUDGET_STAGES, FAILURE_REPORT, GRAPH, LAMBDAS
 
 sys.path.insert(0, str(ROOT))
 from modules import terraform
@@ -138,6 +139,36 @@ def test_state_machine_follows_the_stage_graph(synth):
             assert "Lambda.ServiceException" in task["Retry"][0]["ErrorEquals"]
     assert states["FailBudget"]["Type"] == "Fail" and states["FailBudget"]["Error"] == "BudgetExceeded"
     assert states["Result"]["Parameters"] == {"session_id.$": "$$.Execution.Name", "final_results.$": "$.WriteOutputs"}
+
+
+def _tasks(states: dict) -> dict[str, dict]:
+    """Every Task state of a definition, Distributed Map bodies included."""
+    found = {}
+    for name, st in states.items():
+        if st["Type"] == "Task":
+            found[name] = st
+        if st["Type"] == "Map":
+            found.update(_tasks(st["ItemProcessor"]["States"]))
+    return found
+
+
+def test_every_lambda_is_named_once_in_the_graph(tmp_path):
+    """The state machine, the deployed functions and their handler folders all come from graph.LAMBDAS."""
+    arns = {t.key: f"arn:aws:lambda:eu-north-1:1:function:{t.key}" for t in LAMBDAS}
+    tasks = _tasks(asl.build(asl.Resources(arns, "queue", "definition"))["States"])
+    called = {t["Parameters"]["FunctionName"].rsplit(":", 1)[1] for t in tasks.values()
+              if t["Resource"] == "arn:aws:states:::lambda:invoke"}
+    assert called == set(arns)  # no Lambda deployed and never called, none called and never deployed
+    expected = {FAILURE_REPORT}
+    for stage in GRAPH:
+        expected |= {stage.name} | ({stage.shard_task} if stage.fan_out else set()) \
+            | ({stage.summary_task} if stage.runs_on == "batch" else set())
+    assert set(tasks) == expected  # the names the emulator stand-in mocks
+    assert {t.key: t.folder for t in LAMBDAS} == HANDLERS
+    folders = {p.parent.name for p in (ROOT / "functions").glob("*/handler.py")}
+    assert folders == {t.folder for t in LAMBDAS}
+    for task in LAMBDAS:  # each handler runs its task's function
+        assert importlib.import_module(f"functions.{task.folder}.handler").handler.task == task
 
 
 def test_asl_validator_accepts_the_definition(synth, tmp_path):

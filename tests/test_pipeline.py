@@ -203,7 +203,7 @@ def test_kill_9_and_resume_processes_every_photo_exactly_once(tmp_path):
     args = [sys.executable, str(ROOT / "scripts/run.py"), "run", "--input", str(photos), "--output", str(out),
             "--budget", "5", "--detector", "motion", "--checkpoint-every", "10"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    parts = out / "_run" / "stage1"
+    parts = out / "_run" / "stage1" / "shard-00000"  # Stage 1 runs locally as shard 0 of 1
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if parts.is_dir() and len([p for p in parts.iterdir() if p.name.startswith("part-")]) >= 3:
@@ -235,7 +235,7 @@ def test_ctrl_c_saves_the_state_and_says_interrupted_everywhere(tmp_path):
     args = [sys.executable, str(ROOT / "scripts/run.py"), "run", "--input", str(photos), "--output", str(out),
             "--budget", "5", "--detector", "motion", "--weather-provider", "none", "--checkpoint-every", "10"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    parts = out / "_run" / "stage1"
+    parts = out / "_run" / "stage1" / "shard-00000"  # Stage 1 runs locally as shard 0 of 1
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if parts.is_dir() and any(p.name.startswith("part-") for p in parts.iterdir()):

@@ -100,7 +100,7 @@ def test_a_detector_that_fails_on_every_photo_fails_the_run(tmp_path):
     assert "Stage 1: all 3 photos failed; first reasons: inference failed: InvalidArgument" in result.stderr
     report = json.loads((out / "run_report.json").read_text())
     assert report["status"] == "failed"
-    assert not list((out / "_run" / "stage1").glob("part-*"))  # --resume after the fix runs them again
+    assert not list((out / "_run" / "stage1").rglob("part-*"))  # --resume after the fix runs them again
 
 
 # --- one boundary per file: whatever one photo's bytes do, it is that photo's failure ---------------------

@@ -18,7 +18,7 @@ from test_engine import _check_md_format
 
 from wildlife import camtrapdp, stage2
 from wildlife.detect import Result, mdjson
-from wildlife.outputs import RESULT_SCHEMA, join_results, result_row
+from wildlife.stage1 import RESULT_SCHEMA, join_results, result_row
 
 
 @pytest.fixture(scope="module")

@@ -143,6 +143,22 @@ def test_pipeline_weather_one_request_then_zero(server, tmp_path):
     assert len(server.hits) == 1
 
 
+def test_weather_again_after_the_network_came_back(server, tmp_path):
+    """`stage WeatherEnrichment`: a run made offline gets its weather later, without detecting again."""
+    cache = str(tmp_path / "c")
+    offline = _run(tmp_path / "run", dict(os.environ, ODIN_WEATHER_CACHE=cache))  # conftest: a closed port
+    assert offline["stages"]["WeatherEnrichment"]["events_with_weather"] == 0
+    env = dict(os.environ, ODIN_OPEN_METEO_URL=f"{server.url}/v1/archive", ODIN_WEATHER_CACHE=cache)
+    result = odin("stage", "WeatherEnrichment", "--output", str(tmp_path / "run"), env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "run" / "run_report.json").read_text())
+    assert report["stages"]["WeatherEnrichment"]["events_with_weather"] == 1 and len(server.hits) == 1
+    assert not any("could not be reached" in w for w in report["warnings"])
+    (cluster,) = pq.read_table(tmp_path / "run" / "clusters.parquet").to_pylist()
+    assert cluster["temperature_c"] is not None
+    assert report["stages"]["Stage1Detect"] == offline["stages"]["Stage1Detect"]  # not run again
+
+
 def test_offline_leaves_columns_empty_and_warns(sample_run):
     report = json.loads((sample_run / "run_report.json").read_text())
     assert any("could not be reached" in w for w in report["warnings"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wildlife.graph import BUDGET_STAGES, GRAPH
+from wildlife.graph import BUDGET_STAGES, FAILURE_REPORT, GRAPH, Stage
 
 LAMBDA_RETRY = {
     "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
@@ -27,7 +27,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 class Resources:
     """ARNs (or Terraform references to them) the generated machine points at."""
 
-    functions: dict[str, str]  # stage name -> Lambda ARN, plus "<Stage>Shards" and "WriteFailureReport"
+    functions: dict[str, str]  # graph.LAMBDAS key -> Lambda ARN
     job_queue: str
     job_definition: str
 
@@ -36,7 +36,7 @@ def _catch(stage: str) -> list[dict[str, Any]]:
     catches = []
     if stage in BUDGET_STAGES:
         catches.append({"ErrorEquals": ["BudgetExceeded"], "ResultPath": "$.error", "Next": "FailBudget"})
-    catches.append({"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "WriteFailureReport"})
+    catches.append({"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILURE_REPORT})
     return catches
 
 
@@ -58,7 +58,7 @@ def _unwrap(stage: str, next_state: str) -> dict[str, Any]:
     return {"Type": "Pass", "InputPath": f"$.{stage}.payload", "ResultPath": f"$.{stage}", "Next": next_state}
 
 
-def _batch_task(stage: str, res: Resources, next_state: str) -> dict[str, Any]:
+def _batch_task(stage: Stage, res: Resources, next_state: str) -> dict[str, Any]:
     return {
         "Type": "Task",
         "Resource": "arn:aws:states:::batch:submitJob.sync",
@@ -70,13 +70,13 @@ def _batch_task(stage: str, res: Resources, next_state: str) -> dict[str, Any]:
             "ContainerOverrides": {"Command.$": "$.CostEstimation.stage1_command"},
         },
         "ResultSelector": {"job_id.$": "$.JobId", "results_uri.$": "$$.Execution.Input.output_uri"},
-        "ResultPath": f"$.{stage}Job",
-        "Catch": _catch(stage),
+        "ResultPath": f"$.{stage.job_result}",
+        "Catch": _catch(stage.name),
         "Next": next_state,
     }
 
 
-def _fan_out(stage: str, arn: str) -> dict[str, Any]:
+def _fan_out(stage: Stage, arn: str) -> dict[str, Any]:
     """A Distributed Map over the stage's shard list (written by GuardBudget), one Lambda per shard.
 
     Child executions keep their own history, so a million photos stay far from the 25,000-event limit;
@@ -92,8 +92,8 @@ def _fan_out(stage: str, arn: str) -> dict[str, Any]:
         "MaxConcurrency": 40,
         "ItemProcessor": {
             "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-            "StartAt": f"{stage}Shard",
-            "States": {f"{stage}Shard": {
+            "StartAt": stage.shard_task,
+            "States": {stage.shard_task: {
                 "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
                 "Parameters": {"FunctionName": arn, "Payload": {
                     "state.$": "$.run", "shard.$": "$.shard", "session_id.$": "$.session_id"}},
@@ -101,23 +101,23 @@ def _fan_out(stage: str, arn: str) -> dict[str, Any]:
                 "Retry": [LAMBDA_RETRY], "End": True}},
         },
         "ResultPath": None,
-        "Catch": _catch(stage),
-        "Next": stage,
+        "Catch": _catch(stage.name),
+        "Next": stage.name,
     }
 
 
 def build(res: Resources) -> dict[str, Any]:
     states: dict[str, Any] = {}
-    entry = {s.name: f"{s.name}Shards" if s.fan_out else s.name for s in GRAPH}  # where each stage begins
+    entry = {s.name: s.map_state if s.fan_out else s.name for s in GRAPH}  # where each stage begins
     names = [s.name for s in GRAPH]
     for i, stage in enumerate(GRAPH):
         nxt = entry[names[i + 1]] if i + 1 < len(names) else "Result"
         if stage.fan_out:
-            states[f"{stage.name}Shards"] = _fan_out(stage.name, res.functions[f"{stage.name}Shards"])
+            states[stage.map_state] = _fan_out(stage, res.functions[stage.map_state])
         if stage.runs_on == "batch":
             # the containers write one result file per shard; a Lambda summarises them into the payload
-            states[stage.name] = _batch_task(stage.name, res, f"{stage.name}Summary")
-            states[f"{stage.name}Summary"] = _lambda_task(stage.name, res.functions[stage.name])
+            states[stage.name] = _batch_task(stage, res, stage.summary_task)
+            states[stage.summary_task] = _lambda_task(stage.name, res.functions[stage.name])
         else:
             states[stage.name] = _lambda_task(stage.name, res.functions[stage.name])
         states[f"{stage.name}Unwrap"] = _unwrap(stage.name, nxt)
@@ -127,9 +127,9 @@ def build(res: Resources) -> dict[str, Any]:
     states["Succeed"] = {"Type": "Succeed"}
     states["FailBudget"] = {"Type": "Fail", "Error": "BudgetExceeded",
                             "Cause": "The estimate is over the run's budget; nothing was started."}
-    states["WriteFailureReport"] = {
+    states[FAILURE_REPORT] = {
         "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": res.functions["WriteFailureReport"],
+        "Parameters": {"FunctionName": res.functions[FAILURE_REPORT],
                        "Payload": {"state.$": "$", "session_id.$": "$$.Execution.Name"}},
         "Retry": [LAMBDA_RETRY], "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}], "Next": "Failed"}
     states["Failed"] = {"Type": "Fail", "Error": "RunFailed", "Cause": "A stage failed; see the failure report."}

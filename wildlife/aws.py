@@ -1,8 +1,8 @@
 """What the Lambda handlers share: turn a Step Functions event into a stage call, exactly as the runner does.
 
-The execution input is the original design's JSON; the stages read ``state["params"]``, which is that input
-with Odin's defaults filled in. Errors keep their class names (``BudgetExceeded``), which is what the state
-machine's Catch clauses match.
+The execution input is the original design's JSON (``wildlife.runinput.RunInput``); the stages read
+``state["params"]``, which is that input with Odin's defaults filled in. Errors keep their class names
+(``BudgetExceeded``), which is what the state machine's Catch clauses match.
 """
 
 from __future__ import annotations
@@ -10,26 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from wildlife.graph import stage
+from wildlife.graph import LAMBDAS, stage
+from wildlife.runinput import RunInput
 from wildlife.stages import Context
-
-DEFAULTS: dict[str, Any] = {
-    "use_spot": True, "max_images": None, "max_job_duration": None, "weather_days_back": 0,
-    "target": "aws", "detector": "megadetector", "instance_type": None, "prices_uri": None,
-    "deployments_uri": None, "sequence_gap_s": 60.0, "conf_threshold": 0.2, "weather_provider": "open-meteo",
-    "independence_s": 1800.0, "work_uri": None, "emulated": None,
-}
-REQUIRED = ("input_uri", "output_uri", "budget_dkk")
 
 
 def params_from_input(run_input: dict[str, Any]) -> dict[str, Any]:
-    missing = [k for k in REQUIRED if run_input.get(k) in (None, "")]
-    if missing:
-        raise ValueError(f"the run input lacks {missing}; it needs input_uri, output_uri and budget_dkk")
-    params = {k: run_input.get(k, v) for k, v in DEFAULTS.items()}
-    params.update({k: run_input[k] for k in REQUIRED})
-    params["budget_dkk"] = float(params["budget_dkk"])
-    return params
+    """The stages' ``state["params"]`` from an execution input (``wildlife.runinput``: defaults filled in)."""
+    return RunInput.from_execution_input(run_input).params()
 
 
 def handle(stage_name: str, event: dict[str, Any], context: Any = None, *, function: str | None = None):
@@ -43,6 +31,21 @@ def handle(stage_name: str, event: dict[str, Any], context: Any = None, *, funct
     ctx = Context(deadline=time.monotonic() + max(remaining - 30, 1))
     fn = stage(stage_name).load(function)
     return fn(state, ctx)
+
+
+def handler_for(module: str):
+    """The handler of ``functions/<folder>/handler.py`` (``module`` is its ``__name__``): the Lambda of
+    ``graph.LAMBDAS`` with that folder, so a handler file names nothing the graph does not own."""
+    folder = module.split(".")[-2]
+    (task,) = [t for t in LAMBDAS if t.folder == folder]
+
+    def handler(event: dict[str, Any], context: Any = None):
+        if task.stage is None:
+            return failure_report(event)
+        return handle(task.stage, event, context, function=task.function)
+
+    handler.task = task
+    return handler
 
 
 def failure_report(event: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,10 @@
         [--detector megadetector] [--sequence-gap 60] [--checkpoint-every 500]
 
 The shard is ``AWS_BATCH_JOB_ARRAY_INDEX`` of ``AWS_BATCH_JOB_ARRAY_SIZE`` (0 of 1 outside an array job).
-Results go to ``<output>/shard-<index>.parquet``, checkpointed under ``<output>/shard-<index>/``, so a spot
-instance reclaimed mid-shard resumes where it stopped when Batch retries the job.
+This is ``wildlife.stage1.run_shard``, the same function the local runner runs as shard 0 of 1: results go to
+``<output>/shard-<index>.parquet`` with the detector's load warnings in ``shard-<index>.json``, checkpointed
+under ``<output>/shard-<index>/``, so a spot instance reclaimed mid-shard resumes where it stopped when Batch
+retries the job.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import os
 import sys
 
-from wildlife import detect, fs, stage1
+from wildlife import detect, stage1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,16 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     index = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
     size = int(os.environ.get("AWS_BATCH_JOB_ARRAY_SIZE", "1"))
     try:
-        detector, warnings = detect.load(args.detector)
+        summary = stage1.run_shard(args.input, args.output, args.detector, args.sequence_gap, index, size,
+                                   args.checkpoint_every)
     except detect.DetectorUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2  # a bad job definition: Batch's retry strategy does not retry exit 2
-    photos = stage1.shard(stage1.photos_to_detect(fs.read_table(args.input), args.sequence_gap), index, size)
-    results, resumed = stage1.detect(photos, detector, fs.join(args.output, f"shard-{index:05d}"),
-                                     args.checkpoint_every)
-    stage1.write_shard(results, fs.join(args.output, f"shard-{index:05d}.parquet"), detector)
-    summary = stage1.summary(results, detector, args.detector, resumed, warnings)
-    print(json.dumps({"shard": index, "of": size, **summary}))
+    print(json.dumps(summary))
     return 0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from wildlife import aws, batch, fs
 from wildlife.budget import BudgetExceeded
-from wildlife.graph import BUDGET_STAGES, GRAPH
+from wildlife.graph import BUDGET_STAGES, FAILURE_REPORT, GRAPH
 
 LABEL = {"services": ["lambda", "batch"],
          "how": "LocalStack emulated S3, IAM, Step Functions, Logs and SNS; the Lambda and AWS Batch tasks "
@@ -76,7 +76,7 @@ def stand_in(run_input: dict[str, Any], session: str) -> tuple[dict[str, list[di
         task = stage.name
         try:
             if stage.fan_out:
-                task = f"{stage.name}Shard"
+                task = stage.shard_task
                 g = state["GuardBudget"]
                 items = fs.read_json(f"s3://{g['shards_bucket']}/{g['shards_key']}")
                 mocks[task] = [_lambda(aws.handle(stage.name, {"state": state, "shard": item["shard"],
@@ -85,9 +85,9 @@ def stand_in(run_input: dict[str, Any], session: str) -> tuple[dict[str, list[di
                 task = stage.name
             if stage.runs_on == "batch":
                 mocks[task] = [_batch_array_job(state, session)]
-                state[f"{task}Job"] = {"job_id": mocks[task][0]["Return"]["JobId"],
+                state[stage.job_result] = {"job_id": mocks[task][0]["Return"]["JobId"],
                                        "results_uri": run_input["output_uri"]}
-                task = f"{stage.name}Summary"
+                task = stage.summary_task
                 payload = aws.handle(stage.name, {"state": state, "session_id": session}, function=stage.collect)
             else:
                 payload = aws.handle(stage.name, {"state": state, "session_id": session})
@@ -95,7 +95,7 @@ def stand_in(run_input: dict[str, Any], session: str) -> tuple[dict[str, list[di
             mocks[task] = [_throw(exc)]
             state["error"] = {"Error": type(exc).__name__, "Cause": str(exc)}
             if not (isinstance(exc, BudgetExceeded) and stage.name in BUDGET_STAGES):
-                mocks["WriteFailureReport"] = [_lambda(aws.failure_report({"state": state, "session_id": session}))]
+                mocks[FAILURE_REPORT] = [_lambda(aws.failure_report({"state": state, "session_id": session}))]
             return mocks, state
         mocks[task] = [_lambda(payload)]
         state[stage.name] = payload

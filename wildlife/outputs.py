@@ -14,20 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 import wildlife
-from wildlife import camtrapdp, clock, deployments, fs, report_html
-from wildlife.detect import Result, mdjson
+from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1
+from wildlife.detect import mdjson
+from wildlife.graph import table_uri
 
-DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
-RESULT_SCHEMA = pa.schema([
-    ("photo_id", pa.string()),
-    ("detections", pa.list_(DETECTION_TYPE)),
-    ("failure", pa.string()),
-    ("note", pa.string()),
-    ("assessed", pa.bool_()),  # False: the detector did not judge the photo; its empty list means nothing
-])
 DEPLOYMENTS_SCHEMA = pa.schema([
     ("deployment_id", pa.string()),
     ("in_table", pa.bool_()),  # a row of --deployments (else a folder name)
@@ -41,38 +33,6 @@ DEPLOYMENTS_SCHEMA = pa.schema([
     ("first_photo_local", pa.timestamp("us")), ("last_photo_local", pa.timestamp("us")),
     ("timestamp_issues", pa.bool_()), ("clock_flags", pa.list_(pa.string())),
 ])
-
-
-def result_row(photo_id: str, result: Result) -> dict[str, Any]:
-    return {"photo_id": photo_id, "failure": result.failure, "note": result.note, "assessed": result.assessed,
-            "detections": [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox)}
-                           for d in result.detections]}
-
-
-def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
-    """Media rows with their Stage-1 result; a detection failure turns an ok photo into a failed one.
-
-    ``assessed`` is True for an ok photo the detector judged (its detections, possibly none, mean something) and
-    False for every other row: failed, skipped, or left unjudged (the motion baseline's lone photos).
-    """
-    matched = take_by_key(media.column("photo_id"), results, "photo_id")
-    failure = matched.column("failure")
-    status = pc.if_else(pc.is_valid(failure), "failed", media.column("status"))
-    judged = matched.column("assessed") if "assessed" in matched.column_names \
-        else pc.is_valid(matched.column("photo_id"))  # results written before the column existed
-    assessed = pc.and_(pc.equal(status, "ok"), judged).fill_null(False)
-    reason = pc.if_else(pc.is_valid(failure), pc.binary_join_element_wise("detection: ", failure, ""),
-                        media.column("reason"))
-    media = media.set_column(media.schema.get_field_index("status"), "status", status)
-    media = media.set_column(media.schema.get_field_index("reason"), "reason", reason)
-    return media.append_column("detections", matched.column("detections")) \
-                .append_column("detection_note", matched.column("note")) \
-                .append_column("assessed", assessed)
-
-
-def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> pa.Table:
-    """Rows of ``table`` matching each of ``keys`` in order (all-null rows where there is no match)."""
-    return table.take(pc.index_in(keys, value_set=table.column(key)))
 
 
 def deployments_summary(deployments_uri: str | None, media: pa.Table) -> tuple[pa.Table, list[str]]:
@@ -116,28 +76,24 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     params = state["params"]
     out_uri = params["output_uri"]
-    s2 = state["Stage2Events"]
-    media = join_results(fs.read_table(state["Stage0Exif"]["media_uri"]),
-                         fs.read_table(state["Stage1Detect"]["results_uri"])).drop_columns(["detections"])
-    photos = take_by_key(media.column("photo_id"), fs.read_table(s2["photos_uri"]), "photo_id")
-    for name in ("sequence_id", "event_id", "top_category", "max_conf", "n_detections"):
-        media = media.append_column(name, photos.column(name))
-    clusters = fs.read_table(s2["events_uri"])
-    weather_uri = state.get("WeatherEnrichment", {}).get("weather_uri")
+    media = fs.read_table(table_uri(state, "images"))  # media, Stage 1's results, sequences and events
+    clusters = fs.read_table(table_uri(state, "events"))
+    weather_uri = table_uri(state, "weather")
     if weather_uri:
-        weather = take_by_key(clusters.column("cluster_id"), fs.read_table(weather_uri), "cluster_id")
+        weather = stage1.take_by_key(clusters.column("cluster_id"), fs.read_table(weather_uri), "cluster_id")
         for name in weather.column_names:
             if name != "cluster_id":
                 clusters = clusters.append_column(name, weather.column(name))
     deployments_table, deployment_warnings = deployments_summary(params.get("deployments_uri"), media)
     files = {
         "images.parquet": media,
-        "detections.parquet": fs.read_table(s2["detections_uri"]),
+        "detections.parquet": fs.read_table(table_uri(state, "detections")),  # Stage 2 wrote it there
         "clusters.parquet": clusters,
         "deployments.parquet": deployments_table,
     }
     for name, table in files.items():
-        fs.write_table(table, fs.join(out_uri, name))
+        if name != "detections.parquet":
+            fs.write_table(table, fs.join(out_uri, name))
     det = state["Stage1Detect"]["detector"]
     md_uri = fs.join(out_uri, "megadetector.json")
     fs.write_json(md_uri, mdjson.build(media, files["detections.parquet"], det))

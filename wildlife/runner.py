@@ -24,11 +24,12 @@ from wildlife.checkpoint import DeadlineReached
 from wildlife.errors import InputError, OdinError, StageFailed
 from wildlife.graph import GRAPH
 from wildlife.progress import console
+from wildlife.runinput import RunInput
 from wildlife.runlock import output_lock
 from wildlife.stages import Context
 
 # Run input keys a resumed run may change; anything else must match the stored run.
-CHANGEABLE_ON_RESUME = ("budget_dkk", "max_job_duration", "use_spot", "weather_provider")
+CHANGEABLE_ON_RESUME = RunInput.changeable_on_resume()
 
 
 class RunExists(InputError):
@@ -120,6 +121,11 @@ def _run(params: dict[str, Any], resume: bool, checkpoint_every: int,
     if state["params"].get("max_job_duration"):
         deadline = time.monotonic() + float(state["params"]["max_job_duration"])
     ctx = Context(deadline=deadline, checkpoint_every=checkpoint_every)
+    return _walk(state, ctx, on_end)
+
+
+def _walk(state: dict[str, Any], ctx: Context, on_end: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Run every stage not done yet, in graph order, saving the state after each."""
     save = lambda: fs.write_json(state_uri(state["params"]["output_uri"]), state)  # noqa: E731
     save()
     for stage in GRAPH:
@@ -145,6 +151,50 @@ def _run(params: dict[str, Any], resume: bool, checkpoint_every: int,
     save()
     on_end(fs.read_json(state["WriteOutputs"]["report_uri"]))
     return state
+
+
+def rerun(output_uri: str, name: str, changes: dict[str, Any] | None = None, *, checkpoint_every: int = 500,
+          on_end: Callable[[dict[str, Any]], None] = lambda report: None) -> dict[str, Any]:
+    """Run stage ``name`` of the finished (or stopped) run in ``output_uri`` again from its stored inputs, with
+    the run input's ``changes`` (each a setting ``name`` or an earlier stage reads first is refused), then every
+    later stage: each depends on the one before, so the outputs always come from one set of settings.
+
+    A looping stage starts afresh (its checkpoints are removed). The later stages' payloads are dropped first,
+    so a failure leaves a state that ``run --resume`` continues from ``name``.
+    """
+    from wildlife.stages import CHECKPOINTS, work_uri  # noqa: PLC0415
+
+    changes = changes or {}
+    names = [s.name for s in GRAPH]
+    with output_lock(output_uri):
+        state = load_state(output_uri)
+        if state is None:
+            raise InputError(f"{output_uri} holds no run (no {state_uri(output_uri)}).",
+                             hint="Give the --output of an earlier `run`.")
+        missing = [n for n in names[:names.index(name)] if n not in state["done"]]
+        if missing:
+            raise InputError(f"{name} needs {', '.join(missing)} of run {state['session_id']}, not done yet.",
+                             hint="Finish the run first: `run --resume` with its options.")
+        for key in changes:
+            first = RunInput.first_read_by(key)
+            if first is None or names.index(first) < names.index(name):
+                raise InputError(f"{key} is read before {name} (by {first or 'the whole run'}): re-running {name} "
+                                 "alone cannot change it.",
+                                 hint=f"Re-run from {first}, or start a new run." if first else "Start a new run.")
+        state["params"].update(changes)
+        for later in names[names.index(name):]:
+            state.pop(later, None)
+            state["timings"].pop(later, None)
+        state["done"] = [n for n in state["done"] if names.index(n) < names.index(name)]
+        state.pop("error", None)
+        state["status"] = "running"
+        if name in CHECKPOINTS:
+            filesystem, path = fs.filesystem(work_uri(state, CHECKPOINTS[name]))
+            filesystem.delete_dir_contents(path, missing_dir_ok=True)
+        console.print(f"re-running {name} of run {state['session_id']}"
+                      + (f" with {', '.join(f'{k}={v}' for k, v in changes.items())}" if changes else "")
+                      + f", then {', '.join(names[names.index(name) + 1:]) or 'nothing else'}")
+        return _walk(state, Context(checkpoint_every=checkpoint_every), on_end)
 
 
 def _as_stage_failure(stage: str, exc: BaseException, output_uri: str) -> BaseException:

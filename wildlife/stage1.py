@@ -1,22 +1,75 @@
-"""Stage 1 as plain functions: which photos to run, how to shard them, running a detector resumably.
+"""Stage 1: which photos to run, how to shard them, running a detector resumably, and its result table.
 
-Used by the local runner's stage and by the Batch container (``python -m wildlife.batch``), which runs one
-shard of an array job.
+One function runs a shard of photos (``run_shard``): the Batch container (``python -m wildlife.batch``) runs
+shard ``i`` of an array job, the local runner shard 0 of 1. One function gathers the shards (``collect``),
+in the AWS Lambda and locally alike. Each shard writes ``shard-<index>.parquet`` (its results,
+``RESULT_SCHEMA``) and ``shard-<index>.json`` (the detector that ran and the warnings from loading it), and
+checkpoints under ``shard-<index>/``, so a spot instance reclaimed mid-shard, or a local run killed, resumes
+where it stopped.
+
+Stage 1 assigns each ok photo its sequence (``sequences.assign``): the motion baseline compares a sequence's
+photos, and Stage 2 takes the ids from here rather than cutting them again.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import checkpoint, exif, fs, outputs, sequences, stage0
-from wildlife.detect import sequence_of
+from wildlife import checkpoint, exif, fs, sequences, stage0
+from wildlife import detect as detectors
+from wildlife.detect import Result, sequence_of
 from wildlife.errors import StageFailed
+
+DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
+RESULT_SCHEMA = pa.schema([
+    ("photo_id", pa.string()),
+    ("sequence_id", pa.string()),  # sequences.assign over the ok photos: the run's one cut into sequences
+    ("detections", pa.list_(DETECTION_TYPE)),
+    ("failure", pa.string()),
+    ("note", pa.string()),
+    ("assessed", pa.bool_()),  # False: the detector did not judge the photo; its empty list means nothing
+])
+
+
+def result_row(photo_id: str, result: Result, sequence_id: str | None = None) -> dict[str, Any]:
+    detections = [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox)} for d in result.detections]
+    return {"photo_id": photo_id, "sequence_id": sequence_id, "failure": result.failure, "note": result.note,
+            "assessed": result.assessed, "detections": detections}
+
+
+def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
+    """Media rows with their Stage-1 result; a detection failure turns an ok photo into a failed one.
+
+    ``sequence_id`` is Stage 1's, for the photos still ok (null for the others, as for every row that is not
+    an ok photo). ``assessed`` is True for an ok photo the detector judged (its detections, possibly none,
+    mean something) and False for every other row: failed, skipped, or left unjudged (the motion baseline's
+    lone photos).
+    """
+    matched = take_by_key(media.column("photo_id"), results, "photo_id")
+    failure = matched.column("failure")
+    status = pc.if_else(pc.is_valid(failure), "failed", media.column("status"))
+    judged = matched.column("assessed") if "assessed" in matched.column_names \
+        else pc.is_valid(matched.column("photo_id"))  # results written before the column existed
+    assessed = pc.and_(pc.equal(status, "ok"), judged).fill_null(False)
+    reason = pc.if_else(pc.is_valid(failure), pc.binary_join_element_wise("detection: ", failure, ""),
+                        media.column("reason"))
+    media = media.set_column(media.schema.get_field_index("status"), "status", status)
+    media = media.set_column(media.schema.get_field_index("reason"), "reason", reason)
+    sequence_id = pc.if_else(pc.equal(status, "ok").fill_null(False), matched.column("sequence_id"),
+                             pa.scalar(None, pa.string()))
+    return media.append_column("sequence_id", sequence_id) \
+                .append_column("detections", matched.column("detections")) \
+                .append_column("detection_note", matched.column("note")) \
+                .append_column("assessed", assessed)
+
+
+def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> pa.Table:
+    """Rows of ``table`` matching each of ``keys`` in order (all-null rows where there is no match)."""
+    return table.take(pc.index_in(keys, value_set=table.column(key)))
 
 
 def photos_to_detect(media: pa.Table, gap_s: float,
@@ -54,7 +107,7 @@ def shard(photos: list[dict[str, Any]], index: int, size: int) -> list[dict[str,
 
 def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
            deadline: float | None = None) -> tuple[pa.Table, int]:
-    """Results (one row per photo, ``outputs.RESULT_SCHEMA``), checkpointed every ``every`` photos.
+    """Results (one row per photo, ``RESULT_SCHEMA``), checkpointed every ``every`` photos.
 
     A chunk may end inside a sequence (at a boundary the detector's ``chunk_key`` allows); it then brings
     the ``detector.context`` neighbours on each side that its photos are compared with.
@@ -68,10 +121,10 @@ def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
         span = photos[max(0, first - detector.context):last + detector.context + 1]
         batch = [p for p in span if p["photo_id"] in ids or sequence_of(p) in wanted]
         results = dict(zip((p["photo_id"] for p in batch), detector.detect(batch), strict=True))
-        return [outputs.result_row(p["photo_id"], results[p["photo_id"]]) for p in chunk]
+        return [result_row(p["photo_id"], results[p["photo_id"]], p["sequence_id"]) for p in chunk]
 
     return checkpoint.run_chunks(
-        photos, key="photo_id", parts_uri=parts_uri, schema=outputs.RESULT_SCHEMA, every=every,
+        photos, key="photo_id", parts_uri=parts_uri, schema=RESULT_SCHEMA, every=every,
         label=f"Stage 1  {detector.name}", deadline=deadline, work=work, group=detector.chunk_key,
     )
 
@@ -94,30 +147,52 @@ def require_some_success(results: pa.Table, parts_uri: str | None = None) -> Non
                            "starts again from the first photo.")
 
 
-def summary(results: pa.Table, detector, requested: str, resumed: int, warnings: list[str]) -> dict[str, Any]:
+def run_shard(media_uri: str, folder_uri: str, detector_spec: str, gap_s: float, index: int = 0, size: int = 1,
+              every: int = 500, deadline: float | None = None,
+              max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS) -> dict[str, Any]:
+    """Shard ``index`` of ``size`` of Stage 1 over the media table at ``media_uri``; returns its summary.
+
+    Raises ``detect.DetectorUnavailable`` (a detector that cannot be loaded) before any work.
+    """
+    detector, warnings = detectors.load(detector_spec)
+    photos = shard(photos_to_detect(fs.read_table(media_uri), gap_s, max_megapixels), index, size)
+    name = fs.join(folder_uri, f"shard-{index:05d}")
+    results, resumed = detect(photos, detector, name, every, deadline)
+    fs.write_table(results, f"{name}.parquet")
+    side = {"shard": index, "of": size, "detector": {"name": detector.name, "version": detector.version},
+            "resumed": resumed, "warnings": warnings}
+    fs.write_json(f"{name}.json", side)
+    return {"shard": index, "of": size, **_summary([results], [side], detector_spec)}
+
+
+def _shards(folder_uri: str) -> list[str]:
+    return sorted(n for n in fs.list_names(folder_uri) if n.startswith("shard-") and n.endswith(".parquet"))
+
+
+def read_results(folder_uri: str) -> pa.Table:
+    """Stage 1's results: every shard's, as one table (the shards are the only copy)."""
+    tables = [fs.read_table(fs.join(folder_uri, n)).select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+              for n in _shards(folder_uri)]
+    return pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+
+
+def collect(folder_uri: str, requested: str) -> dict[str, Any]:
+    """The stage's summary over every shard: the detector, counts, and the warnings of every shard (loading
+    the detector, notes on photos). Raises ``StageFailed`` when every photo failed."""
+    results = read_results(folder_uri)
+    sides = [fs.read_json(fs.join(folder_uri, n.removesuffix(".parquet") + ".json")) for n in _shards(folder_uri)]
+    require_some_success(results, folder_uri)
+    return _summary([results], sides, requested)
+
+
+def _summary(tables: list[pa.Table], sides: list[dict[str, Any]], requested: str) -> dict[str, Any]:
+    results = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+    detector = sides[0]["detector"] if sides else {"name": "unknown", "version": "unknown"}
+    loading = [w for side in sides for w in side["warnings"]]
     notes = Counter(n for n in results.column("note").to_pylist() if n)
     has_det = pc.greater(pc.list_value_length(results.column("detections")), 0)
-    return {"detector": {"name": detector.name, "version": detector.version, "requested": requested},
+    return {"detector": dict(detector, requested=requested),
             "photos": results.num_rows, "with_detections": pc.sum(has_det.cast(pa.int64())).as_py() or 0,
             "failed": results.num_rows - pc.count(results.column("failure"), mode="only_null").as_py(),
-            "resumed": resumed,
-            "warnings": warnings + [f"{count} photo(s): {note}" for note, count in notes.items()]}
-
-
-def write_shard(results: pa.Table, uri: str, detector) -> None:
-    meta = {b"odin.detector": json.dumps({"name": detector.name, "version": detector.version}).encode()}
-    fs.write_table(results.replace_schema_metadata(meta), uri)
-
-
-def read_shards(folder_uri: str):
-    """All ``shard-*.parquet`` results of an array job, and the detector that made them."""
-    names = [n for n in fs.list_names(folder_uri) if n.startswith("shard-") and n.endswith(".parquet")]
-    tables = [fs.read_table(fs.join(folder_uri, n)) for n in names]
-    info = {"name": "unknown", "version": "unknown"}
-    for t in tables:
-        raw = (t.schema.metadata or {}).get(b"odin.detector")
-        if raw:
-            info = json.loads(raw)
-    merged = pa.concat_tables([t.replace_schema_metadata(None).cast(outputs.RESULT_SCHEMA) for t in tables]) \
-        if tables else outputs.RESULT_SCHEMA.empty_table()
-    return merged, SimpleNamespace(**info)
+            "resumed": sum(side["resumed"] for side in sides),
+            "warnings": list(dict.fromkeys(loading)) + [f"{count} photo(s): {note}" for note, count in notes.items()]}

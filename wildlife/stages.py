@@ -20,11 +20,9 @@ from wildlife import (
     calibration,
     checkpoint,
     clock,
-    cloud,
     exif,
     fs,
     outputs,
-    sequences,
     stage0,
     stage1,
     stage2,
@@ -33,9 +31,12 @@ from wildlife import (
 from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
+from wildlife.graph import table_uri
 
 PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
+# the looping stages' checkpoints, under the run's work files: re-running such a stage alone starts them afresh
+CHECKPOINTS = {"Stage0Exif": "stage0", "Stage1Detect": "stage1"}
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _s3_location(uri: str) -> dict[str, str | None]:
     """Bucket and key of an s3:// URI, for the Distributed Map's ItemReader (None for local runs)."""
     if not uri.startswith("s3://"):
         return {"shards_bucket": None, "shards_key": None}
-    bucket, key = cloud.split(uri)
+    bucket, _, key = uri.removeprefix("s3://").partition("/")  # no stage imports the stack's code (cloud.py)
     return {"shards_bucket": bucket, "shards_key": key}
 
 
@@ -111,7 +112,7 @@ def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefi
     params = state["params"]
     table = deps.load(params["deployments_uri"]) if params.get("deployments_uri") else {}
     done, resumed = checkpoint.run_chunks(
-        pending, key="photo_id", parts_uri=work_uri(state, "stage0"), schema=stage0.MEDIA_SCHEMA,
+        pending, key="photo_id", parts_uri=work_uri(state, CHECKPOINTS["Stage0Exif"]), schema=stage0.MEDIA_SCHEMA,
         every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock", deadline=ctx.deadline,
         work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", 250.0)), prefix=prefix,
     )
@@ -119,7 +120,7 @@ def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefi
 
 
 def _pending(state: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    manifest = fs.read_table(state["GuardBudget"]["manifest_uri"]).to_pylist()
+    manifest = fs.read_table(table_uri(state, "manifest")).to_pylist()
     return [r for r in manifest if r["status"] == "pending"], manifest
 
 
@@ -148,7 +149,7 @@ def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    media = fs.read_table(state["Stage0Exif"]["media_uri"], )
+    media = fs.read_table(table_uri(state, "media"), )
     ok = pc.equal(media.column("status"), "ok")
     photos = pc.sum(ok.cast(pa.int64())).as_py() or 0
     total_bytes = pc.sum(pc.if_else(ok, media.column("size"), 0)).as_py() or 0
@@ -157,7 +158,8 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     # on AWS, Stage 1 is an array job: its size and the container's command travel in this payload
     payload = {"estimate": est.as_dict(), "photos": photos,
                "array_size": min(10_000, max(2, math.ceil(photos / PHOTOS_PER_SHARD))),
-               "stage1_command": ["--input", state["Stage0Exif"]["media_uri"], "--output", work_uri(state, "stage1"),
+               "stage1_command": ["--input", table_uri(state, "media"),
+                                  "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
                                   "--detector", params["detector"], "--sequence-gap", str(params["sequence_gap_s"])]}
     state["CostEstimation"] = payload
     budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
@@ -165,35 +167,30 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Locally: Stage 1 as shard 0 of 1, then the same collect step as on AWS."""
     params = state["params"]
-    detector, warnings = detectors.load(params["detector"])
-    photos = stage1.photos_to_detect(fs.read_table(state["Stage0Exif"]["media_uri"]), params["sequence_gap_s"],
-                                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
-    results, resumed = stage1.detect(photos, detector, work_uri(state, "stage1"), ctx.checkpoint_every, ctx.deadline)
-    stage1.require_some_success(results, work_uri(state, "stage1"))
-    fs.write_table(results, work_uri(state, "stage1.parquet"))
-    return {"results_uri": work_uri(state, "stage1.parquet"),
-            **stage1.summary(results, detector, params["detector"], resumed, warnings)}
+    stage1.run_shard(table_uri(state, "media"), work_uri(state, CHECKPOINTS["Stage1Detect"]), params["detector"],
+                     params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
+                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
+    return stage1_collect(state, ctx)
 
 
 def stage1_collect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """AWS: gather the array job's shard results into the same payload ``stage1_detect`` returns locally."""
-    results, detector = stage1.read_shards(work_uri(state, "stage1"))
-    stage1.require_some_success(results)
-    fs.write_table(results, work_uri(state, "stage1.parquet"))
-    return {"results_uri": work_uri(state, "stage1.parquet"),
-            **stage1.summary(results, detector, state["params"]["detector"], 0, [])}
+    """The stage's payload over its shards (the Batch array job's on AWS); the shards are its table."""
+    folder = work_uri(state, CHECKPOINTS["Stage1Detect"])
+    return {"results_uri": folder, **stage1.collect(folder, state["params"]["detector"])}
 
 
 def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Detections, per-photo summaries and events; writes ``detections.parquet`` (the user's, once) and the
+    photos table that becomes ``images.parquet``."""
     params = state["params"]
-    media = outputs.join_results(fs.read_table(state["Stage0Exif"]["media_uri"]),
-                                 fs.read_table(state["Stage1Detect"]["results_uri"]))
-    media = media.append_column("sequence_id", sequences.assign(media, params["sequence_gap_s"]))
+    media = stage1.join_results(fs.read_table(table_uri(state, "media")),
+                                stage1.read_results(table_uri(state, "results")))
     det = state["Stage1Detect"]["detector"]
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
-    best = outputs.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
-                               "photo_id")
+    best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
+                              "photo_id")
     photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
     for name in ("top_category", "max_conf", "n_detections"):
         photos = photos.append_column(name, best.column(name))
@@ -206,14 +203,18 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                        burst_gap_s=params["sequence_gap_s"],
                        independence_s=params.get("independence_s", EventRules.independence_s))
     event_ids, table = stage2.group_events(photos, rules)
-    photos = photos.append_column("event_id", event_ids)
-    uris = {name: work_uri(state, f"{name}.parquet") for name in ("photos", "detections", "events")}
-    fs.write_table(photos, uris["photos"])
+    images = media.drop_columns(["detections", "sequence_id"]).append_column("sequence_id", media["sequence_id"])
+    images = images.append_column("event_id", event_ids)
+    for name in ("top_category", "max_conf", "n_detections"):
+        images = images.append_column(name, best.column(name))
+    uris = {"images": work_uri(state, "images.parquet"), "events": work_uri(state, "events.parquet"),
+            "detections": fs.join(params["output_uri"], "detections.parquet")}
+    fs.write_table(images, uris["images"])
     fs.write_table(detections, uris["detections"])
     fs.write_table(table, uris["events"])
     static_count = pc.sum(detections.column("suspected_static").cast(pa.int64())).as_py() or 0
     n_ok = sum(s == "ok" for s in ok)
-    payload = {"photos_uri": uris["photos"], "detections_uri": uris["detections"], "events_uri": uris["events"],
+    payload = {"images_uri": uris["images"], "detections_uri": uris["detections"], "events_uri": uris["events"],
                "events": table.num_rows,
                "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
                "suspected_static_detections": static_count, "method": rules.describe(),
@@ -223,19 +224,19 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
         payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
                                    f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")
     if rules.method == "hdbscan":
-        payload["compared_to_gap"] = stage2.compare_to_gap(photos, rules)
+        payload["compared_to_gap"] = stage2.compare_to_gap(photos.append_column("event_id", event_ids), rules)
     return payload
 
 
 def weather_enrichment(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     name = params.get("weather_provider") or "open-meteo"
-    events = fs.read_table(state["Stage2Events"]["events_uri"])
+    events = fs.read_table(table_uri(state, "events"))
     if name == "none" or events.num_rows == 0:
         reason = "--weather-provider none" if name == "none" else "no positive events"
         return {"weather_uri": None, "provider": None, "events": 0, "skipped": reason}
     provider = weather.PROVIDERS[name]()
-    coords = deps.coordinates(params.get("deployments_uri"), fs.read_table(state["Stage0Exif"]["media_uri"]))
+    coords = deps.coordinates(params.get("deployments_uri"), fs.read_table(table_uri(state, "media")))
     days_back = int(params.get("weather_days_back") or 0)
     deadline, limit = time.monotonic() + weather.STAGE_S, f"the weather stage's limit of {weather.STAGE_S:g} s"
     if ctx.deadline is not None and ctx.deadline < deadline:

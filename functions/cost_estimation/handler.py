@@ -1,7 +1,5 @@
-"""Lambda for CostEstimation; the stage itself is in wildlife.stages."""
+"""Lambda CostEstimation: runs wildlife.stages.cost_estimation (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("CostEstimation", event, context)
+handler = handler_for(__name__)

@@ -1,7 +1,5 @@
-"""Lambda for the state machine's Catch path: writes run_report.json with the error."""
+"""Lambda WriteFailureReport: runs wildlife.aws.failure_report (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import failure_report
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return failure_report(event)
+handler = handler_for(__name__)

@@ -1,7 +1,5 @@
-"""Lambda for GuardBudget; the stage itself is in wildlife.stages."""
+"""Lambda GuardBudget: runs wildlife.stages.guard_budget (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("GuardBudget", event, context)
+handler = handler_for(__name__)

@@ -1,7 +1,5 @@
-"""Lambda for Stage0Exif; the stage itself is in wildlife.stages."""
+"""Lambda Stage0Exif: runs wildlife.stages.stage0_exif (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("Stage0Exif", event, context)
+handler = handler_for(__name__)

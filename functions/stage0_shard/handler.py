@@ -1,8 +1,5 @@
-"""Lambda for one item of Stage0Exif's Distributed Map (wildlife.stages.stage0_shard)."""
+"""Lambda Stage0ExifShards: runs wildlife.stages.stage0_shard (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
-from wildlife.graph import stage
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("Stage0Exif", event, context, function=stage("Stage0Exif").fan_out)
+handler = handler_for(__name__)

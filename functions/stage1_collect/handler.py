@@ -1,8 +1,5 @@
-"""Lambda for Stage1Detect: gathers the Batch array job's shard results (wildlife.stages.stage1_collect)."""
+"""Lambda Stage1Detect: runs wildlife.stages.stage1_collect (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
-from wildlife.graph import stage
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("Stage1Detect", event, context, function=stage("Stage1Detect").collect)
+handler = handler_for(__name__)

@@ -1,7 +1,5 @@
-"""Lambda for Stage2Events; the stage itself is in wildlife.stages."""
+"""Lambda Stage2Events: runs wildlife.stages.stage2_events (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("Stage2Events", event, context)
+handler = handler_for(__name__)

@@ -1,7 +1,5 @@
-"""Lambda for WeatherEnrichment; the stage itself is in wildlife.stages."""
+"""Lambda WeatherEnrichment: runs wildlife.stages.weather_enrichment (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("WeatherEnrichment", event, context)
+handler = handler_for(__name__)

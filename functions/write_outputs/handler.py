@@ -1,7 +1,5 @@
-"""Lambda for WriteOutputs; the stage itself is in wildlife.stages."""
+"""Lambda WriteOutputs: runs wildlife.stages.write_outputs (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handle
+from wildlife.aws import handler_for
 
-
-def handler(event, context):
-    return handle("WriteOutputs", event, context)
+handler = handler_for(__name__)

@@ -20,7 +20,9 @@ from rich.markup import escape
 from wildlife import budget
 from wildlife.cli.common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 from wildlife.errors import InputError, OdinError
+from wildlife.graph import GRAPH
 from wildlife.progress import console
+from wildlife.runinput import RunInput
 
 
 @click.group(cls=OdinGroup, help=__doc__)
@@ -31,23 +33,25 @@ def cli(debug: bool) -> None:
     pass
 
 
+def _opt(*decls, name: str, **kw):
+    """A click option for the run input's field ``name``: its help text and default are ``RunInput``'s."""
+    field = RunInput.field(name)
+    kw.setdefault("default", field.default)
+    kw.setdefault("show_default", field.default is not None and not kw.get("is_flag"))
+    return click.option(*decls, name, help=field.metadata["help"], **kw)
+
+
 def _common(f):
     options = [
-        click.option("--input", "input_uri", required=True, help="Folder or s3:// prefix of photos."),
-        click.option("--budget", "budget_dkk", type=Number(min=0), required=True, help="Hard budget in DKK."),
-        click.option("--target", type=click.Choice(TARGETS), default="local", show_default=True,
-                     help="Where to run: this machine, LocalStack, or AWS."),
-        click.option("--use-spot/--no-spot", default=True, show_default=True,
-                     help="Price GPU compute as spot (AWS targets)."),
-        click.option("--max-images", type=click.IntRange(min=1), default=None,
-                     help="Process only the first N photos in path order; the rest are listed as skipped."),
-        click.option("--max-job-duration", type=Number(min=1), default=None,
-                     help="Wall-time limit in seconds; refused up front if the estimate is longer."),
-        click.option("--detector", default="auto", show_default=True,
-                     help="motion, megadetector, auto (MegaDetector if available, else motion) or a model path."),
-        click.option("--instance-type", default=None, help="Batch instance type for the AWS estimate."),
-        click.option("--prices", "prices_uri", default=None,
-                     help=f"Price table overriding Odin's own ({budget.DEFAULT_PRICES})."),
+        _opt("--input", name="input_uri", required=True),
+        _opt("--budget", name="budget_dkk", type=Number(min=0), required=True),
+        _opt("--target", name="target", type=click.Choice(TARGETS)),
+        _opt("--use-spot/--no-spot", name="use_spot"),
+        _opt("--max-images", name="max_images", type=click.IntRange(min=1)),
+        _opt("--max-job-duration", name="max_job_duration", type=Number(min=1)),
+        _opt("--detector", name="detector"),
+        _opt("--instance-type", name="instance_type"),
+        _opt("--prices", name="prices_uri"),
     ]
     for option in reversed(options):
         f = option(f)
@@ -88,27 +92,17 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 
 @cli.command()
 @_common
-@click.option("--output", "output_uri", required=True, help="Folder or s3:// prefix for the results.")
-@click.option("--deployments", "deployments_uri", default=None,
-              help="Deployments CSV (Camtrap DP columns + timezone, clockOffset). Default: one per top folder.")
-@click.option("--weather-days-back", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Days of weather before each event to add (weather stage).")
-@click.option("--weather-provider", type=click.Choice(["open-meteo", "met-frost", "none"]), default="open-meteo",
-              show_default=True, help="Weather for positive events: Open-Meteo archive, MET Norway Frost "
-              "(needs FROST_CLIENT_ID), or none.")
-@click.option("--independence", "independence_s", type=Number(min=0), default=1800.0, show_default=True,
-              help="Seconds between independent records per deployment and category.")
-@click.option("--sequence-gap", "sequence_gap_s", type=Number(min=0), default=60.0, show_default=True,
-              help="Seconds between photos that start a new sequence.")
-@click.option("--events", "events_method", type=click.Choice(["gap", "hdbscan"]), default="gap", show_default=True,
-              help="How photos become events: a fixed --event-gap (the field's convention) or HDBSCAN.")
-@click.option("--event-gap", "event_gap_s", type=Number(min=0), default=120.0, show_default=True,
-              help="Seconds between consecutive photos of a deployment that start a new event.")
-@click.option("--conf-threshold", type=Number(0, 1), default=0.2, show_default=True,
-              help="Detections at or above this confidence count as positive.")
+@_opt("--output", name="output_uri", required=True)
+@_opt("--deployments", name="deployments_uri")
+@_opt("--weather-days-back", name="weather_days_back", type=click.IntRange(min=0))
+@_opt("--weather-provider", name="weather_provider", type=click.Choice(["open-meteo", "met-frost", "none"]))
+@_opt("--independence", name="independence_s", type=Number(min=0))
+@_opt("--sequence-gap", name="sequence_gap_s", type=Number(min=0))
+@_opt("--events", name="events_method", type=click.Choice(["gap", "hdbscan"]))
+@_opt("--event-gap", name="event_gap_s", type=Number(min=0))
+@_opt("--conf-threshold", name="conf_threshold", type=Number(0, 1))
 @click.option("--resume", is_flag=True, help="Continue the run already in --output.")
-@click.option("--follow-links", is_flag=True, help="Follow symbolic links to folders inside --input (never outside "
-              "it, never round a loop). Without it they are listed as skipped.")
+@_opt("--follow-links", name="follow_links", is_flag=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Photos per checkpoint in the looping stages.")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
@@ -121,11 +115,11 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     """
     from wildlife import runner  # noqa: PLC0415
 
+    run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
     if target != "local":
         from wildlife.cli.stack import run_cloud  # noqa: PLC0415
 
-        run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
-                   weather_days_back, detector, instance_type, prices_uri, deployments_uri)
+        run_cloud(run_input)
         return
     if not os.path.isdir(input_uri) and "://" not in input_uri:
         fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
@@ -135,15 +129,39 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
 
     detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
-    params = {
-        "input_uri": input_uri, "output_uri": output_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
-        "max_images": max_images, "max_job_duration": max_job_duration, "weather_days_back": weather_days_back,
-        "target": target, "detector": detector, "instance_type": instance_type, "prices_uri": prices_uri,
-        "deployments_uri": deployments_uri, "sequence_gap_s": sequence_gap_s, "conf_threshold": conf_threshold,
-        "weather_provider": weather_provider, "independence_s": independence_s,
-        "events_method": events_method, "event_gap_s": event_gap_s, "follow_links": follow_links,
-    }
-    runner.run(params, resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
+    runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
+
+
+def _stage_options(f):
+    """The run's options that ``stage`` may change: those some stage reads first (``RunInput``), unset by
+    default (the run keeps its value)."""
+    for p in reversed(run.params):
+        if p.name in RunInput.names() and RunInput.first_read_by(p.name):
+            f = click.option(*p.opts, p.name, type=p.type, default=None,
+                             help=f"{p.help} Read first by {RunInput.first_read_by(p.name)}.")(f)
+    return f
+
+
+@cli.command("stage")
+@click.argument("name", type=click.Choice([s.name for s in GRAPH]))
+@click.option("--output", "output_uri", required=True, help="The --output of an earlier run.")
+@_stage_options
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Photos per checkpoint in the looping stages.")
+def stage(name, output_uri, checkpoint_every, **changes):
+    """Re-run one stage of an existing run from its stored inputs, then every stage after it.
+
+    \b
+    Examples:
+      stage Stage2Events --output RUN --independence 600   events with another independence interval
+      stage WeatherEnrichment --output RUN                 weather again, after the network came back
+    An option read first by an earlier stage than NAME is refused (exit 2). The later stages run again too,
+    so the outputs always come from one set of settings; if one fails, `run --resume` continues.
+    """
+    from wildlife import runner  # noqa: PLC0415
+
+    runner.rerun(output_uri, name, {k: v for k, v in changes.items() if v is not None},
+                 checkpoint_every=checkpoint_every, on_end=_ended)
 
 
 def _has_photos(folder: str) -> None:

@@ -68,10 +68,10 @@ def destroy(target):
     _infra(target, "destroy")
 
 
-def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
-              weather_days_back, detector, instance_type, prices_uri, deployments_uri=None) -> None:
+def run_cloud(run) -> None:
     """Upload a local input, guard the budget, start the execution, follow it, fetch the outputs.
 
+    ``run`` is the CLI's ``RunInput``; the execution input is that run input with the bucket's locations.
     On AWS the budget is guarded here before anything is uploaded. On the emulator (no Lambda, no Batch)
     this host plays those tasks first and the state machine replays them (``wildlife.emulated``), so a run
     over budget is started anyway and must end in ``FailBudget``, as it would on AWS.
@@ -81,35 +81,39 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
 
     from wildlife import cloud  # noqa: PLC0415
 
+    target, output_uri = run.target, run.output_uri
     outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     emulated = target == "localstack"
     if not emulated:
-        est = estimate_for(input_uri, max_images, "aws", "megadetector" if detector == "auto" else detector,
-                           use_spot, instance_type, prices_uri)
+        est = estimate_for(run.input_uri, run.max_images, "aws",
+                           "megadetector" if run.detector == "auto" else run.detector,
+                           run.use_spot, run.instance_type, run.prices_uri)
         try:
-            budget.guard(est, budget_dkk, max_job_duration)  # before anything is uploaded or started
+            budget.guard(est, run.budget_dkk, run.max_job_duration)  # before anything is uploaded or started
         except budget.BudgetExceeded as exc:
             fail(EXIT_BUDGET, str(exc.args[0]), "Nothing was uploaded or started.")
     session = f"odin-{uuid.uuid4().hex[:12]}"
     s3, sfn = cloud.client("s3", target), cloud.client("stepfunctions", target)
     remote = f"s3://{outputs['bucket']}/input/{session}"
-    if "://" not in input_uri:
-        sent = cloud.upload(s3, Path(input_uri), f"{remote}/photos")
+    local = {}  # the run's local files, uploaded: the execution input names their copies
+    if "://" not in run.input_uri:
+        sent = cloud.upload(s3, Path(run.input_uri), f"{remote}/photos")
         console.print(f"uploaded {sent} file(s) to {remote}/photos")
-        input_uri = f"{remote}/photos"
-    if deployments_uri and "://" not in deployments_uri:
-        s3.upload_file(deployments_uri, outputs["bucket"], f"input/{session}/deployments.csv")
-        deployments_uri = f"{remote}/deployments.csv"
+        local["input_uri"] = f"{remote}/photos"
+    for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml")):
+        path = getattr(run, key)
+        if path and "://" not in path:
+            s3.upload_file(path, outputs["bucket"], f"input/{session}/{name}")
+            local[key] = f"{remote}/{name}"
     run_uri = f"s3://{outputs['bucket']}/runs/{session}"
-    run_input = {"input_uri": input_uri, "output_uri": run_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
-                 "max_images": max_images, "max_job_duration": max_job_duration,
-                 "weather_days_back": weather_days_back, "detector": detector, "deployments_uri": deployments_uri,
-                 "work_uri": f"s3://{outputs['bucket']}/tmp/{session}"}
-    machine = outputs["state_machine_arn"]
+    run = run.replace(output_uri=run_uri, work_uri=f"s3://{outputs['bucket']}/tmp/{session}", **local)
     if emulated:
         from wildlife.emulated import LABEL  # noqa: PLC0415
 
-        run_input["emulated"] = LABEL  # the run report and report.html say what did not run on AWS
+        run = run.replace(emulated=LABEL)  # the run report and report.html say what did not run on AWS
+    run_input = run.to_execution_input()
+    machine = outputs["state_machine_arn"]
+    if emulated:
         machine += _stand_in(target, run_input, session, machine)
     started = sfn.start_execution(stateMachineArn=machine, name=session, input=json.dumps(run_input))
     console.print(f"started {started['executionArn']}")

@@ -1,0 +1,108 @@
+"""The run input: the one definition of a run's parameters, their defaults, which may change on ``--resume``,
+and how they travel as the state machine's execution input.
+
+The CLI builds one ``RunInput`` for every target. Locally it becomes ``state["params"]``; on AWS (and the
+emulator) it is the execution input (the original design's JSON: ``input_uri``, ``output_uri``,
+``budget_dkk``, ...), and every Lambda reads it back with ``from_execution_input``. A key is the same name in
+all three places, so a new option is one field here (and its click option, which a test holds to this).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from wildlife.errors import InputError
+
+
+def _f(default: Any, help: str, *, changeable: bool = False, first_read_by: str | None = None):
+    """A field: ``changeable`` on ``--resume``; ``first_read_by``: the first stage that reads it, from which
+    ``scripts/run.py stage`` may re-run a finished run with another value."""
+    return field(default=default, metadata={"help": help, "changeable": changeable, "first_read_by": first_read_by})
+
+
+@dataclass(frozen=True)
+class RunInput:
+    input_uri: str = _f(None, "Folder or s3:// prefix of photos.")
+    output_uri: str = _f(None, "Folder or s3:// prefix for the results.")
+    budget_dkk: float = _f(None, "Hard budget in DKK.", changeable=True)
+    target: str = _f("local", "Where to run: this machine, LocalStack, or AWS.")
+    use_spot: bool = _f(True, "Price GPU compute as spot (AWS targets).", changeable=True)
+    max_images: int | None = _f(None, "Process only the first N photos in path order; the rest are listed as skipped.")
+    max_job_duration: float | None = _f(None, "Wall-time limit in seconds; refused up front if the estimate is longer.",
+                                           changeable=True)
+    detector: str = _f("auto", "motion, megadetector, auto (MegaDetector if available, else motion) or a "
+                             "model path.")
+    instance_type: str | None = _f(None, "Batch instance type for the AWS estimate.")
+    prices_uri: str | None = _f(None, "Price table overriding Odin's own (wildlife/prices.yaml, installed with the package).")
+    deployments_uri: str | None = _f(None, "Deployments CSV (Camtrap DP columns + timezone, clockOffset). "
+                                   "Default: one per top folder.")
+    weather_days_back: int = _f(0, "Days of weather before each event to add (weather stage).",
+                                first_read_by="WeatherEnrichment")
+    weather_provider: str = _f("open-meteo", "Weather for positive events: Open-Meteo archive, MET Norway "
+                               "Frost (needs FROST_CLIENT_ID), or none.",
+                               changeable=True, first_read_by="WeatherEnrichment")
+    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and category.",
+                               first_read_by="Stage2Events")
+    sequence_gap_s: float = _f(60.0, "Seconds between photos that start a new sequence.", first_read_by="Stage1Detect")
+    events_method: str = _f("gap", "How photos become events: a fixed --event-gap (the field's convention) or "
+                            "HDBSCAN.", first_read_by="Stage2Events")
+    event_gap_s: float = _f(120.0, "Seconds between consecutive photos of a deployment that start a new event.",
+                            first_read_by="Stage2Events")
+    conf_threshold: float = _f(0.2, "Detections at or above this confidence count as positive.",
+                               first_read_by="Stage2Events")
+    follow_links: bool = _f(False, "Follow symbolic links to folders inside --input (never outside it, never "
+                                "round a loop). Without it they are listed as skipped.")
+    # set by the cloud path, never by a user
+    work_uri: str | None = _f(None, "Where work files go (AWS: the bucket's tmp/, which expires).")
+    emulated: dict | None = _f(None, "On an emulator: what did not really run where the report says.")  # noqa: RUF009 - a field(), default None
+
+    REQUIRED = ("input_uri", "output_uri", "budget_dkk")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def changeable_on_resume(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata["changeable"])
+
+    @classmethod
+    def field(cls, name: str) -> dataclasses.Field:
+        return {f.name: f for f in dataclasses.fields(cls)}[name]
+
+    @classmethod
+    def first_read_by(cls, name: str) -> str | None:
+        return {f.name: f.metadata["first_read_by"] for f in dataclasses.fields(cls)}[name]
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> RunInput:
+        """From the CLI's keyword arguments (others, like ``resume``, are not the run's and are left out)."""
+        return cls(**{k: v for k, v in options.items() if k in cls.names()})
+
+    @classmethod
+    def from_execution_input(cls, run_input: dict[str, Any], target: str = "aws") -> RunInput:
+        """The Lambda's view: the execution input with defaults filled in (``target`` when it names none);
+        keys that are not the run's (the stages' payloads, ``error``) are ignored."""
+        missing = [k for k in cls.REQUIRED if run_input.get(k) in (None, "")]
+        if missing:
+            raise InputError(f"the run input lacks {missing}; it needs input_uri, output_uri and budget_dkk")
+        known = {k: run_input[k] for k in cls.names() if k in run_input}
+        known.setdefault("target", target)
+        known["budget_dkk"] = float(known["budget_dkk"])
+        return cls(**known)
+
+    def to_execution_input(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def params(self) -> dict[str, Any]:
+        """``state["params"]``: what every stage reads."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> RunInput:
+        return dataclasses.replace(self, **changes)
