@@ -69,9 +69,10 @@ STAGE_IO: dict[str, StageIO] = {
     "Stage0Exif": StageIO(reads=(PHOTOS, work("manifest.parquet"), work("stage0/*")),
                           writes=(work("stage0/*"), work("media.parquet"))),
     "CostEstimation": StageIO(reads=(work("media.parquet"),), writes=()),
-    "Stage1Detect": StageIO(reads=(work("stage1/*"),), writes=(work("stage1.parquet"),)),  # the collect step
-    "Stage2Events": StageIO(reads=(work("media.parquet"), work("stage1.parquet")),
-                            writes=tuple(work(f"{t}.parquet") for t in ("photos", "detections", "events"))),
+    # the collect step: reads the shards' results and sidecars; Stage 2 reads the shards themselves
+    "Stage1Detect": StageIO(reads=(work("stage1/*"),), writes=()),
+    "Stage2Events": StageIO(reads=(work("media.parquet"), work("stage1/*")),
+                            writes=(work("images.parquet"), work("events.parquet"), result("detections.parquet"))),
     "WeatherEnrichment": StageIO(reads=(PHOTOS, work("events.parquet"), work("media.parquet")),
                                  writes=(result("weather/*"),)),
     # WriteOutputs reads back the Camtrap DP package it wrote, to validate it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -74,7 +75,7 @@ def test_every_run_option_reaches_the_execution_input_and_the_lambdas_params(sta
     assert set(NON_DEFAULT) == user_set, "a run option this test does not send"
     env, sfn, arn = stack
     prices = tmp_path / "prices.yaml"
-    prices.write_text((ROOT / "conf" / "prices.yaml").read_text())
+    prices.write_text(Path(budget.DEFAULT_PRICES).read_text())
     deployments = tmp_path / "deployments.csv"
     deployments.write_text("deploymentID,latitude,longitude,timezone\nA,55.7,12.5,Europe/Copenhagen\n")
     args = [a for flag, value, _ in NON_DEFAULT.values() for a in (flag, value) if a is not None]
