@@ -68,7 +68,7 @@ def destroy(target):
 
 
 def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
-              weather_days_back, detector, instance_type, prices_uri, deployments_uri=None) -> None:
+              weather_days_back, detector, instance_type, prices_uri, deployments_uri=None, priority="normal") -> None:
     """Upload a local input, guard the budget, start the execution, follow it, fetch the outputs.
 
     On AWS the budget is guarded here before anything is uploaded. On the emulator (no Lambda, no Batch)
@@ -91,6 +91,10 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
             fail(EXIT_BUDGET, str(exc.args[0]), "Nothing was uploaded or started.")
     session = f"odin-{uuid.uuid4().hex[:12]}"
     s3, sfn = cloud.client("s3", target), cloud.client("stepfunctions", target)
+    if not emulated:
+        from wildlife import monthly_stop  # noqa: PLC0415
+
+        monthly_stop.refuse_if_stopped(s3, outputs["bucket"])  # stopped this month: exit 3, nothing uploaded
     remote = f"s3://{outputs['bucket']}/input/{session}"
     if "://" not in input_uri:
         sent = cloud.upload(s3, Path(input_uri), f"{remote}/photos")
@@ -103,7 +107,7 @@ def run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, m
     run_input = {"input_uri": input_uri, "output_uri": run_uri, "budget_dkk": budget_dkk, "use_spot": use_spot,
                  "max_images": max_images, "max_job_duration": max_job_duration,
                  "weather_days_back": weather_days_back, "detector": detector, "deployments_uri": deployments_uri,
-                 "work_uri": f"s3://{outputs['bucket']}/tmp/{session}"}
+                 "work_uri": f"s3://{outputs['bucket']}/tmp/{session}", "priority": priority}
     machine = outputs["state_machine_arn"]
     if emulated:
         from wildlife.emulated import LABEL  # noqa: PLC0415

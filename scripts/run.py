@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from cli_common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 
 from wildlife import budget
+from wildlife.asl import DEFAULT_PRIORITY, QUEUE_PRIORITIES
 from wildlife.errors import InputError, OdinError
 from wildlife.progress import console
 
@@ -116,9 +117,11 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
               "it, never round a loop). Without it they are listed as skipped.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Photos per checkpoint in the looping stages.")
+@click.option("--priority", type=click.Choice(list(QUEUE_PRIORITIES)), default=DEFAULT_PRIORITY, show_default=True,
+              help="AWS: the Batch job queue Stage 1 waits in; higher queues are served first when capacity is short.")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
         prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
-        events_method, event_gap_s, conf_threshold, resume, checkpoint_every, follow_links):
+        events_method, event_gap_s, conf_threshold, resume, checkpoint_every, follow_links, priority):
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs.
 
     The run's warnings and a final line with its status end the output, whatever the outcome. An input
@@ -130,7 +133,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
         from cloud_cli import run_cloud  # noqa: PLC0415
 
         run_cloud(target, input_uri, output_uri, budget_dkk, use_spot, max_images, max_job_duration,
-                   weather_days_back, detector, instance_type, prices_uri, deployments_uri)
+                   weather_days_back, detector, instance_type, prices_uri, deployments_uri, priority=priority)
         return
     if not os.path.isdir(input_uri) and "://" not in input_uri:
         fail(EXIT_USAGE, f"--input {input_uri!r} is not a folder.")
@@ -353,6 +356,9 @@ def _register() -> None:
     for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
                     cloud_cli.data, cloud_cli.cost):
         cli.add_command(command)
+    from stop_cli import budget_group  # noqa: PLC0415
+
+    cli.add_command(budget_group)
 
 
 _register()

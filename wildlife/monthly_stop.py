@@ -5,7 +5,7 @@ AWS Budgets publishes to the stack's alarm topic (``modules.monitoring``); a sma
 has reached its budgeted amount (the 80% alert arrives on the same topic and only warns), it scales every
 compute environment to 0 vCPUs, disables it, and writes the stop marker ``control/stopped.json`` in the
 stack's bucket. GuardBudget (and ``scripts/run.py run --target aws`` before it uploads anything) reads the
-marker and refuses new runs with exit 3 (``MonthlyStop``). The stop lasts until the next calendar month
+marker and refuses new runs with exit 3 (``BudgetExceeded``). The stop lasts until the next calendar month
 (UTC), when a scheduled call (``{"action": "resume"}``) restores the profile's vCPUs, or until
 ``scripts/run.py budget resume`` does the same now. The marker is overwritten, never deleted (no role of
 the stack may delete objects), and a marker from an earlier month no longer stops anything.
@@ -24,10 +24,6 @@ from wildlife.budget import BudgetExceeded
 MARKER_KEY = "control/stopped.json"  # in the stack's bucket
 BUDGET_ANCHOR = "AWS Budget Notification"  # the first words of every Budgets message to SNS (plain text)
 _FIELD = re.compile(r"^(Budget Name|Budgeted Amount|Alert Type|ACTUAL Amount):\s*(.+?)\s*$", re.M)
-
-
-class MonthlyStop(BudgetExceeded):
-    """The stack's monthly budget was reached: no new AWS runs this month (exit 3)."""
 
 
 def budget_name(stack: str) -> str:
@@ -93,15 +89,17 @@ def stopped(marker: dict[str, Any] | None, now: dt.datetime) -> bool:
 
 
 def refuse_if_stopped(s3, bucket: str, now: dt.datetime | None = None) -> None:
-    """Raise ``MonthlyStop`` if the stack stopped spending this month; a stop from an earlier month is over."""
+    """Raise ``BudgetExceeded`` (exit 3; by that name the state machine's Catch ends the run in FailBudget) if
+    the stack stopped spending this month; a stop from an earlier month is over."""
     now = now or dt.datetime.now(dt.UTC)
     marker = read_marker(s3, bucket)
     if stopped(marker, now):
-        raise MonthlyStop(
+        raise BudgetExceeded(
             f"the monthly budget {marker['budget']} was reached on {marker['stopped_at'][:10]} (ACTUAL "
             f"{marker['actual_usd']:.2f} USD of {marker['budgeted_usd']:.2f} USD): the stack stopped spending and "
-            f"takes no new runs until {next_month(now)}. To lift the stop now: `scripts/run.py budget resume "
-            f"--target aws` (restores the profile's vCPUs), or raise monitoring.monthly_budget_dkk and apply.")
+            f"takes no new runs until {next_month(now)}. Nothing was started.",
+            hint="To lift the stop now: `scripts/run.py budget resume --target aws` (restores the profile's "
+                 "vCPUs); to stop later, raise monitoring.monthly_budget_dkk in the profile and apply.")
 
 
 def refuse_run_if_stopped(params: dict[str, Any]) -> None:
