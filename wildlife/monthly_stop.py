@@ -115,13 +115,14 @@ def refuse_run_if_stopped(params: dict[str, Any]) -> None:
 
 def stop(batch, s3, *, bucket: str, note: dict[str, Any], envs: dict[str, dict[str, int]],
          now: dt.datetime) -> dict[str, Any]:
-    """Scale every compute environment to 0 vCPUs, disable it, and write the stop marker."""
-    for name in envs:
-        batch.update_compute_environment(computeEnvironment=name, state="DISABLED",
-                                         computeResources={"minvCpus": 0, "maxvCpus": 0})
+    """Write the stop marker (first: new runs are refused even if Batch then fails, and Lambda's retry redoes
+    both), then scale every compute environment to 0 vCPUs and disable it."""
     marker = {"stopped": True, "month": month(now), "stopped_at": now.isoformat(), "budget": note["budget"],
               "actual_usd": note["actual_usd"], "budgeted_usd": note["budgeted_usd"], "environments": sorted(envs)}
     _write_marker(s3, bucket, marker)
+    for name in envs:
+        batch.update_compute_environment(computeEnvironment=name, state="DISABLED",
+                                         computeResources={"minvCpus": 0, "maxvCpus": 0})
     return marker
 
 
