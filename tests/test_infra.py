@@ -165,7 +165,7 @@ def test_priority_picks_one_of_three_queues_over_the_same_environments(synth):
     assert len(submit) == 1 and len(submit[0]["Resource"]) == 4  # the three queues and the job definition
 
 
-@pytest.mark.parametrize("name", ["odin-aws", "odin-localstack"])
+@pytest.mark.parametrize("name", ["odin-aws", "odin-localstack", "odin-cost-optimized"])
 def test_terraform_validate(synth, name):
     if shutil.which("terraform") is None:
         pytest.skip("terraform is not installed")
