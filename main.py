@@ -24,10 +24,11 @@ from modules.compute import Compute
 from modules.functions import Functions, placeholder_arns
 from modules.key import StackKey
 from modules.monitoring import Monitoring
+from modules.monthly_stop import MonthlyStop
 from modules.network import Network
 from modules.storage import Storage
 from modules.workflow import Workflow
-from wildlife import asl, budget
+from wildlife import asl, budget, monthly_stop
 
 ROOT = Path(__file__).resolve().parent
 PROVIDER_VERSION = "5.100.0"  # the offline mirror's version; the bindings speak 6.x, validate proves the fit
@@ -51,13 +52,17 @@ class OdinStack(TerraformStack):
         network = Network(self, "network", region=region, cidr=profile["network"]["cidr"],
                           egress=profile["network"]["egress"], tags=tags, for_batch=services["batch"])
         network.limit_endpoints(name=name, account=account, bucket_arn=storage.bucket.arn)
+        timeout_s = int(profile.get("workflow", {}).get("timeout_s") or budget.DEFAULT_MAX_JOB_DURATION_S)
         if services["batch"]:
             compute = Compute(self, "compute", name=name, cfg=profile["compute"],
                               subnet_ids=[s.id for s in network.private],
-                              security_group_id=network.security_group.id, bucket_arn=storage.bucket.arn, tags=tags)
-            queue, job_definition = compute.queue.arn, compute.job_definition.arn
+                              security_group_id=network.security_group.id, bucket_arn=storage.bucket.arn,
+                              timeout_s=timeout_s, tags=tags)
+            queues = {priority: q.arn for priority, q in compute.queues.items()}
+            job_definition = compute.job_definition.arn
         else:  # emulator: Batch is mocked by name in the state machine
-            queue = f"arn:aws:batch:{region}:000000000000:job-queue/{name}-detect"
+            queues = {p: f"arn:aws:batch:{region}:000000000000:job-queue/{asl.queue_name(name, p)}"
+                      for p in asl.QUEUE_PRIORITIES}
             job_definition = f"arn:aws:batch:{region}:000000000000:job-definition/{name}-detector"
         if services["lambda"]:
             functions = Functions(self, "functions", name=name, cfg=profile["functions"],
@@ -68,14 +73,24 @@ class OdinStack(TerraformStack):
             arns = placeholder_arns(name, region)
         workflow = Workflow(self, "workflow", name=name, region=region, account=account,
                             bucket_arn=storage.bucket.arn, log_key_arn=key.arn,
-                            resources=asl.Resources(functions=arns, job_queue=queue, job_definition=job_definition),
+                            resources=asl.Resources(functions=arns, job_queues=queues, job_definition=job_definition,
+                                                    timeout_s=timeout_s,
+                                                    max_parallel=int(profile["compute"].get("max_parallel_jobs", 40))),
                             log_retention_days=profile["functions"]["log_retention_days"], tags=tags)
-        Monitoring(self, "monitoring", name=name, account=account, key_arn=key.arn, cfg=profile["monitoring"],
-                   state_machine_arn=workflow.machine.arn, with_batch=services["batch"],
-                   with_budget=services["budgets"], usd_to_dkk=float(budget.load_prices()["usd_to_dkk"]), tags=tags)
+        monitoring = Monitoring(self, "monitoring", name=name, account=account, key_arn=key.arn,
+                                cfg=profile["monitoring"], state_machine_arn=workflow.machine.arn,
+                                with_batch=services["batch"], with_budget=services["budgets"],
+                                usd_to_dkk=float(budget.load_prices()["usd_to_dkk"]), tags=tags)
+        if services["lambda"] and services["batch"] and services["budgets"]:
+            MonthlyStop(self, "monthly-stop", name=name, cfg=profile["functions"], code=functions.code,
+                        bucket_arn=storage.bucket.arn, bucket_name=storage.bucket.bucket,
+                        environment_arns=[e.arn for e in compute.environments],
+                        sizes=monthly_stop.environments(name, profile["compute"]), topic_arn=monitoring.topic.arn,
+                        log_key_arn=key.arn, tags=tags)
         TerraformOutput(self, "bucket", value=storage.bucket.bucket)
         TerraformOutput(self, "state_machine_arn", value=workflow.machine.arn)
-        TerraformOutput(self, "job_queue", value=queue)
+        TerraformOutput(self, "job_queue", value=queues[asl.DEFAULT_PRIORITY])
+        TerraformOutput(self, "job_queues", value=queues)
 
     def _provider(self, profile: dict, tags: dict[str, str]) -> None:
         endpoint = os.environ.get("ODIN_AWS_ENDPOINT") or profile.get("endpoint")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from modules.storage import INPUT_PREFIX, RUNS_PREFIX, WORK_PREFIX
 from wildlife.graph import GRAPH
+from wildlife.monthly_stop import MARKER_KEY
 
 # Actions that AWS authorises only on Resource "*": the service defines no resource type for them.
 _NO_RESOURCE_TYPE = "AWS defines no resource type for this action: the only Resource it accepts is '*'"
@@ -63,7 +64,8 @@ class StageIO:
 
 PHOTOS = f"{INPUT_PREFIX}*"  # the photos and the deployments table a run names
 STAGE_IO: dict[str, StageIO] = {
-    "GuardBudget": StageIO(reads=(PHOTOS,), writes=(work("manifest.parquet"), work("stage0-shards.json"))),
+    # GuardBudget also reads the monthly stop's marker (``wildlife.monthly_stop``): a stopped stack runs nothing
+    "GuardBudget": StageIO(reads=(PHOTOS, MARKER_KEY), writes=(work("manifest.parquet"), work("stage0-shards.json"))),
     "Stage0ExifShards": StageIO(reads=(PHOTOS, work("manifest.parquet"), work("stage0/*")),
                                 writes=(work("stage0/*"),)),
     "Stage0Exif": StageIO(reads=(PHOTOS, work("manifest.parquet"), work("stage0/*")),
@@ -79,6 +81,8 @@ STAGE_IO: dict[str, StageIO] = {
     "WriteOutputs": StageIO(reads=(PHOTOS, f"{WORK_PREFIX}*", result("*")), writes=(result("*"),)),
     "WriteFailureReport": StageIO(reads=(f"{WORK_PREFIX}*",), writes=(result("run_report.json"),)),
 }
+# The monthly stop's Lambda: reads and overwrites its marker (never deletes it), nothing else in the bucket.
+MONTHLY_STOP_IO = StageIO(reads=(MARKER_KEY,), writes=(MARKER_KEY,))
 # Stage 1's Batch containers: read the photos and the media table, write one result file per shard.
 BATCH_JOB_IO = StageIO(reads=(PHOTOS, work("media.parquet"), work("stage1/*")), writes=(work("stage1/*"),))
 

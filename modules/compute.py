@@ -1,7 +1,16 @@
 """AWS Batch for Stage 1: a spot GPU environment first, a CPU environment after it, the detector images.
 
-Retries: a job whose host went away (spot reclaim: status reason ``Host EC2*``) is retried, up to 3 times;
-a job that exits with code 2 (bad input or missing model, see ``wildlife.batch``) is not.
+The profile's ``compute`` section: ``max_vcpus`` / ``min_vcpus`` / ``desired_vcpus`` per environment
+(``min_vcpus`` above 0 keeps instances, and their bill, running while idle; Batch itself moves the desired
+count afterwards, so Terraform ignores its drift), ``spot`` with ``spot_bid_percentage`` (Spot only launches
+below that share of the On-Demand price; unset: up to the On-Demand price) and ``allocation_strategy``,
+``gpu_required`` (true: no CPU environment to fall back to). Three job queues over the same environments,
+``high``/``normal``/``low`` (``wildlife.asl.QUEUE_PRIORITIES``): when jobs wait for capacity, the scheduler
+serves the higher queue first; ``run --priority`` picks one.
+
+Retries: "retry once, then fail": a job whose host went away (spot reclaim: status reason ``Host EC2*``) is
+retried once; a job that exits with code 2 (bad input or missing model, see ``wildlife.batch``) or fails for
+any other reason is not. Each attempt is bounded by the workflow's timeout.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachmen
 from constructs import Construct
 
 from modules.access import BATCH_JOB_IO, document, s3_statements
+from wildlife.asl import QUEUE_PRIORITIES, queue_name
+from wildlife.monthly_stop import environments as environment_sizes
 
 IMAGES = ("detector", "detector-cpu")
 
@@ -57,7 +68,7 @@ def repository(scope: Construct, id: str, name: str, tags: dict[str, str]) -> Ec
 
 class Compute(Construct):
     def __init__(self, scope: Construct, id: str, *, name: str, cfg: dict, subnet_ids: list[str],
-                 security_group_id: str, bucket_arn: str, tags: dict[str, str]):
+                 security_group_id: str, bucket_arn: str, timeout_s: int, tags: dict[str, str]):
         super().__init__(scope, id)
         self.repositories = {}
         for image in IMAGES:
@@ -77,25 +88,45 @@ class Compute(Construct):
         IamRolePolicy(self, "job-data", role=self.job_role.id,
                       policy=json.dumps(document(*s3_statements(bucket_arn, BATCH_JOB_IO))))
         environments = []
-        for kind in ("gpu", "cpu"):
+        strategy = cfg.get("allocation_strategy") or (
+            "SPOT_CAPACITY_OPTIMIZED" if cfg["spot"] else "BEST_FIT_PROGRESSIVE")
+        if strategy == "BEST_FIT":
+            raise ValueError("compute.allocation_strategy BEST_FIT needs a Spot Fleet role and cannot be updated in "
+                             "place; use SPOT_PRICE_CAPACITY_OPTIMIZED (or SPOT_CAPACITY_OPTIMIZED)")
+        bid = cfg.get("spot_bid_percentage")
+        if bid is not None and not (cfg["spot"] and 1 <= int(bid) <= 100):
+            raise ValueError(f"compute.spot_bid_percentage {bid!r}: a whole percentage 1-100, and only with spot: true")
+        sizes = environment_sizes(name, cfg)
+        for env_name, size in sizes.items():
+            kind = env_name.rsplit("-", 1)[1]
+            desired = int(cfg.get("desired_vcpus", size["min_vcpus"]))
+            if not size["min_vcpus"] <= desired <= size["max_vcpus"]:
+                raise ValueError(f"compute.desired_vcpus {desired} is outside min_vcpus..max_vcpus")
             env = BatchComputeEnvironment(
                 self, f"{kind}-environment", type="MANAGED",
                 service_role=service_role.arn,
                 compute_resources=BatchComputeEnvironmentComputeResources(
-                    type="SPOT" if cfg["spot"] else "EC2",
-                    allocation_strategy="SPOT_CAPACITY_OPTIMIZED" if cfg["spot"] else "BEST_FIT_PROGRESSIVE",
-                    min_vcpus=0, max_vcpus=cfg[f"max_{kind}_vcpus"], instance_type=cfg[f"{kind}_instance_types"],
+                    type="SPOT" if cfg["spot"] else "EC2", allocation_strategy=strategy,
+                    bid_percentage=int(bid) if bid is not None else None,
+                    min_vcpus=size["min_vcpus"], max_vcpus=size["max_vcpus"], desired_vcpus=desired,
+                    instance_type=cfg[f"{kind}_instance_types"],
                     subnets=subnet_ids, security_group_ids=[security_group_id], instance_role=profile.arn,
                     tags=tags),
                 tags=tags)
             # provider 5.x calls it compute_environment_name (6.x, which the bindings speak: name)
-            env.add_override("compute_environment_name", f"{name}-{kind}")
+            env.add_override("compute_environment_name", env_name)
+            # Batch scales the desired count itself; the monthly stop and `budget resume` change sizes and state
+            env.add_override("lifecycle.ignore_changes", ["compute_resources[0].desired_vcpus"])
             environments.append(env)
-        self.queue = BatchJobQueue(self, "queue", name=f"{name}-detect", state="ENABLED", priority=1,
-                                   compute_environment_order=[
-                                       BatchJobQueueComputeEnvironmentOrder(order=i, compute_environment=e.arn)
-                                       for i, e in enumerate(environments)], tags=tags)
-        retry = BatchJobDefinitionRetryStrategy(attempts=3, evaluate_on_exit=[
+        self.environments = environments
+        order = [BatchJobQueueComputeEnvironmentOrder(order=i, compute_environment=e.arn)
+                 for i, e in enumerate(environments)]
+        self.queues = {priority: BatchJobQueue(self, f"queue-{priority}" if priority != "normal" else "queue",
+                                               name=queue_name(name, priority), state="ENABLED", priority=value,
+                                               compute_environment_order=order, tags=tags)
+                       for priority, value in QUEUE_PRIORITIES.items()}
+        self.queue = self.queues["normal"]
+        retry = BatchJobDefinitionRetryStrategy(attempts=2, evaluate_on_exit=[
             BatchJobDefinitionRetryStrategyEvaluateOnExit(on_status_reason="Host EC2*", action="RETRY"),
             BatchJobDefinitionRetryStrategyEvaluateOnExit(on_exit_code="2", action="EXIT"),
             BatchJobDefinitionRetryStrategyEvaluateOnExit(on_reason="*", action="EXIT")])
@@ -110,4 +141,4 @@ class Compute(Construct):
         self.job_definition = BatchJobDefinition(
             self, "detector-job", name=f"{name}-detector", type="container", platform_capabilities=["EC2"],
             container_properties=json.dumps(container), retry_strategy=retry,
-            timeout=BatchJobDefinitionTimeout(attempt_duration_seconds=6 * 3600), propagate_tags=True, tags=tags)
+            timeout=BatchJobDefinitionTimeout(attempt_duration_seconds=timeout_s), propagate_tags=True, tags=tags)

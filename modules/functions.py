@@ -69,6 +69,7 @@ class Functions(Construct):
             code = lambda folder: {"runtime": "python3.11", "handler": f"functions.{folder}.handler.handler",  # noqa: E731
                                    "filename": asset.path, "source_code_hash": asset.asset_hash,
                                    "layers": cfg.get("layer_arns") or None}
+        self.code = code  # how each function's code ships: the monthly stop (modules.monthly_stop) reuses it
         self.arns: dict[str, str] = {}
         for state, folder in HANDLERS.items():
             fn_name = f"{name}-{folder.replace('_', '-')}"
@@ -88,16 +89,21 @@ class Functions(Construct):
                 environment=LambdaFunctionEnvironment(variables={**environment, "ODIN_NO_PROGRESS": "1"}),
                 tracing_config={"mode": "Active"}, reserved_concurrent_executions=50,
                 depends_on=[logs], tags=tags)
-            accept(fn, "CKV_AWS_116", "no dead-letter queue: only the state machine invokes the function, "
-                   "synchronously; its Retry and Catch handle every failure (async-only setting)")
-            accept(fn, "CKV_AWS_117", "not in a VPC: the stages reach S3 and public weather APIs; a VPC would need "
-                   "a NAT gateway for that, and the functions have no private resource to reach")
-            accept(fn, "CKV_AWS_173", "environment not under a customer key: it holds only ODIN_PROFILE and "
-                   "ODIN_NO_PROGRESS, no secrets; Lambda encrypts it at rest with its own key")
-            if cfg.get("package", "zip") == "image":
-                accept(fn, "CKV_AWS_272", "no code signing: the function runs a container image, and Lambda code "
-                       "signing covers only .zip packages; the image is pinned by an immutable, scanned ECR tag")
+            accept_function(fn, cfg)
             self.arns[state] = fn.arn
+
+
+def accept_function(fn: LambdaFunction, cfg: dict, why_no_dlq: str = "only the state machine invokes the function, "
+                    "synchronously; its Retry and Catch handle every failure (async-only setting)") -> None:
+    """The checkov findings every function of the stack accepts, each with its reason."""
+    accept(fn, "CKV_AWS_116", f"no dead-letter queue: {why_no_dlq}")
+    accept(fn, "CKV_AWS_117", "not in a VPC: the stages reach S3 and public weather APIs; a VPC would need "
+           "a NAT gateway for that, and the functions have no private resource to reach")
+    accept(fn, "CKV_AWS_173", "environment not under a customer key: it holds only names (profile, bucket, "
+           "budget, compute environments) and flags, no secrets; Lambda encrypts it at rest with its own key")
+    if cfg.get("package", "zip") == "image":
+        accept(fn, "CKV_AWS_272", "no code signing: the function runs a container image, and Lambda code "
+               "signing covers only .zip packages; the image is pinned by an immutable, scanned ECR tag")
 
 
 def accept_log_group(logs: CloudwatchLogGroup) -> None:

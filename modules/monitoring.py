@@ -24,6 +24,7 @@ from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
 from modules.access import document
+from wildlife.monthly_stop import budget_name
 
 SUBSCRIBERS = {"alarm_email": "email", "alarm_https_endpoint": "https"}  # profile key / variable -> protocol
 
@@ -73,17 +74,18 @@ class Monitoring(Construct):
                                "Resource": self.topic.arn, "Condition": {"ArnEquals": {"aws:SourceArn": rule.arn}}})
         if with_budget:
             BudgetsBudget(
-                self, "budget", name=f"{name}-monthly", budget_type="COST", time_unit="MONTHLY",
+                self, "budget", name=budget_name(name), budget_type="COST", time_unit="MONTHLY",
                 limit_amount=f"{cfg['monthly_budget_dkk'] / usd_to_dkk:.2f}", limit_unit="USD",
+                # the alert warns; at 100% the monthly stop (modules.monthly_stop) also stops spending
                 notification=[BudgetsBudgetNotification(
                     comparison_operator="GREATER_THAN", notification_type="ACTUAL",
-                    threshold=cfg["budget_alert_percent"], threshold_type="PERCENTAGE",
-                    subscriber_sns_topic_arns=[self.topic.arn])],
+                    threshold=percent, threshold_type="PERCENTAGE", subscriber_sns_topic_arns=[self.topic.arn])
+                    for percent in sorted({cfg["budget_alert_percent"], 100})],
                 tags=tags)
             statements.append({"Sid": "BudgetPublishes", "Effect": "Allow",
                                "Principal": {"Service": "budgets.amazonaws.com"}, "Action": "sns:Publish",
                                "Resource": self.topic.arn,
                                "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:budgets::{account}:budget/"
-                                                                          f"{name}-monthly"},
+                                                                          f"{budget_name(name)}"},
                                              "StringEquals": {"aws:SourceAccount": account}}})
         SnsTopicPolicy(self, "publishers", arn=self.topic.arn, policy=json.dumps(document(*statements)))

@@ -1,6 +1,6 @@
 """The state machine, its role and its execution log; the definition comes from ``wildlife.asl``.
 
-The role may: invoke the stack's functions; submit Stage 1 to the stack's queue and job definition, and stop
+The role may: invoke the stack's functions; submit Stage 1 to the stack's queues and job definition, and stop
 and follow those jobs; manage the one EventBridge rule ``submitJob.sync`` uses; read the Stage 0 shard list
 its Distributed Map iterates; start and follow its own child executions; deliver its execution log; trace.
 """
@@ -58,7 +58,7 @@ class Workflow(Construct):
             {"Sid": "InvokeStages", "Effect": "Allow", "Action": "lambda:InvokeFunction",
              "Resource": sorted(set(resources.functions.values()))},
             {"Sid": "RunDetection", "Effect": "Allow", "Action": "batch:SubmitJob",
-             "Resource": [resources.job_queue, resources.job_definition]},
+             "Resource": [*resources.job_queues.values(), resources.job_definition]},
             {"Sid": "StopDetection", "Effect": "Allow", "Action": "batch:TerminateJob",
              "Resource": f"arn:aws:batch:{region}:{account}:job/*"},
             {"Sid": "FollowDetection", "Effect": "Allow", "Action": "batch:DescribeJobs", "Resource": "*"},

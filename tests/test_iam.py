@@ -127,7 +127,7 @@ def test_no_stage_and_no_job_may_write_the_users_photos(stacks):
                     or k.startswith("input") or k == "*"], role
         assert "s3:DeleteObject" not in grants and "s3:*" not in grants
     writers = {role for role, grants in _role_s3(stacks["odin-aws"]).items() if grants.get("s3:PutObject")}
-    assert len(writers) == len([io for io in STAGE_IO.values() if io.writes]) + 1  # + the Batch job
+    assert len(writers) == len([io for io in STAGE_IO.values() if io.writes]) + 2  # + the Batch job, the stop
 
 
 def test_alarms_reach_a_subscriber_through_a_key_they_may_use(stacks):
@@ -160,8 +160,8 @@ def test_alarms_reach_a_subscriber_through_a_key_they_may_use(stacks):
     assert all(a["alarm_actions"] == [topic_arn] for a in alarms)
     (budget,) = res["aws_budgets_budget"].values()
     assert budget["notification"][0]["subscriber_sns_topic_arns"] == [topic_arn]
-    (target,) = res["aws_cloudwatch_event_target"].values()
-    assert target["arn"] == topic_arn
+    # the failed-job rule publishes to the topic (the other target is the monthly stop's schedule)
+    assert [t["arn"] for t in res["aws_cloudwatch_event_target"].values() if "input" not in t] == [topic_arn]
     assert "alarm_subscriber" in stacks["odin-aws"]["check"]  # a plan with no subscriber warns
 
 
@@ -328,7 +328,7 @@ def test_lambda_and_state_machine_roles_may_write_their_traces(stacks):
     res = stacks["odin-aws"]["resource"]
     assert all(f["tracing_config"]["mode"] == "Active" for f in res["aws_lambda_function"].values())
     traced = [n for n, p in res["aws_iam_role_policy"].items() if "xray:PutTraceSegments" in p["policy"]]
-    assert len(traced) == len(HANDLERS) + 1  # every function and the state machine
+    assert len(traced) == len(HANDLERS) + 2  # every function, the monthly stop and the state machine
 
 
 def test_the_plan_role_only_reads_and_never_the_photos():

@@ -51,6 +51,13 @@ def test_batch_instances_without_nat_can_reach_ecs(synth):
     assert {"ecs", "ecs-agent", "ecs-telemetry", "ecr.api", "ecr.dkr", "logs", "s3"} <= endpoints
 
 
+@pytest.fixture(scope="module")
+def synth_all(synth):
+    """Every profile's stack, the cost-optimized one included (synthesised with the others)."""
+    return {**synth, "odin-cost-optimized": json.loads(
+        (terraform.stack_dir("odin-cost-optimized") / "cdk.tf.json").read_text())}
+
+
 def _definition(stack: dict) -> dict:
     (machine,) = stack["resource"]["aws_sfn_state_machine"].values()
     return json.loads(machine["definition"])
@@ -94,20 +101,91 @@ def test_frames_expire_after_three_years_and_crops_after_two(synth):
     assert "runs/" not in expiry  # a run's results are kept (tiered), only its frames and crops expire
 
 
-def test_spot_gpu_first_then_cpu_and_retries_only_spot_reclaims(synth):
+def test_spot_gpu_first_then_cpu_and_retries_a_lost_host_once(synth):
     res = synth["odin-aws"]["resource"]
     envs = {e["compute_environment_name"]: e for e in res["aws_batch_compute_environment"].values()}
     gpu = envs["odin-aws-gpu"]["compute_resources"]
     assert (gpu["type"], gpu["allocation_strategy"], gpu["min_vcpus"]) == ("SPOT", "SPOT_CAPACITY_OPTIMIZED", 0)
-    (queue,) = res["aws_batch_job_queue"].values()
-    assert [o["order"] for o in queue["compute_environment_order"]] == [0, 1]
+    assert "bid_percentage" not in gpu  # the aws profile sets no bid: Spot up to the On-Demand price
+    for queue in res["aws_batch_job_queue"].values():
+        assert [o["order"] for o in queue["compute_environment_order"]] == [0, 1]
     (job,) = res["aws_batch_job_definition"].values()
+    # "retry once, then fail": two attempts, the second only when the host went away (spot reclaim)
+    assert job["retry_strategy"]["attempts"] == 2
     rules = job["retry_strategy"]["evaluate_on_exit"]
     assert rules[0] == {"on_status_reason": "Host EC2*", "action": "RETRY"}
-    assert {"on_exit_code": "2", "action": "EXIT"} in rules
+    assert {"on_exit_code": "2", "action": "EXIT"} in rules  # bad input is never retried
+    assert rules[-1] == {"on_reason": "*", "action": "EXIT"}
+    assert [r for r in rules if r["action"] == "RETRY"] == rules[:1]
+    assert job["timeout"]["attempt_duration_seconds"] == 7200
 
 
-@pytest.mark.parametrize("name", ["odin-aws", "odin-localstack"])
+def test_the_workflow_is_bounded_and_retries_only_batchs_api(synth):
+    for name, stack in synth.items():
+        asl = _definition(stack)
+        assert asl["TimeoutSeconds"] == 7200, name  # the profile's workflow.timeout_s: the design's 2 hours
+        task = asl["States"]["Stage1Detect"]
+        assert task["TimeoutSecondsPath"] == "$.CostEstimation.stage1_timeout_s"
+        retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
+        assert "Batch.AWSBatchException" in retried
+        assert not retried & {"States.ALL", "States.TaskFailed", "States.Timeout"}  # a job that ran is not redone
+        assert all(r["MaxAttempts"] <= 2 for r in task["Retry"])
+
+
+def test_cost_optimized_profile_bids_and_runs_on_gpus_only(synth_all):
+    res = synth_all["odin-cost-optimized"]["resource"]
+    (env,) = res["aws_batch_compute_environment"].values()  # gpu_required: no CPU environment
+    assert env["compute_environment_name"] == "odin-cost-optimized-gpu"
+    cr = env["compute_resources"]
+    assert (cr["type"], cr["allocation_strategy"]) == ("SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED")
+    assert cr["bid_percentage"] == 60
+    assert (cr["min_vcpus"], cr["desired_vcpus"], cr["max_vcpus"]) == (0, 0, 16)
+    assert env["lifecycle"]["ignore_changes"] == ["compute_resources[0].desired_vcpus"]
+    asl = _definition(synth_all["odin-cost-optimized"])
+    assert asl["States"]["Stage0ExifShards"]["MaxConcurrency"] == 10  # max_parallel_jobs
+    assert _definition(synth_all["odin-aws"])["States"]["Stage0ExifShards"]["MaxConcurrency"] == 40
+
+
+def test_compute_refuses_what_batch_does_not_allow(tmp_path):
+    from cdktn import App  # noqa: PLC0415
+
+    import main  # noqa: PLC0415
+
+    for change, words in [({"allocation_strategy": "BEST_FIT"}, "Spot Fleet role"),
+                          ({"spot": False, "spot_bid_percentage": 50}, "only with spot"),
+                          ({"spot_bid_percentage": 150}, "1-100"),
+                          ({"desired_vcpus": 100}, "outside min_vcpus..max_vcpus")]:
+        (profile,) = main.load_profiles(["aws"])
+        profile["compute"].update(change)
+        with pytest.raises(ValueError, match=words):
+            main.OdinStack(App(outdir=str(tmp_path)), profile)
+
+
+def test_priority_picks_one_of_three_queues_over_the_same_environments(synth):
+    res = synth["odin-aws"]["resource"]
+    queues = {q["name"]: q for q in res["aws_batch_job_queue"].values()}
+    assert {n: q["priority"] for n, q in queues.items()} == {
+        "odin-aws-detect-high": 100, "odin-aws-detect": 50, "odin-aws-detect-low": 1}
+    orders = {json.dumps(q["compute_environment_order"], sort_keys=True) for q in queues.values()}
+    assert len(orders) == 1  # the same environments, in the same order
+    states = _definition(synth["odin-aws"])["States"]
+    assert states["CostEstimationUnwrap"]["Next"] == "Stage1DetectQueue"
+    choice = states["Stage1DetectQueue"]
+    picks = {c["And"][-1]["StringEquals"]: c["Next"] for c in choice["Choices"]}
+    assert picks == {"high": "Stage1DetectQueueHigh", "low": "Stage1DetectQueueLow"}
+    assert choice["Default"] == "Stage1DetectQueueNormal"  # no priority in the input (or an unknown one)
+    for priority, state in {**picks, "normal": choice["Default"]}.items():
+        assert states[state]["ResultPath"] == "$.Stage1DetectQueue" and states[state]["Next"] == "Stage1Detect"
+        (address,) = [a for a, q in res["aws_batch_job_queue"].items()
+                      if q["name"] == ("odin-aws-detect" if priority == "normal" else f"odin-aws-detect-{priority}")]
+        assert states[state]["Result"] == f"${{aws_batch_job_queue.{address}.arn}}"
+    assert states["Stage1Detect"]["Parameters"]["JobQueue.$"] == "$.Stage1DetectQueue"
+    submit = [s for p in res["aws_iam_role_policy"].values() for s in json.loads(p["policy"])["Statement"]
+              if s["Action"] == "batch:SubmitJob"]
+    assert len(submit) == 1 and len(submit[0]["Resource"]) == 4  # the three queues and the job definition
+
+
+@pytest.mark.parametrize("name", ["odin-aws", "odin-localstack", "odin-cost-optimized"])
 def test_terraform_validate(synth, name):
     if shutil.which("terraform") is None:
         pytest.skip("terraform is not installed")
@@ -124,7 +202,7 @@ def test_state_machine_follows_the_stage_graph(synth):
     walk, name = [], asl["StartAt"]
     while states[name]["Type"] not in ("Succeed", "Fail"):
         walk.append(name)
-        name = states[name]["Next"]
+        name = states[name].get("Next") or states[name]["Default"]  # a Choice: the run without a priority
     assert [s.name for s in GRAPH] == [w for w in walk if w in {s.name for s in GRAPH}]
     for stage in GRAPH:
         task = states[stage.name]
@@ -195,7 +273,7 @@ def test_asl_validator_accepts_the_definition(synth, tmp_path):
 def test_aws_functions_run_one_image_each_with_its_own_handler(synth):
     """pyarrow + numpy alone unpack past Lambda's 250 MB zip limit: on AWS every function runs the image."""
     functions = synth["odin-aws"]["resource"]["aws_lambda_function"]
-    assert len(functions) == len(HANDLERS)
+    assert len(functions) == len(HANDLERS) + 1  # + the monthly stop
     for fn in functions.values():
         assert fn["package_type"] == "Image" and fn["image_uri"].endswith(":0.1.0")
         (command,) = fn["image_config"]["command"]
@@ -242,6 +320,7 @@ for i in range(state["GuardBudget"]["stage0_shards"]):  # the Distributed Map's 
 call("stage0_exif", "Stage0Exif")
 assert state["Stage0Exif"]["resumed"] == 10, state["Stage0Exif"]  # the shards read every header already
 call("cost_estimation", "CostEstimation")
+assert state["CostEstimation"]["stage1_timeout_s"] == 7200  # no --max-job-duration: the design's 2 hours
 cmd = state["CostEstimation"]["stage1_command"]
 for i in range(2):
     env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(i), AWS_BATCH_JOB_ARRAY_SIZE="2")

@@ -82,7 +82,8 @@ def test_full_aws_profile_applies_runs_and_destroys_on_moto(moto, tmp_path, monk
         s3.upload_file(str(path), bucket, f"input/{session}/photos/{path.relative_to(SAMPLE / 'photos').as_posix()}")
     run_input = {"input_uri": f"s3://{bucket}/input/{session}/photos", "output_uri": f"s3://{bucket}/runs/{session}",
                  "budget_dkk": 25, "use_spot": True, "max_images": None, "max_job_duration": None,
-                 "weather_days_back": 0, "detector": "auto", "work_uri": f"s3://{bucket}/tmp/{session}"}
+                 "weather_days_back": 0, "detector": "auto", "work_uri": f"s3://{bucket}/tmp/{session}",
+                 "priority": "high"}  # run --priority high: Stage 1 waits in the high queue
 
     from wildlife import emulated  # noqa: PLC0415
 
@@ -106,8 +107,9 @@ def test_full_aws_profile_applies_runs_and_destroys_on_moto(moto, tmp_path, monk
     result = json.loads(described["output"])
     assert result["session_id"] == session
     assert result["final_results"] == state["WriteOutputs"]
-    # the array job really went through Batch's API, with our queue, definition and size
-    jobs = batch.list_jobs(jobQueue=outputs["job_queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    # the array job really went through Batch's API, with the queue of its priority, our definition and size
+    assert not batch.list_jobs(jobQueue=outputs["job_queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    jobs = batch.list_jobs(jobQueue=outputs["job_queues"]["high"], jobStatus="SUCCEEDED")["jobSummaryList"]
     assert {j["jobName"] for j in jobs} == {f"odin-stage1-{session}"}  # the array job and its children
     job = next(j for j in batch.describe_jobs(jobs=[j["jobId"] for j in jobs])["jobs"]
                if "size" in j.get("arrayProperties", {}))

@@ -12,6 +12,9 @@ import yaml
 from wildlife import detect, fs
 from wildlife.errors import InputError, OdinError
 
+# the design's bound on a run: the state machine's total TimeoutSeconds unless the profile sets
+# workflow.timeout_s, and Stage 1's own limit unless the run gives --max-job-duration
+DEFAULT_MAX_JOB_DURATION_S = 2 * 3600
 DEFAULT_PRICES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prices.yaml")  # package data
 
 

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from wildlife.asl import DEFAULT_PRIORITY
 from wildlife.errors import InputError
 
 
@@ -35,7 +36,8 @@ class RunInput:
     detector: str = _f("auto", "motion, megadetector, auto (MegaDetector if available, else motion) or a "
                              "model path.")
     instance_type: str | None = _f(None, "Batch instance type for the AWS estimate.")
-    prices_uri: str | None = _f(None, "Price table overriding Odin's own (wildlife/prices.yaml, installed with the package).")
+    prices_uri: str | None = _f(None, "Price table overriding Odin's own (wildlife/prices.yaml, installed with "
+                                      "the package).")
     deployments_uri: str | None = _f(None, "Deployments CSV (Camtrap DP columns + timezone, clockOffset). "
                                    "Default: one per top folder.")
     weather_days_back: int = _f(0, "Days of weather before each event to add (weather stage).",
@@ -54,6 +56,8 @@ class RunInput:
                                first_read_by="Stage2Events")
     follow_links: bool = _f(False, "Follow symbolic links to folders inside --input (never outside it, never "
                                 "round a loop). Without it they are listed as skipped.")
+    priority: str = _f(DEFAULT_PRIORITY, "AWS: the Batch job queue Stage 1 waits in (high, normal, low); higher queues "
+                       "are served first when capacity is short. A local run ignores it.", changeable=True)
     # set by the cloud path, never by a user
     work_uri: str | None = _f(None, "Where work files go (AWS: the bucket's tmp/, which expires).")
     emulated: dict | None = _f(None, "On an emulator: what did not really run where the report says.")  # noqa: RUF009 - a field(), default None

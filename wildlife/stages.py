@@ -22,6 +22,7 @@ from wildlife import (
     clock,
     exif,
     fs,
+    monthly_stop,
     outputs,
     stage0,
     stage1,
@@ -76,6 +77,7 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
 
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
+    monthly_stop.refuse_run_if_stopped(params)  # the stack stopped spending this month: exit 3, nothing started
     if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
         detectors.check(params["detector"])  # opens the model, runs it once: a bad file is exit 2 before any work
     manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),
@@ -158,6 +160,7 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     # on AWS, Stage 1 is an array job: its size and the container's command travel in this payload
     payload = {"estimate": est.as_dict(), "photos": photos,
                "array_size": min(10_000, max(2, math.ceil(photos / PHOTOS_PER_SHARD))),
+               "stage1_timeout_s": int(params.get("max_job_duration") or budget.DEFAULT_MAX_JOB_DURATION_S),
                "stage1_command": ["--input", table_uri(state, "media"),
                                   "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
                                   "--detector", params["detector"], "--sequence-gap", str(params["sequence_gap_s"])]}

@@ -18,6 +18,7 @@ import click
 from rich.markup import escape
 
 from wildlife import budget
+from wildlife.asl import QUEUE_PRIORITIES
 from wildlife.cli.common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 from wildlife.errors import InputError, OdinError
 from wildlife.graph import GRAPH
@@ -105,9 +106,10 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 @_opt("--follow-links", name="follow_links", is_flag=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Photos per checkpoint in the looping stages.")
+@_opt("--priority", name="priority", type=click.Choice(list(QUEUE_PRIORITIES)))
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
         prices_uri, output_uri, deployments_uri, weather_days_back, weather_provider, independence_s, sequence_gap_s,
-        events_method, event_gap_s, conf_threshold, resume, checkpoint_every, follow_links):
+        events_method, event_gap_s, conf_threshold, resume, checkpoint_every, follow_links, priority):
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs.
 
     The run's warnings and a final line with its status end the output, whatever the outcome. An input
@@ -366,6 +368,9 @@ def _register() -> None:
     for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
                     cloud_cli.data, cloud_cli.cost):
         cli.add_command(command)
+    from wildlife.cli.stop import budget_group  # noqa: PLC0415
+
+    cli.add_command(budget_group)
 
 
 _register()

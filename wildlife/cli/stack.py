@@ -94,6 +94,10 @@ def run_cloud(run) -> None:
             fail(EXIT_BUDGET, str(exc.args[0]), "Nothing was uploaded or started.")
     session = f"odin-{uuid.uuid4().hex[:12]}"
     s3, sfn = cloud.client("s3", target), cloud.client("stepfunctions", target)
+    if not emulated:
+        from wildlife import monthly_stop  # noqa: PLC0415
+
+        monthly_stop.refuse_if_stopped(s3, outputs["bucket"])  # stopped this month: exit 3, nothing uploaded
     remote = f"s3://{outputs['bucket']}/input/{session}"
     local = {}  # the run's local files, uploaded: the execution input names their copies
     if "://" not in run.input_uri:
