@@ -64,6 +64,7 @@ NON_DEFAULT = {
     "independence_s": ("--independence", "900", 900.0), "sequence_gap_s": ("--sequence-gap", "30", 30.0),
     "events_method": ("--events", "hdbscan", "hdbscan"), "event_gap_s": ("--event-gap", "45", 45.0),
     "conf_threshold": ("--conf-threshold", "0.5", 0.5), "follow_links": ("--follow-links", None, True),
+    "priority": ("--priority", "high", "high"),
 }
 
 
@@ -179,15 +180,17 @@ def _report(session: str, created: str, status: str = "succeeded", compute_dkk: 
 
 def test_cost_report_per_period_sums_the_runs_in_the_bucket(s3_env, tmp_path):
     env, s3 = s3_env
+    bucket = "odin-cost-periods"  # its own: other tests' runs land in the shared bucket today
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
     runs = [("a1", "2026-10-30T23:30:00+00:00", "succeeded"), ("b2", "2026-11-02T08:00:00+00:00", "succeeded"),
             ("c3", "2026-11-03T09:00:00+01:00", "failed"), ("d4", "2026-11-24T06:00:00+00:00", "succeeded")]
     for session, created, status in runs:
-        s3.put_object(Bucket=BUCKET, Key=f"runs/{session}/run_report.json",
+        s3.put_object(Bucket=bucket, Key=f"runs/{session}/run_report.json",
                       Body=json.dumps(_report(session, created, status)).encode())
     for key in ("runs/frames/b2/run_report.json", "runs/crops/b2/0001.jpg", "runs/b2/_run/run_report.json"):
-        s3.put_object(Bucket=BUCKET, Key=key, Body=b"{}")  # frames, crops and work files are no runs
+        s3.put_object(Bucket=bucket, Key=key, Body=b"{}")  # frames, crops and work files are no runs
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps({"bucket": BUCKET, "state_machine_arn": "arn:aws:states:::x"}))
+    outputs.write_text(json.dumps({"bucket": bucket, "state_machine_arn": "arn:aws:states:::x"}))
     env = dict(env, ODIN_STACK_OUTPUTS=str(outputs))
 
     def table(period: str) -> dict[str, list[str]]:
