@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -115,6 +117,28 @@ def test_run_on_aws_over_budget_starts_nothing(stack, tmp_path):
                   "--budget", "0.001", env=env)
     assert result.returncode == 3 and "Nothing was uploaded or started" in result.stderr
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == before
+
+
+def test_run_on_aws_uploads_only_the_photos_it_prices(stack, s3_env, tmp_path):
+    """Regression: every file under --input was uploaded while the estimate priced only the photos it would
+    process (10 photos and a 50 MB video at --max-images 1: "S3 0.00 GB", 53 MB sent)."""
+    env, sfn, arn = stack
+    _, s3 = s3_env
+    photos = tmp_path / "card"
+    shutil.copytree(SAMPLE / "photos", photos)
+    (photos / "62c200a9" / "MOVI0001.AVI").write_bytes(os.urandom(3_000_000))
+    before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]}
+    out = tmp_path / "out"
+    result = odin("run", "--target", "aws", "--input", str(photos), "--output", str(out), "--budget", "25",
+                  "--max-images", "1", "--detector", "motion", env=env)
+    assert result.returncode == 0, result.stderr
+    (execution,) = [e for e in sfn.list_executions(stateMachineArn=arn)["executions"]
+                    if e["executionArn"] not in before]
+    sent = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"input/{execution['name']}/photos/").get("Contents", [])
+    assert len(sent) == 1 and sent[0]["Key"].endswith(".JPG")
+    listed = {r["relpath"]: r for r in csv.DictReader((out / "not_uploaded.csv").open())}
+    assert len(listed) == 10  # the other 9 photos and the video, each with its reason
+    assert "not a photo" in listed["62c200a9/MOVI0001.AVI"]["reason"]
 
 
 def test_not_deployed_says_how_to_deploy(tmp_path):

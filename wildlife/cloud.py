@@ -74,13 +74,17 @@ def split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def upload(s3, folder: Path, uri: str, progress: Callable[[int], None] = lambda n: None) -> int:
-    """Every file under ``folder`` to ``uri``; files already there with the same size are skipped (resumable)."""
+def upload(s3, folder: Path, uri: str, progress: Callable[[int], None] = lambda n: None,
+           only: set[str] | None = None) -> int:
+    """Every file under ``folder`` (or only those whose path relative to it is in ``only``) to ``uri``; files
+    already there with the same size are skipped (resumable)."""
     bucket, prefix = split(uri)
     existing = {o["Key"]: o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])}
     sent = 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if only is not None and path.relative_to(folder).as_posix() not in only:
+            continue
         key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
         if existing.get(key) != path.stat().st_size:
             s3.upload_file(str(path), bucket, key)

@@ -75,14 +75,15 @@ def fail(code: int, message: str, hint: str | None = None) -> NoReturn:
     raise error
 
 
-def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri):
-    """The estimate ``run`` would make: for a local run, with this machine's rates timed on the first photos."""
+def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri, manifest=None):
+    """The estimate ``run`` would make: for a local run, with this machine's rates timed on the first photos.
+    ``manifest``: the input's listing when the caller has it (the cloud path uploads exactly its photos)."""
     from wildlife import calibration, stage0  # noqa: PLC0415
     from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
     from wildlife.events import EventRules  # noqa: PLC0415
 
     try:
-        manifest = stage0.scan(input_uri, max_images)
+        manifest = manifest if manifest is not None else stage0.scan(input_uri, max_images)
     except FileNotFoundError as exc:
         fail(EXIT_USAGE, f"{exc}. Check --input.")
     pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]

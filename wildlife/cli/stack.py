@@ -79,15 +79,19 @@ def run_cloud(run) -> None:
     import uuid  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from wildlife import cloud  # noqa: PLC0415
+    from wildlife import cloud, stage0  # noqa: PLC0415
 
     target, output_uri = run.target, run.output_uri
     outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     emulated = target == "localstack"
+    # a local input: only the photos the run will process are uploaded, and the estimate prices exactly those
+    # (their bytes, one PUT each); the other files are listed in <output>/not_uploaded.csv with the reason
+    manifest = None if "://" in run.input_uri else \
+        stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links)
     if not emulated:
         est = estimate_for(run.input_uri, run.max_images, "aws",
                            "megadetector" if run.detector == "auto" else run.detector,
-                           run.use_spot, run.instance_type, run.prices_uri)
+                           run.use_spot, run.instance_type, run.prices_uri, manifest=manifest)
         try:
             budget.guard(est, run.budget_dkk, run.max_job_duration)  # before anything is uploaded or started
         except budget.BudgetExceeded as exc:
@@ -100,9 +104,12 @@ def run_cloud(run) -> None:
         monthly_stop.refuse_if_stopped(s3, outputs["bucket"])  # stopped this month: exit 3, nothing uploaded
     remote = f"s3://{outputs['bucket']}/input/{session}"
     local = {}  # the run's local files, uploaded: the execution input names their copies
-    if "://" not in run.input_uri:
-        sent = cloud.upload(s3, Path(run.input_uri), f"{remote}/photos")
-        console.print(f"uploaded {sent} file(s) to {remote}/photos")
+    if manifest is not None:
+        rows = manifest.to_pylist()
+        photos = {r["relpath"] for r in rows if r["status"] == "pending"}
+        sent = cloud.upload(s3, Path(run.input_uri), f"{remote}/photos", only=photos)
+        console.print(f"uploaded {sent} photo(s) to {remote}/photos")
+        _not_uploaded([r for r in rows if r["relpath"] not in photos], output_uri)
         local["input_uri"] = f"{remote}/photos"
     for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml")):
         path = getattr(run, key)
@@ -134,6 +141,25 @@ def run_cloud(run) -> None:
     console.print(f"[bold green]done[/bold green] run {session}: {final.get('output')}")
     for path in got:
         console.print(f"  {path}")
+
+
+def _not_uploaded(rows: list[dict], output_uri: str) -> None:
+    """The input files a cloud run does not upload (not photos, beyond --max-images, unreadable), each with its
+    reason, in ``<output>/not_uploaded.csv``: nothing under --input disappears from the run's outputs."""
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    from wildlife import fs  # noqa: PLC0415
+
+    if not rows:
+        return
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["relpath", "size", "status", "reason"])
+    writer.writerows([r["relpath"], r["size"], r["status"], r["reason"]] for r in rows)
+    uri = fs.join(output_uri, "not_uploaded.csv")
+    fs.write_bytes(uri, text.getvalue().encode())
+    console.print(f"{len(rows)} file(s) not uploaded (not photos, or beyond --max-images): {uri}")
 
 
 def _stand_in(target: str, run_input: dict, session: str, machine_arn: str) -> str:
