@@ -43,7 +43,7 @@ def test_run_on_aws_uploads_guards_starts_and_follows(stack, tmp_path):
     result = odin("run", "--target", "aws", "--input", str(SAMPLE / "photos"), "--output", str(tmp_path / "out"),
                   "--budget", "25", env=env)
     assert result.returncode == 0, result.stderr
-    assert "uploaded 10 file(s)" in result.stderr and "Result" in result.stderr
+    assert "uploaded 10 photo(s)" in result.stderr and "Result" in result.stderr
     (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
     assert execution["status"] == "SUCCEEDED"
     run_input = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
