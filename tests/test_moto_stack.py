@@ -116,5 +116,38 @@ def test_full_aws_profile_applies_runs_and_destroys_on_moto(moto, tmp_path, monk
     assert job["arrayProperties"]["size"] == state["CostEstimation"]["array_size"]
     assert job["container"]["command"] == state["CostEstimation"]["stage1_command"]
 
+    _alarms_reach_the_topic(kw)
+
     # destroy is proven on LocalStack (tests/test_localstack.py); moto's state goes with its server
     print(f"moto: full AWS stack applied in {applied:.0f} s")
+
+
+def _alarms_reach_the_topic(kw: dict) -> None:
+    """The alarm path as applied: each failed-run alarm's action is the stack's topic, the topic is encrypted
+    with the stack's own rotated key (not alias/aws/sns, to which CloudWatch cannot publish), its policy lets
+    CloudWatch, EventBridge and Budgets publish, and what CloudWatch publishes there is delivered. moto runs no
+    alarm actions and has no Budgets notifications, so the test publishes the alarm's message itself, to a
+    queue it subscribes (the profile names no subscriber: `terraform plan` warns about that)."""
+    cw, sns, sqs, kms = (boto3.client(n, **kw) for n in ("cloudwatch", "sns", "sqs", "kms"))
+    alarms = [a for a in cw.describe_alarms()["MetricAlarms"] if a["AlarmName"].startswith("odin-aws-Executions")]
+    assert {a["MetricName"] for a in alarms} == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    (topic,) = {arn for a in alarms for arn in a["AlarmActions"]}
+    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+    key = attributes["KmsMasterKeyId"]
+    assert "alias/aws/sns" not in key and kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"]
+    principals = {st["Principal"]["Service"] for st in json.loads(attributes["Policy"])["Statement"]}
+    assert principals >= {"cloudwatch.amazonaws.com", "events.amazonaws.com", "budgets.amazonaws.com"}
+    queue = sqs.create_queue(QueueName="alarm-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    subscribed = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [x["Protocol"] for x in subscribed if x["Protocol"] == "lambda"] == ["lambda"]  # the monthly stop
+    for sub in subscribed:  # moto cannot run the Lambda without Docker: its delivery is tested in test_monthly_stop
+        if sub["Protocol"] == "lambda":
+            sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+    alarm = alarms[0]
+    cw.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="ALARM", StateReason="a run failed")
+    sns.publish(TopicArn=topic, Subject=f'ALARM: "{alarm["AlarmName"]}"', Message=json.dumps(
+        {"AlarmName": alarm["AlarmName"], "NewStateValue": "ALARM", "NewStateReason": "a run failed"}))
+    (message,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2).get("Messages", [])
+    assert alarm["AlarmName"] in json.loads(json.loads(message["Body"])["Message"])["AlarmName"]
