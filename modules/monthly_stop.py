@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from cdktn import TerraformResourceLifecycle
 from cdktn_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktn_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
 from cdktn_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -18,6 +19,7 @@ from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.lambda_function import LambdaFunction, LambdaFunctionEnvironment
 from cdktn_provider_aws.lambda_permission import LambdaPermission
+from cdktn_provider_aws.s3_object import S3Object
 from cdktn_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
@@ -62,6 +64,12 @@ class MonthlyStop(Construct):
                              endpoint=self.function.arn)
         LambdaPermission(self, "from-topic", action="lambda:InvokeFunction", function_name=self.function.function_name,
                          principal="sns.amazonaws.com", source_arn=topic_arn)
+        # The marker exists from the first deploy on, so GuardBudget's read of it finds an object: a role with
+        # prefix-conditioned ListBucket may get AccessDenied, not NoSuchKey, for a key that is missing. Terraform
+        # writes it once and never again (ignore_changes): an apply during a stopped month keeps the stop.
+        S3Object(self, "marker", bucket=bucket_name, key=monthly_stop.MARKER_KEY, content_type="application/json",
+                 content=json.dumps({"stopped": False, "note": "written at deploy; the monthly stop overwrites it"}),
+                 lifecycle=TerraformResourceLifecycle(ignore_changes=["content", "content_type", "etag"]), tags=tags)
         rule = CloudwatchEventRule(self, "new-month", name=f"{name}-monthly-resume", schedule_expression=SCHEDULE,
                                    tags=tags)
         CloudwatchEventTarget(self, "new-month-resume", rule=rule.name, arn=self.function.arn,
