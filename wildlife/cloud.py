@@ -75,19 +75,20 @@ def split(uri: str) -> tuple[str, str]:
 
 
 def upload(s3, folder: Path, uri: str, progress: Callable[[int], None] = lambda n: None,
-           only: set[str] | None = None) -> int:
-    """Every file under ``folder`` (or only those whose path relative to it is in ``only``) to ``uri``; files
-    already there with the same size are skipped (resumable)."""
+           files: list[tuple[str | bytes, str]] | None = None) -> int:
+    """Files to ``uri``: every file under ``folder``, or ``files`` as (local path, key under ``uri``) pairs (a
+    run's manifest: real paths, also of a name that is not UTF-8 or under a followed link). Files already there
+    with the same size are skipped (resumable)."""
     bucket, prefix = split(uri)
     existing = {o["Key"]: o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])}
+    if files is None:
+        files = [(str(p), p.relative_to(folder).as_posix()) for p in sorted(folder.rglob("*")) if p.is_file()]
     sent = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if only is not None and path.relative_to(folder).as_posix() not in only:
-            continue
-        key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
-        if existing.get(key) != path.stat().st_size:
-            s3.upload_file(str(path), bucket, key)
+    for path, name in files:
+        key = f"{prefix.rstrip('/')}/{name}"
+        if existing.get(key) != os.stat(path).st_size:
+            s3.upload_file(os.fsdecode(path), bucket, key)
             sent += 1
         progress(1)
     return sent

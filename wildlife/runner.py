@@ -10,7 +10,6 @@ One run at a time writes to an output folder (``wildlife.runlock``).
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -117,11 +116,13 @@ def _run(params: dict[str, Any], resume: bool, checkpoint_every: int,
          on_end: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     state = _start(params, resume)
     state["status"] = "running"
-    deadline = None
-    if state["params"].get("max_job_duration"):
-        deadline = time.monotonic() + float(state["params"]["max_job_duration"])
-    ctx = Context(deadline=deadline, checkpoint_every=checkpoint_every)
-    return _walk(state, ctx, on_end)
+    return _walk(state, Context(deadline=_deadline(state), checkpoint_every=checkpoint_every), on_end)
+
+
+def _deadline(state: dict[str, Any]) -> float | None:
+    """When the loops must stop at a checkpoint: the run's --max-job-duration from now (None: no limit)."""
+    limit = state["params"].get("max_job_duration")
+    return time.monotonic() + float(limit) if limit else None
 
 
 def _walk(state: dict[str, Any], ctx: Context, on_end: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def rerun(output_uri: str, name: str, changes: dict[str, Any] | None = None, *, 
         console.print(f"re-running {name} of run {state['session_id']}"
                       + (f" with {', '.join(f'{k}={v}' for k, v in changes.items())}" if changes else "")
                       + f", then {', '.join(names[names.index(name) + 1:]) or 'nothing else'}")
-        return _walk(state, Context(checkpoint_every=checkpoint_every), on_end)
+        return _walk(state, Context(deadline=_deadline(state), checkpoint_every=checkpoint_every), on_end)
 
 
 def _as_stage_failure(stage: str, exc: BaseException, output_uri: str) -> BaseException:
@@ -225,9 +226,12 @@ def _stopped(state: dict[str, Any], stage: str, exc: BaseException) -> dict[str,
     state["status"] = _status(exc)
     state["error"] = {"stage": stage, "type": type(exc).__name__, "message": str(exc)}
     report = {"session_id": state["session_id"], "status": state["status"], "error": state["error"], "warnings": []}
-    with contextlib.suppress(Exception):  # the original error matters more than the report
+    try:
         report = outputs.report(state)
         fs.write_json(fs.join(state["params"]["output_uri"], "run_report.json"), report)
+    except Exception as err:  # noqa: BLE001 - the original error matters more than the report, but say so
+        console.print(f"[yellow]warning:[/yellow] run_report.json could not be written ({type(err).__name__}: "
+                      f"{err}); _run/state.json has the run's status and error")
     return report
 
 

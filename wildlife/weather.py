@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
+
 import wildlife
 from wildlife.errors import OdinError
 
@@ -302,7 +304,8 @@ def enrich(
                 summary["failed"] += 1
                 unserved[cell, start, end] = (f"{provider.name} answered with something that is not the weather "
                                               f"asked for ({exc}); not cached, the next run asks again")
-            except Exception as exc:  # noqa: BLE001 - no network, bad answers: the run goes on without weather
+            except (OSError, ValueError, requests.RequestException) as exc:  # no network, an answer not JSON:
+                # the run goes on without weather; anything else is a bug in Odin and fails the stage
                 summary["failed"] += 1
                 stop = unserved[cell, start, end] = (
                     f"{provider.name} could not be reached ({type(exc).__name__}: {str(exc)[:160]}); "

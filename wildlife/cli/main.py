@@ -118,6 +118,9 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife import runner  # noqa: PLC0415
 
     run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
+    if target != "local" and resume:
+        raise InputError(f"--resume continues a local run; a run on {target} is resumed by running it again",
+                         hint="On AWS each run is its own execution: photos already uploaded are not sent again.")
     if target != "local":
         from wildlife.cli.stack import run_cloud  # noqa: PLC0415
 

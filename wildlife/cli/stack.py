@@ -87,7 +87,7 @@ def run_cloud(run) -> None:
     # a local input: only the photos the run will process are uploaded, and the estimate prices exactly those
     # (their bytes, one PUT each); the other files are listed in <output>/not_uploaded.csv with the reason
     manifest = None if "://" in run.input_uri else \
-        stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links)
+        stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri)
     if not emulated:
         est = estimate_for(run.input_uri, run.max_images, "aws",
                            "megadetector" if run.detector == "auto" else run.detector,
@@ -106,10 +106,10 @@ def run_cloud(run) -> None:
     local = {}  # the run's local files, uploaded: the execution input names their copies
     if manifest is not None:
         rows = manifest.to_pylist()
-        photos = {r["relpath"] for r in rows if r["status"] == "pending"}
-        sent = cloud.upload(s3, Path(run.input_uri), f"{remote}/photos", only=photos)
+        photos = [(stage0.openable(r), r["relpath"]) for r in rows if r["status"] == "pending"]
+        sent = cloud.upload(s3, Path(run.input_uri), f"{remote}/photos", files=photos)
         console.print(f"uploaded {sent} photo(s) to {remote}/photos")
-        _not_uploaded([r for r in rows if r["relpath"] not in photos], output_uri)
+        _not_uploaded([r for r in rows if r["status"] != "pending"], output_uri)
         local["input_uri"] = f"{remote}/photos"
     for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml")):
         path = getattr(run, key)
@@ -318,10 +318,12 @@ def cost_report(session, period, target, instance_type, prices_uri):
                          hint="e.g. `scripts/run.py cost report --period month --target aws`")
     outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     prices = budget.load_prices(prices_uri)
-    batch = cloud.client("batch", target) if outputs.get("job_queue") else None
+    queues = outputs.get("job_queues") or ({"normal": outputs["job_queue"]} if outputs.get("job_queue") else {})
+    batch = cloud.client("batch", target) if queues else None
 
-    def cost_of(report):
-        jobs = cloud.batch_jobs(batch, outputs["job_queue"], report["session_id"]) if batch else []
+    def cost_of(report):  # the run's jobs in whichever queue its --priority chose
+        jobs = [j for q in queues.values() for j in cloud.batch_jobs(batch, q, report["session_id"])] \
+            if batch else []
         return cloud.run_cost(report, jobs, prices, instance_type)
 
     if period:
