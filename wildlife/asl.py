@@ -20,7 +20,6 @@ LAMBDA_RETRY = {
                     "Lambda.TooManyRequestsException"],
     "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2.0, "JitterStrategy": "FULL",
 }
-MAX_PAYLOAD_BYTES = 256 * 1024
 # Stage 1's submitJob is retried on Batch's API errors only (throttling, a server fault: nothing ran). A job
 # that ran and failed ends the task with States.TaskFailed, which is not retried here: the job definition's
 # retryStrategy already retried it once if its host went away (modules.compute), and bad input never is.

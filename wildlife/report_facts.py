@@ -40,11 +40,6 @@ def wall_clock(value: datetime | str | None) -> datetime | None:
         return None
 
 
-def event_start(event: dict[str, Any]) -> datetime | None:
-    """An event's start: ``start_time``, or ``start`` in tables written before the rename."""
-    return event["start_time"] if "start_time" in event else event.get("start")
-
-
 @dataclass
 class Times:
     """Trusted photo times, and what was left out because its time cannot be trusted."""

@@ -170,7 +170,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     weather_cols = [c for c in weather.COLUMNS if c in clusters.column_names]
     # variables no event has a value for (a station without gauges, or no weather at all) take no room
     weather_cols = [c for c in weather_cols if any(e.get(c) is not None for e in events)] or weather_cols
-    weather_rows = [[e["cluster_id"], f"{facts.event_start(e):%Y-%m-%d %H:%M}", e["top_category"]]
+    weather_rows = [[e["cluster_id"], f"{e['start_time']:%Y-%m-%d %H:%M}", e["top_category"]]
                     + [e.get(c) for c in weather_cols] for e in events[:LIST_LIMIT]]
     weather_more = (f"<p>{len(events) - LIST_LIMIT} more events in clusters.parquet.</p>"
                     if len(events) > LIST_LIMIT else "")
