@@ -13,8 +13,8 @@ import boto3
 import pytest
 from conftest import BUCKET, ROOT, SAMPLE, odin
 
+from runtimes.lambda_adapter import params_from_input
 from wildlife import budget, cloud
-from wildlife.aws import params_from_input
 from wildlife.runinput import RunInput
 
 MACHINE = {"StartAt": "Result", "States": {"Result": {

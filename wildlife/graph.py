@@ -108,7 +108,7 @@ def _lambdas() -> tuple[LambdaTask, ...]:
         if s.fan_out:
             tasks.append(LambdaTask(s.map_state, s.name, s.fan_out))
         tasks.append(LambdaTask(s.name, s.name, s.collect if s.runs_on == "batch" else s.function))
-    return (*tasks, LambdaTask(FAILURE_REPORT, None, "wildlife.aws:failure_report"))
+    return (*tasks, LambdaTask(FAILURE_REPORT, None, "runtimes.lambda_adapter:failure_report"))
 
 
 LAMBDAS: tuple[LambdaTask, ...] = _lambdas()  # every Lambda, in state-machine order
