@@ -31,7 +31,7 @@ class Stage:
         module, func = (which or self.function).split(":")
         return getattr(importlib.import_module(module), func)
 
-    # The state machine's names around this stage (wildlife.asl builds them, wildlife.emulated mocks them)
+    # The state machine's names around this stage (wildlife.asl builds them, modules.emulated mocks them)
     @property
     def map_state(self) -> str:
         """The Distributed Map over the shards (``fan_out`` stages); also its Lambda's key in ``LAMBDAS``."""
