@@ -75,7 +75,7 @@ test: $(STAMP)
 		tests/test_images.py tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check wildlife scripts tests bench modules functions main.py
+	$(BIN)/ruff check wildlife runtimes scripts tests bench modules functions main.py
 	$(BIN)/hadolint images/detector/Dockerfile images/detector-cpu/Dockerfile images/functions/Dockerfile
 
 bench: $(STAMP)

@@ -9,7 +9,7 @@ below that share of the On-Demand price; unset: up to the On-Demand price) and `
 serves the higher queue first; ``run --priority`` picks one.
 
 Retries: "retry once, then fail": a job whose host went away (spot reclaim: status reason ``Host EC2*``) is
-retried once; a job that exits with code 2 (bad input or missing model, see ``wildlife.batch``) or fails for
+retried once; a job that exits with code 2 (bad input or missing model, see ``runtimes.batch``) or fails for
 any other reason is not. Each attempt is bounded by the workflow's timeout.
 """
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from wildlife.cloud import stack_dir
+from modules.cloud import stack_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 MIRROR = Path("/opt/tf-plugins/registry.terraform.io/hashicorp/aws")

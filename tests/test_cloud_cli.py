@@ -13,8 +13,9 @@ import boto3
 import pytest
 from conftest import BUCKET, ROOT, SAMPLE, odin
 
-from wildlife import budget, cloud
-from wildlife.aws import params_from_input
+from modules import cloud
+from runtimes.lambda_adapter import params_from_input
+from wildlife import budget
 from wildlife.runinput import RunInput
 
 MACHINE = {"StartAt": "Result", "States": {"Result": {

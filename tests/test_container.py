@@ -23,7 +23,7 @@ def test_dockerfiles_are_hadolint_clean():
     assert result.returncode == 0, result.stdout + result.stderr
     for path in DOCKERFILES[:2]:  # the detectors; the functions image runs as Lambda's own unprivileged user
         text = path.read_text()
-        assert "USER 10001" in text and 'ENTRYPOINT ["python", "-m", "wildlife.batch"]' in text
+        assert "USER 10001" in text and 'ENTRYPOINT ["python", "-m", "runtimes.batch"]' in text
         assert "models fetch" in text  # weights are baked in at build time
 
 
@@ -33,7 +33,7 @@ def test_entrypoint_shards_an_array_job(sample_run, tmp_path):
     seen = []
     for index in range(2):
         env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(index), AWS_BATCH_JOB_ARRAY_SIZE="2")
-        result = subprocess.run([sys.executable, "-m", "wildlife.batch", "--input", str(media), "--output", str(out),
+        result = subprocess.run([sys.executable, "-m", "runtimes.batch", "--input", str(media), "--output", str(out),
                                  "--detector", "motion", "--sequence-gap", "1"],
                                 capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
         assert result.returncode == 0, result.stderr
@@ -45,7 +45,7 @@ def test_entrypoint_shards_an_array_job(sample_run, tmp_path):
 
 
 def test_entrypoint_without_weights_exits_2_so_batch_does_not_retry(sample_run, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "wildlife.batch", "--input",
+    result = subprocess.run([sys.executable, "-m", "runtimes.batch", "--input",
                              str(sample_run / "_run" / "media.parquet"), "--output", str(tmp_path / "o"),
                              "--detector", "megadetector"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2 and "models fetch" in result.stderr
@@ -59,7 +59,7 @@ def test_a_detectors_load_warning_reaches_the_aws_runs_stage1_payload(sample_run
     media = sample_run / "_run" / "media.parquet"
     for index in range(2):
         env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(index), AWS_BATCH_JOB_ARRAY_SIZE="2")
-        result = subprocess.run([sys.executable, "-m", "wildlife.batch", "--input", str(media), "--output",
+        result = subprocess.run([sys.executable, "-m", "runtimes.batch", "--input", str(media), "--output",
                                  str(tmp_path / "stage1"), "--detector", "auto"],
                                 capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
         assert result.returncode == 0, result.stderr

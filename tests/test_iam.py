@@ -280,7 +280,7 @@ call("cost_estimation", "CostEstimation")
 as_role("BatchJob")
 for i in range(2):
     env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(i), AWS_BATCH_JOB_ARRAY_SIZE="2")
-    subprocess.run([sys.executable, "-m", "wildlife.batch", *state["CostEstimation"]["stage1_command"]],
+    subprocess.run([sys.executable, "-m", "runtimes.batch", *state["CostEstimation"]["stage1_command"]],
                    check=True, env=env, cwd={str(ROOT)!r})
     record("BatchJob")
 for folder, name in [("stage1_collect", "Stage1Detect"), ("stage2_events", "Stage2Events"),

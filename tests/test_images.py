@@ -355,7 +355,7 @@ def _run_shard(image: ImageEnv, model: Path, media: Path, out: Path, tmp_path: P
 
 
 def test_detector_cpu_image_runs_a_shard_with_an_onnx_model(detector_cpu_image, sample_run, tiny_models, tmp_path):
-    assert detector_cpu_image.spec.entrypoint[:3] == ("python", "-m", "wildlife.batch")
+    assert detector_cpu_image.spec.entrypoint[:3] == ("python", "-m", "runtimes.batch")
     summary = _run_shard(detector_cpu_image, tiny_models[1], sample_run / "_run" / "media.parquet", tmp_path / "o",
                          tmp_path)
     assert summary["detector"]["name"].startswith("yolov5:tiny.pt")
@@ -364,7 +364,7 @@ def test_detector_cpu_image_runs_a_shard_with_an_onnx_model(detector_cpu_image, 
 
 
 def test_detector_image_runs_a_shard_with_a_checkpoint(detector_image, sample_run, tiny_models, tmp_path):
-    assert detector_image.spec.entrypoint[:3] == ("python", "-m", "wildlife.batch")
+    assert detector_image.spec.entrypoint[:3] == ("python", "-m", "runtimes.batch")
     summary = _run_shard(detector_image, tiny_models[0], sample_run / "_run" / "media.parquet", tmp_path / "o",
                          tmp_path)
     assert summary["detector"]["name"].startswith("yolov5:tiny.pt")

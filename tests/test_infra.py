@@ -325,7 +325,7 @@ assert state["CostEstimation"]["stage1_timeout_s"] == 7200  # no --max-job-durat
 cmd = state["CostEstimation"]["stage1_command"]
 for i in range(2):
     env = dict(os.environ, AWS_BATCH_JOB_ARRAY_INDEX=str(i), AWS_BATCH_JOB_ARRAY_SIZE="2")
-    subprocess.run([sys.executable, "-m", "wildlife.batch", *cmd], check=True, env=env, cwd={str(ROOT)!r})
+    subprocess.run([sys.executable, "-m", "runtimes.batch", *cmd], check=True, env=env, cwd={str(ROOT)!r})
 for folder, name in [("stage1_collect", "Stage1Detect"), ("stage2_events", "Stage2Events"),
                      ("weather_enrichment", "WeatherEnrichment"), ("write_outputs", "WriteOutputs")]:
     call(folder, name)

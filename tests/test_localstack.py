@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, SAMPLE, odin
 
-from wildlife import cloud
+from modules import cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMULATOR = [sys.executable, str(ROOT / "scripts" / "localstack.py")]

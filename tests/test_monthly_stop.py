@@ -45,7 +45,7 @@ def stack(s3_env, monkeypatch):
     env, _ = s3_env
     for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(key, env[key])
-    from wildlife import cloud  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
 
     profile = cloud.profile("aws")
     envs = monthly_stop.environments(profile["name"], profile["compute"])

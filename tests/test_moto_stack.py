@@ -2,7 +2,7 @@
 executed through the real Batch integration. moto's gaps are filled in ``motoharness``.
 
 moto does not run Lambda code: each invocation returns the next queued result. The results queued here are
-the ones our handlers return for the sample photos (computed on this host by ``wildlife.emulated``), so the
+the ones our handlers return for the sample photos (computed on this host by ``modules.emulated``), so the
 state machine sees real payloads; the Batch array job is moto's own ``batch:submitJob.sync``.
 """
 
@@ -19,7 +19,7 @@ import boto3
 import pytest
 from conftest import ROOT, SAMPLE, _free_port
 
-from wildlife import cloud
+from modules import cloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ def test_full_aws_profile_applies_runs_and_destroys_on_moto(moto, tmp_path, monk
                  "weather_days_back": 0, "detector": "auto", "work_uri": f"s3://{bucket}/tmp/{session}",
                  "priority": "high"}  # run --priority high: Stage 1 waits in the high queue
 
-    from wildlife import emulated  # noqa: PLC0415
+    from modules import emulated  # noqa: PLC0415
 
     mocks, state = emulated.stand_in(run_input, session)  # what our handlers return for this run
     assert "error" not in state, state.get("error")

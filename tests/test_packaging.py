@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import runpy
+import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -45,3 +48,28 @@ def test_licence_and_citation_agree_with_the_package():
     assert citation["cff-version"] == "1.2.0"
     assert citation["version"] == project["version"] == wildlife.__version__
     assert citation["license"] == "MIT"
+
+
+def test_the_library_imports_no_deployment_code():
+    """``wildlife/`` (the domain, the graph, the ASL generator, the local runner) stands without the stack: outside
+    its command line no module of it imports the stack's code (``modules/``), the runtimes that call it
+    (``runtimes/``, ``functions/``) or CDK Terrain, so a stage runs the same locally, on Lambda and on Batch."""
+    deployment = {"modules", "runtimes", "functions", "main", "cdktn", "cdktn_provider_aws", "constructs"}
+    found = []
+    for path in sorted((ROOT / "wildlife").rglob("*.py")):
+        if "cli" in path.relative_to(ROOT / "wildlife").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in deployment]
+    assert found == []
+
+
+def test_the_stages_and_the_detector_catalogue_load_without_torch_or_the_stack():
+    """The Lambda image has no torch and no CDK Terrain: the graph, the state machine's generator, the local
+    runner, every stage and the detector catalogue (known weights, cache folder) import neither."""
+    code = ("import sys, wildlife.graph, wildlife.asl, wildlife.runner, wildlife.stages, wildlife.detect.catalog\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'cdktn', 'modules', 'runtimes'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import BUCKET, ROOT, odin
 
-from wildlife import cloud, runlock, stage0
+from modules import cloud
+from wildlife import runlock, stage0
 
 
 def _photos(root: Path, names: list[str]) -> None:

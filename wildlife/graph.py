@@ -31,7 +31,7 @@ class Stage:
         module, func = (which or self.function).split(":")
         return getattr(importlib.import_module(module), func)
 
-    # The state machine's names around this stage (wildlife.asl builds them, wildlife.emulated mocks them)
+    # The state machine's names around this stage (wildlife.asl builds them, modules.emulated mocks them)
     @property
     def map_state(self) -> str:
         """The Distributed Map over the shards (``fan_out`` stages); also its Lambda's key in ``LAMBDAS``."""
@@ -108,7 +108,7 @@ def _lambdas() -> tuple[LambdaTask, ...]:
         if s.fan_out:
             tasks.append(LambdaTask(s.map_state, s.name, s.fan_out))
         tasks.append(LambdaTask(s.name, s.name, s.collect if s.runs_on == "batch" else s.function))
-    return (*tasks, LambdaTask(FAILURE_REPORT, None, "wildlife.aws:failure_report"))
+    return (*tasks, LambdaTask(FAILURE_REPORT, None, "runtimes.lambda_adapter:failure_report"))
 
 
 LAMBDAS: tuple[LambdaTask, ...] = _lambdas()  # every Lambda, in state-machine order

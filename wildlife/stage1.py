@@ -1,6 +1,6 @@
 """Stage 1: which photos to run, how to shard them, running a detector resumably, and its result table.
 
-One function runs a shard of photos (``run_shard``): the Batch container (``python -m wildlife.batch``) runs
+One function runs a shard of photos (``run_shard``): the Batch container (``python -m runtimes.batch``) runs
 shard ``i`` of an array job, the local runner shard 0 of 1. One function gathers the shards (``collect``),
 in the AWS Lambda and locally alike. Each shard writes ``shard-<index>.parquet`` (its results,
 ``RESULT_SCHEMA``) and ``shard-<index>.json`` (the detector that ran and the warnings from loading it), and

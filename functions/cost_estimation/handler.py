@@ -1,5 +1,5 @@
 """Lambda CostEstimation: runs wildlife.stages.cost_estimation (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handler_for
+from runtimes.lambda_adapter import handler_for
 
 handler = handler_for(__name__)

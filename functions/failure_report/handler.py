@@ -1,5 +1,5 @@
-"""Lambda WriteFailureReport: runs wildlife.aws.failure_report (wildlife.graph.LAMBDAS)."""
+"""Lambda WriteFailureReport: runs runtimes.lambda_adapter.failure_report (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handler_for
+from runtimes.lambda_adapter import handler_for
 
 handler = handler_for(__name__)

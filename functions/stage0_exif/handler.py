@@ -1,5 +1,5 @@
 """Lambda Stage0Exif: runs wildlife.stages.stage0_exif (wildlife.graph.LAMBDAS)."""
 
-from wildlife.aws import handler_for
+from runtimes.lambda_adapter import handler_for
 
 handler = handler_for(__name__)

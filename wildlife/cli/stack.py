@@ -6,9 +6,9 @@ import json
 
 import click
 
+from modules.cloud import PERIODS
 from wildlife import budget
 from wildlife.cli.common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, estimate_for, fail
-from wildlife.cloud import PERIODS
 from wildlife.errors import InputError, OdinError
 from wildlife.progress import console
 
@@ -73,13 +73,14 @@ def run_cloud(run) -> None:
 
     ``run`` is the CLI's ``RunInput``; the execution input is that run input with the bucket's locations.
     On AWS the budget is guarded here before anything is uploaded. On the emulator (no Lambda, no Batch)
-    this host plays those tasks first and the state machine replays them (``wildlife.emulated``), so a run
+    this host plays those tasks first and the state machine replays them (``modules.emulated``), so a run
     over budget is started anyway and must end in ``FailBudget``, as it would on AWS.
     """
     import uuid  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from wildlife import cloud, stage0  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
+    from wildlife import stage0  # noqa: PLC0415
 
     target, output_uri = run.target, run.output_uri
     outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
@@ -119,7 +120,7 @@ def run_cloud(run) -> None:
     run_uri = f"s3://{outputs['bucket']}/runs/{session}"
     run = run.replace(output_uri=run_uri, work_uri=f"s3://{outputs['bucket']}/tmp/{session}", **local)
     if emulated:
-        from wildlife.emulated import LABEL  # noqa: PLC0415
+        from modules.emulated import LABEL  # noqa: PLC0415
 
         run = run.replace(emulated=LABEL)  # the run report and report.html say what did not run on AWS
     run_input = run.to_execution_input()
@@ -165,7 +166,7 @@ def _not_uploaded(rows: list[dict], output_uri: str) -> None:
 def _stand_in(target: str, run_input: dict, session: str, machine_arn: str) -> str:
     """The emulator's missing Lambda and Batch tasks, played on this host; returns the mock test case's
     ARN suffix."""
-    from wildlife import cloud, emulated  # noqa: PLC0415
+    from modules import cloud, emulated  # noqa: PLC0415
 
     console.print(f"[yellow]emulated[/yellow]: {', '.join(emulated.LABEL['services'])} run on this host; the "
                   "emulator's state machine replays their results")
@@ -182,7 +183,7 @@ def _stand_in(target: str, run_input: dict, session: str, machine_arn: str) -> s
 @click.option("--limit", default=10, show_default=True)
 def status(target, limit):
     """The deployed stack and its latest runs."""
-    from wildlife import cloud  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
 
     outputs = cloud.stack_outputs(target)  # NotDeployed says how to deploy
     console.print(f"bucket {outputs['bucket']}\nstate machine {outputs['state_machine_arn']}")
@@ -199,7 +200,7 @@ def status(target, limit):
 @click.argument("session", required=False)
 def logs(target, session):
     """A run's execution history (the latest run when none is named)."""
-    from wildlife import cloud  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
 
     arn = cloud.stack_outputs(target)["state_machine_arn"]
     sfn = cloud.client("stepfunctions", target)
@@ -265,7 +266,7 @@ def data_upload(folder, uri, target):
     """Upload FOLDER to URI (s3://bucket/prefix); files already there are skipped."""
     from pathlib import Path  # noqa: PLC0415
 
-    from wildlife import cloud  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
 
     sent = cloud.upload(cloud.client("s3", target), Path(folder), uri)
     console.print(f"uploaded {sent} file(s) to {uri}")
@@ -279,7 +280,7 @@ def data_download(uri, folder, target):
     """Download a run's outputs (not its _run/ work files) from URI into FOLDER."""
     from pathlib import Path  # noqa: PLC0415
 
-    from wildlife import cloud  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
 
     got = cloud.download(cloud.client("s3", target), uri, Path(folder))
     console.print(f"downloaded {len(got)} file(s) to {folder}")
@@ -290,7 +291,7 @@ def data_download(uri, folder, target):
 @click.option("--target", type=click.Choice(["aws", "localstack"]), default="aws", show_default=True)
 def data_list(uri, target):
     """List objects under URI."""
-    from wildlife import cloud  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
 
     for key, size in cloud.listing(cloud.client("s3", target), uri):
         print(f"{size:>12}  {key}")
@@ -311,7 +312,8 @@ def cost() -> None:
 @click.option("--prices", "prices_uri", default=None)
 def cost_report(session, period, target, instance_type, prices_uri):
     """Actual Stage 1 cost from Batch job durations: of one run next to its estimate, or per --period."""
-    from wildlife import cloud, fs  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
+    from wildlife import fs  # noqa: PLC0415
 
     if (session is None) == (period is None):
         raise InputError("cost report needs one SESSION or --period day|week|month",

@@ -21,7 +21,8 @@ def budget_group() -> None:
 @_target
 def budget_status(target):
     """Whether the stack is stopped for this month, and why."""
-    from wildlife import cloud, monthly_stop  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
+    from wildlife import monthly_stop  # noqa: PLC0415
 
     marker = monthly_stop.read_marker(cloud.client("s3", target), cloud.stack_outputs(target)["bucket"])
     if monthly_stop.stopped(marker, dt.datetime.now(dt.UTC)):
@@ -35,7 +36,8 @@ def budget_status(target):
 @_target
 def budget_resume(target):
     """Lift this month's stop now: restore the profile's vCPUs on every compute environment and let runs start."""
-    from wildlife import cloud, monthly_stop  # noqa: PLC0415
+    from modules import cloud  # noqa: PLC0415
+    from wildlife import monthly_stop  # noqa: PLC0415
 
     profile = cloud.profile(target)
     envs = monthly_stop.environments(profile["name"], profile["compute"])

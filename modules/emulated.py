@@ -3,9 +3,9 @@ state machine replays their answers through Step Functions' mocked service integ
 
 LocalStack's free core runs S3, IAM, Step Functions, Logs and SNS, but not Lambda (without Docker) nor
 Batch. So for ``--target localstack`` the host first plays every task exactly as the state machine would
-send it: each Lambda is ``wildlife.aws.handle`` with the event the ASL builds (the whole state under
+send it: each Lambda is ``runtimes.lambda_adapter.handle`` with the event the ASL builds (the whole state under
 ``state``, the execution name as ``session_id``, one call per Distributed Map item), and the Batch array job
-is the detector container's entry point (``wildlife.batch``) once per array index. They read and write the
+is the detector container's entry point (``runtimes.batch``) once per array index. They read and write the
 emulator's S3. What each returned (or raised) becomes that task's mocked response (``SFN_MOCK_CONFIG``),
 and the real state machine then runs over it: its paths, Catch clauses, ``FailBudget``, Distributed Map
 and final output are the deployed ones. The run input carries ``emulated``, which the run report and
@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wildlife import aws, batch, fs
+from runtimes import batch, lambda_adapter
+from wildlife import fs
 from wildlife.budget import BudgetExceeded
 from wildlife.graph import BUDGET_STAGES, FAILURE_REPORT, GRAPH
 
@@ -79,8 +80,9 @@ def stand_in(run_input: dict[str, Any], session: str) -> tuple[dict[str, list[di
                 task = stage.shard_task
                 g = state["GuardBudget"]
                 items = fs.read_json(f"s3://{g['shards_bucket']}/{g['shards_key']}")
-                mocks[task] = [_lambda(aws.handle(stage.name, {"state": state, "shard": item["shard"],
-                                                               "session_id": session}, function=stage.fan_out))
+                mocks[task] = [_lambda(lambda_adapter.handle(stage.name, {"state": state, "shard": item["shard"],
+                                                                          "session_id": session},
+                                                             function=stage.fan_out))
                                for item in items]
                 task = stage.name
             if stage.runs_on == "batch":
@@ -88,14 +90,16 @@ def stand_in(run_input: dict[str, Any], session: str) -> tuple[dict[str, list[di
                 state[stage.job_result] = {"job_id": mocks[task][0]["Return"]["JobId"],
                                        "results_uri": run_input["output_uri"]}
                 task = stage.summary_task
-                payload = aws.handle(stage.name, {"state": state, "session_id": session}, function=stage.collect)
+                payload = lambda_adapter.handle(stage.name, {"state": state, "session_id": session},
+                                                function=stage.collect)
             else:
-                payload = aws.handle(stage.name, {"state": state, "session_id": session})
+                payload = lambda_adapter.handle(stage.name, {"state": state, "session_id": session})
         except Exception as exc:  # noqa: BLE001 - every error becomes the task's answer, as on AWS
             mocks[task] = [_throw(exc)]
             state["error"] = {"Error": type(exc).__name__, "Cause": str(exc)}
             if not (isinstance(exc, BudgetExceeded) and stage.name in BUDGET_STAGES):
-                mocks[FAILURE_REPORT] = [_lambda(aws.failure_report({"state": state, "session_id": session}))]
+                report = lambda_adapter.failure_report({"state": state, "session_id": session})
+                mocks[FAILURE_REPORT] = [_lambda(report)]
             return mocks, state
         mocks[task] = [_lambda(payload)]
         state[stage.name] = payload

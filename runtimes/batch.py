@@ -1,6 +1,6 @@
 """The detector container's entry point: Stage 1 over one shard of an AWS Batch array job.
 
-    python -m wildlife.batch --input s3://bucket/run/_run/media.parquet --output s3://bucket/run/_run/stage1 \\
+    python -m runtimes.batch --input s3://bucket/run/_run/media.parquet --output s3://bucket/run/_run/stage1 \\
         [--detector megadetector] [--sequence-gap 60] [--checkpoint-every 500]
 
 The shard is ``AWS_BATCH_JOB_ARRAY_INDEX`` of ``AWS_BATCH_JOB_ARRAY_SIZE`` (0 of 1 outside an array job).
@@ -21,7 +21,7 @@ from wildlife import detect, stage1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wildlife.batch", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m runtimes.batch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="media table from Stage 0 (Parquet URI)")
     parser.add_argument("--output", required=True, help="folder URI for this job's shard results")
