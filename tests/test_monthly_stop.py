@@ -167,15 +167,15 @@ except Exception as exc:
     assert "Contents" not in stack["s3"].list_objects_v2(Bucket=stack["bucket"], Prefix="tmp/")  # nothing written
 
 
-def test_the_notification_is_wired_to_the_stop_with_least_privilege():
+def test_the_notification_is_wired_to_the_stop_with_least_privilege(tmp_path):
     """The synthesised wiring, which no free emulator runs: the 100% notification goes to the topic the
     function is subscribed to; only that topic and the monthly schedule may invoke it; its role may change
     only the stack's compute environments and its marker."""
     out = subprocess.run([sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                         env=dict(os.environ, ODIN_PROFILES="aws", ODIN_SYNTH_OUT=str(ROOT / "build" / "synth-stop"),
+                         env=dict(os.environ, ODIN_PROFILES="aws", ODIN_SYNTH_OUT=str(tmp_path / "synth"),
                                   JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20"))
     assert out.returncode == 0, out.stderr[-2000:]
-    res = json.loads((ROOT / "build/synth-stop/stacks/odin-aws/cdk.tf.json").read_text())["resource"]
+    res = json.loads((tmp_path / "synth/stacks/odin-aws/cdk.tf.json").read_text())["resource"]
     (budget,) = res["aws_budgets_budget"].values()
     assert budget["name"] == BUDGET
     (topic_name,) = res["aws_sns_topic"]
