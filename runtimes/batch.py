@@ -18,6 +18,7 @@ import os
 import sys
 
 from wildlife import detect, stage1
+from wildlife.checkpoint import DEFAULT_EVERY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="folder URI for this job's shard results")
     parser.add_argument("--detector", default=os.environ.get("ODIN_DETECTOR", "megadetector"))
     parser.add_argument("--sequence-gap", type=float, default=60.0)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_EVERY)
     args = parser.parse_args(argv)
     index = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
     size = int(os.environ.get("AWS_BATCH_JOB_ARRAY_SIZE", "1"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from wildlife import detect, stage0, stage1
+from wildlife import detect, exif, stage0, stage1
 
 PHOTOS = 12  # timed at most
 MIN_INPUT = 4 * PHOTOS  # smaller inputs take seconds whatever the rate: the table's rates serve
@@ -22,7 +22,7 @@ SOURCE = "calibrated on this machine"
 
 
 def calibrate(pending: list[dict[str, Any]], detector: str, sequence_gap_s: float,
-              max_megapixels: float = 250.0) -> dict[str, Any]:
+              max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS) -> dict[str, Any]:
     """Rates (ms per photo) of Stage 0 and of the detector ``detector`` resolves to, on the first photos of
     ``pending`` (manifest rows), and ``setup_s``: loading the detector and its first, slower call."""
     if len(pending) < MIN_INPUT:

@@ -19,6 +19,7 @@ from wildlife import fs
 from wildlife.errors import OdinError
 from wildlife.progress import progress_bar
 
+DEFAULT_EVERY = 500  # photos per checkpoint in the looping stages (--checkpoint-every)
 
 class DeadlineReached(OdinError):
     """``--max-job-duration`` ran out; everything finished so far is checkpointed."""

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from wildlife import fs, outputs, stage0
 from wildlife.budget import BudgetExceeded
-from wildlife.checkpoint import DeadlineReached
+from wildlife.checkpoint import DEFAULT_EVERY, DeadlineReached
 from wildlife.errors import InputError, OdinError, StageFailed
 from wildlife.graph import GRAPH
 from wildlife.progress import console
@@ -97,7 +97,7 @@ def _see_input_changes(state: dict[str, Any]) -> None:
     console.print(f"[yellow]{note}[/yellow]")
 
 
-def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int = 500,
+def run(params: dict[str, Any], *, resume: bool = False, checkpoint_every: int = DEFAULT_EVERY,
         on_end: Callable[[dict[str, Any]], None] = lambda report: None) -> dict[str, Any]:
     """Run (or continue) the whole graph.
 
@@ -154,7 +154,7 @@ def _walk(state: dict[str, Any], ctx: Context, on_end: Callable[[dict[str, Any]]
     return state
 
 
-def rerun(output_uri: str, name: str, changes: dict[str, Any] | None = None, *, checkpoint_every: int = 500,
+def rerun(output_uri: str, name: str, changes: dict[str, Any] | None = None, *, checkpoint_every: int = DEFAULT_EVERY,
           on_end: Callable[[dict[str, Any]], None] = lambda report: None) -> dict[str, Any]:
     """Run stage ``name`` of the finished (or stopped) run in ``output_uri`` again from its stored inputs, with
     the run input's ``changes`` (each a setting ``name`` or an earlier stage reads first is refused), then every

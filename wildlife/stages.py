@@ -45,7 +45,7 @@ class Context:
     """What a stage needs from whoever runs it, beyond the state: time limits and checkpoint size."""
 
     deadline: float | None = None  # time.monotonic() value after which loops stop at a checkpoint
-    checkpoint_every: int = 500
+    checkpoint_every: int = checkpoint.DEFAULT_EVERY
     started: float = field(default_factory=time.monotonic)
 
 
@@ -72,7 +72,7 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
     pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
     return calibration.calibrate(pending, params["detector"],
                                  params.get("sequence_gap_s", EventRules.burst_gap_s),
-                                 params.get("max_megapixels", 250.0))
+                                 params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
 
 
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -116,7 +116,8 @@ def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefi
     done, resumed = checkpoint.run_chunks(
         pending, key="photo_id", parts_uri=work_uri(state, CHECKPOINTS["Stage0Exif"]), schema=stage0.MEDIA_SCHEMA,
         every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock", deadline=ctx.deadline,
-        work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", 250.0)), prefix=prefix,
+        work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS)),
+        prefix=prefix,
     )
     return done, resumed, table
 

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from wildlife import budget
 from wildlife.asl import QUEUE_PRIORITIES
+from wildlife.checkpoint import DEFAULT_EVERY
 from wildlife.cli.common import EXIT_BUDGET, EXIT_FAILED, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 from wildlife.errors import InputError, OdinError
 from wildlife.graph import GRAPH
@@ -104,7 +105,7 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
 @_opt("--conf-threshold", name="conf_threshold", type=Number(0, 1))
 @click.option("--resume", is_flag=True, help="Continue the run already in --output.")
 @_opt("--follow-links", name="follow_links", is_flag=True)
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=DEFAULT_EVERY, show_default=True,
               help="Photos per checkpoint in the looping stages.")
 @_opt("--priority", name="priority", type=click.Choice(list(QUEUE_PRIORITIES)))
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
@@ -151,7 +152,7 @@ def _stage_options(f):
 @click.argument("name", type=click.Choice([s.name for s in GRAPH]))
 @click.option("--output", "output_uri", required=True, help="The --output of an earlier run.")
 @_stage_options
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=DEFAULT_EVERY, show_default=True,
               help="Photos per checkpoint in the looping stages.")
 def stage(name, output_uri, checkpoint_every, **changes):
     """Re-run one stage of an existing run from its stored inputs, then every stage after it.
