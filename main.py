@@ -82,11 +82,13 @@ class OdinStack(TerraformStack):
                                 with_batch=services["batch"], with_budget=services["budgets"],
                                 usd_to_dkk=float(budget.load_prices()["usd_to_dkk"]), tags=tags)
         if services["lambda"] and services["batch"] and services["budgets"]:
-            MonthlyStop(self, "monthly-stop", name=name, cfg=profile["functions"], code=functions.code,
+            stop = MonthlyStop(self, "monthly-stop", name=name, cfg=profile["functions"], code=functions.code,
                         bucket_arn=storage.bucket.arn, bucket_name=storage.bucket.bucket,
                         environment_arns=[e.arn for e in compute.environments],
                         sizes=monthly_stop.environments(name, profile["compute"]), topic_arn=monitoring.topic.arn,
                         log_key_arn=key.arn, tags=tags)
+            # the marker is seeded before the TLS-only policy applies (an emulator speaks plain HTTP)
+            storage.tls_only.add_override("depends_on", [f"aws_s3_object.{stop.marker.friendly_unique_id}"])
         TerraformOutput(self, "bucket", value=storage.bucket.bucket)
         TerraformOutput(self, "state_machine_arn", value=workflow.machine.arn)
         TerraformOutput(self, "job_queue", value=queues[asl.DEFAULT_PRIORITY])

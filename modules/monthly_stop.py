@@ -67,9 +67,10 @@ class MonthlyStop(Construct):
         # The marker exists from the first deploy on, so GuardBudget's read of it finds an object: a role with
         # prefix-conditioned ListBucket may get AccessDenied, not NoSuchKey, for a key that is missing. Terraform
         # writes it once and never again (ignore_changes): an apply during a stopped month keeps the stop.
-        S3Object(self, "marker", bucket=bucket_name, key=monthly_stop.MARKER_KEY, content_type="application/json",
-                 content=json.dumps({"stopped": False, "note": "written at deploy; the monthly stop overwrites it"}),
-                 lifecycle=TerraformResourceLifecycle(ignore_changes=["content", "content_type", "etag"]), tags=tags)
+        self.marker = S3Object(
+            self, "marker", bucket=bucket_name, key=monthly_stop.MARKER_KEY, content_type="application/json",
+            content=json.dumps({"stopped": False, "note": "written at deploy; the monthly stop overwrites it"}),
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["content", "content_type", "etag"]), tags=tags)
         rule = CloudwatchEventRule(self, "new-month", name=f"{name}-monthly-resume", schedule_expression=SCHEDULE,
                                    tags=tags)
         CloudwatchEventTarget(self, "new-month-resume", rule=rule.name, arn=self.function.arn,

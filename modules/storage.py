@@ -72,7 +72,7 @@ class Storage(Construct):
                     S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
                         sse_algorithm="aws:kms")),
                 bucket_key_enabled=True)])
-        S3BucketPolicy(self, "tls-only", bucket=self.bucket.id, policy=json.dumps({
+        self.tls_only = S3BucketPolicy(self, "tls-only", bucket=self.bucket.id, policy=json.dumps({
             "Version": "2012-10-17",
             "Statement": [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
                            "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
