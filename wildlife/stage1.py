@@ -52,9 +52,7 @@ def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
     matched = take_by_key(media.column("photo_id"), results, "photo_id")
     failure = matched.column("failure")
     status = pc.if_else(pc.is_valid(failure), "failed", media.column("status"))
-    judged = matched.column("assessed") if "assessed" in matched.column_names \
-        else pc.is_valid(matched.column("photo_id"))  # results written before the column existed
-    assessed = pc.and_(pc.equal(status, "ok"), judged).fill_null(False)
+    assessed = pc.and_(pc.equal(status, "ok"), matched.column("assessed")).fill_null(False)
     reason = pc.if_else(pc.is_valid(failure), pc.binary_join_element_wise("detection: ", failure, ""),
                         media.column("reason"))
     media = media.set_column(media.schema.get_field_index("status"), "status", status)

@@ -90,8 +90,7 @@ def run_cloud(run) -> None:
     manifest = None if "://" in run.input_uri else \
         stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri)
     if not emulated:
-        est = estimate_for(run.input_uri, run.max_images, "aws",
-                           "megadetector" if run.detector == "auto" else run.detector,
+        est = estimate_for(run.input_uri, run.max_images, "aws", run.detector,  # budget prices auto for AWS
                            run.use_spot, run.instance_type, run.prices_uri, manifest=manifest)
         try:
             budget.guard(est, run.budget_dkk, run.max_job_duration)  # before anything is uploaded or started
