@@ -68,6 +68,10 @@ NON_DEFAULT = {
     "events_method": ("--events", "hdbscan", "hdbscan"), "event_gap_s": ("--event-gap", "45", 45.0),
     "conf_threshold": ("--conf-threshold", "0.5", 0.5), "follow_links": ("--follow-links", None, True),
     "priority": ("--priority", "high", "high"),
+    "classifier": ("--classifier", "none", "none"), "country": ("--country", "DNK", "DNK"),
+    "expected_empty_share": ("--expected-empty-share", "0.5", 0.5), "speed": ("--speed", "fast", "fast"),
+    "video_sample": ("--video-sample", "2s", "2s"), "humans": ("--humans", "drop", "drop"),
+    "occasion_days": ("--occasion-days", "5", 5),
 }
 
 
@@ -75,7 +79,7 @@ def test_every_run_option_reaches_the_execution_input_and_the_lambdas_params(sta
     """Regression: the cloud path dropped --sequence-gap, --conf-threshold, --weather-provider, --independence,
     --prices, --instance-type, --events, --event-gap and --follow-links."""
     user_set = set(RunInput.names()) - {"input_uri", "output_uri", "budget_dkk", "target", "work_uri", "emulated",
-                                        "prices_uri", "deployments_uri"}
+                                        "prices_uri", "deployments_uri", "project_uri"}
     assert set(NON_DEFAULT) == user_set, "a run option this test does not send"
     env, sfn, arn = stack
     prices = tmp_path / "prices.yaml"

@@ -56,6 +56,22 @@ class RunInput:
                                first_read_by="Stage2Events")
     follow_links: bool = _f(False, "Follow symbolic links to folders inside --input (never outside it, never "
                                 "round a loop). Without it they are listed as skipped.")
+    classifier: str = _f("auto", "Species classifier: auto (SpeciesNet when cached, else none), speciesnet, a "
+                         "PATH.onnx with its .json sidecar, or none (detections only).", first_read_by="Stage1Detect")
+    country: str | None = _f(None, "ISO 3166-1 alpha-3 country (e.g. DNK) for the species geofence, overriding "
+                             "the one found from each deployment's location (deployments.csv column country "
+                             "overrides per deployment).", first_read_by="Stage2Events")
+    expected_empty_share: float = _f(0.7, "Share of photos expected to hold no animal, for the estimate of "
+                                     "classification cost (camera-trap cards are mostly empty).", changeable=True)
+    speed: str | None = _f(None, "Preset choosing the detector: accurate, balanced or fast (overrides --detector).")
+    video_sample: str = _f("1s", "Frames of a video to run: every N seconds ('1s', '0.5s') or every N frames "
+                           "('30f').", first_read_by="Stage1Detect")
+    humans: str = _f("blur", "People and vehicles in images Odin writes: blur, drop (left out of the shared "
+                     "package) or keep.", first_read_by="WriteOutputs")
+    occasion_days: int = _f(7, "Days per occasion in the detection histories for occupancy models.",
+                            first_read_by="WriteOutputs")
+    project_uri: str | None = _f(None, "Project file (YAML: title, contributors, licence, rights holder, "
+                                 "citation, coordinate precision) for datapackage.json.", first_read_by="WriteOutputs")
     priority: str = _f(DEFAULT_PRIORITY, "AWS: the Batch job queue Stage 1 waits in (high, normal, low); higher queues "
                        "are served first when capacity is short. A local run ignores it.", changeable=True)
     # set by the cloud path, never by a user

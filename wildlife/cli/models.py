@@ -1,0 +1,114 @@
+"""``odin models``: the detection and classification models: fetch, list the cache, export, quantize."""
+
+from __future__ import annotations
+
+import click
+
+from wildlife.cli.common import EXIT_FAILED, EXIT_USAGE, fail
+from wildlife.errors import InputError, OdinError
+from wildlife.progress import console
+
+
+@click.group()
+def models() -> None:
+    """Detection models: fetch MegaDetector, list the cache, export to ONNX, quantize to int8."""
+
+
+@models.command("fetch")
+@click.argument("key", type=click.Choice(["md-v5a", "md-v5b"]))
+@click.option("--sha256", default=None, help="Check the download against this SHA-256, not the pinned MD5.")
+@click.option("--url", default=None, help="Download from this address instead of the official release.")
+def models_fetch(key, sha256, url):
+    """Download MegaDetector weights, verify their pinned hash, convert to ONNX, cache them."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
+
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    try:
+        with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"downloading {weights.KNOWN[key]['file']}", total=None)
+            path = weights.fetch(key, sha256=sha256, url=url,
+                                 progress=lambda n, total: bar.update(task, advance=n, total=total or None))
+    except ValueError as exc:
+        fail(EXIT_USAGE, str(exc))
+    except OSError as exc:
+        fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the weights "
+                           "file over and use --detector /path/to/it.pt")
+    console.print(f"[green]cached[/green] {path} and {path.parent / (key + '.onnx')}; use --detector {key}")
+
+
+@models.command("list")
+def models_list():
+    """What is in the model cache."""
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    folder = weights.cache_dir()
+    files = sorted(folder.glob("*")) if folder.exists() else []
+    console.print(f"model cache: {folder}")
+    for f in files:
+        console.print(f"  {f.name:<24} {f.stat().st_size / 1e6:8.1f} MB")
+    if not files:
+        console.print("  (empty: `scripts/run.py models fetch md-v5a` on a machine with internet)")
+
+
+@models.command("export")
+@click.argument("weights_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--imgsz", default=1280, show_default=True)
+def models_export(weights_path, output, imgsz):
+    """Export a YOLOv5/MegaDetector .pt checkpoint to ONNX with its sidecar JSON."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    try:
+        model = weights.load_yolov5(weights_path)
+    except OdinError:
+        raise
+    except Exception as exc:  # whatever a file that is not a checkpoint makes the reader raise
+        raise InputError(f"{weights_path}: not a YOLOv5/MegaDetector checkpoint ({type(exc).__name__}: {exc})",
+                         hint="Give the .pt file of a YOLOv5 or MegaDetector v5 model.") from exc
+    try:
+        out = weights.export_onnx(model, Path(output), imgsz)
+    except ValueError as exc:
+        fail(EXIT_USAGE, f"{weights_path}: {exc}")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
+
+
+@models.command("quantize")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--photos", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of your own photos: some calibrate, the others check agreement.")
+@click.option("--calibration", default=8, show_default=True, help="Photos used to calibrate.")
+@click.option("--check", default=8, show_default=True, help="Held-out photos on which int8 is compared to fp32.")
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="Default: MODEL.int8.onnx")
+def models_quantize(model_path, photos, calibration, check, output):
+    """The int8 fast mode of an ONNX detector, with its measured agreement with fp32 in the sidecar."""
+    from pathlib import Path  # noqa: PLC0415
+
+    import onnx  # noqa: PLC0415
+
+    from wildlife.detect import quantize  # noqa: PLC0415
+
+    try:
+        onnx.load(model_path, load_external_data=False)
+    except Exception as exc:  # whatever a file that is not an ONNX model makes the reader raise
+        raise InputError(f"{model_path}: not an ONNX model ({type(exc).__name__}: {exc})",
+                         hint="Give the .onnx file that `models fetch` or `models export` wrote.") from exc
+    found = sorted(str(p) for p in Path(photos).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    want = calibration + check
+    step = max(len(found) / want, 1.0)
+    chosen = [found[int(i * step)] for i in range(min(want, len(found)))]  # spread over the whole card
+    source = Path(model_path)
+    out = Path(output) if output else source.with_suffix(".int8.onnx")
+    try:
+        report = quantize.quantize(source, chosen, out, calibration, progress=lambda m: console.print(f"  {m}"))
+    except ValueError as exc:
+        fail(EXIT_USAGE, str(exc))
+    colour = "green" if report["share"] >= quantize.TARGET else "yellow"
+    console.print(f"[{colour}]agreement[/{colour}] {report['matched']}/{report['boxes']} fp32 boxes "
+                  f"(conf >= {report['min_conf']}) reproduced at IoU >= {report['iou']} "
+                  f"({report['share']:.1%}; target {quantize.TARGET:.0%}) on {report['photos']} held-out photos; "
+                  f"at the typical threshold {report['typical']['matched']}/{report['typical']['boxes']}")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}; use --detector {out}")
