@@ -19,6 +19,10 @@ DETECTION_SCHEMA = pa.schema([
     ("category", pa.string()), ("conf", pa.float64()), ("bbox_x", pa.float64()), ("bbox_y", pa.float64()),
     ("bbox_w", pa.float64()), ("bbox_h", pa.float64()), ("suspected_static", pa.bool_()),
     ("detector", pa.string()),
+    # the species decision (``wildlife.classify``): null where no classifier judged the box
+    ("label", pa.string()), ("scientific_name", pa.string()), ("common_name", pa.string()),
+    ("taxon_rank", pa.string()), ("class_score", pa.float64()), ("label_score", pa.float64()),
+    ("label_source", pa.string()), ("classifier", pa.string()),
 ])
 
 EVENT_SCHEMA = pa.schema([
