@@ -24,6 +24,7 @@ from wildlife import (
     fs,
     monthly_stop,
     outputs,
+    species,
     stage0,
     stage1,
     stage2,
@@ -206,7 +207,9 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                        else params["event_gap_s"],
                        burst_gap_s=params["sequence_gap_s"],
                        independence_s=params.get("independence_s", EventRules.independence_s))
-    event_ids, table = stage2.group_events(photos, rules)
+    taxa = species.per_photo_taxa(detections, params["conf_threshold"])  # events per deployment and taxon
+    event_ids, table, taxa_events = stage2.group_taxon_events(photos, rules, taxa)
+    detections = stage2.box_events(detections, taxa, taxa_events, params["conf_threshold"])
     images = media.drop_columns(["detections", "sequence_id"]).append_column("sequence_id", media["sequence_id"])
     images = images.append_column("event_id", event_ids)
     for name in ("top_category", "max_conf", "n_detections"):
@@ -228,7 +231,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
         payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
                                    f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")
     if rules.method == "hdbscan":
-        payload["compared_to_gap"] = stage2.compare_to_gap(photos.append_column("event_id", event_ids), rules)
+        payload["compared_to_gap"] = stage2.compare_to_gap(photos, rules, taxa)
     return payload
 
 
