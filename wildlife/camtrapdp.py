@@ -1,9 +1,10 @@
 """Camtrap DP 1.0.2 export (``camtrap-dp/`` under the output) and its offline validation.
 
 Media-level observations are the positive detections (boxes, machine classification, the detector's name
-and version) plus, for each photo without one, a ``blank`` observation when the detector judged it and an
-``unclassified`` one when it did not (``assessed`` false: the motion baseline's lone photos); event-level
-observations are the events of Stage 2.
+and version; where a classifier named a taxon, its ``scientificName``, score, name and version) plus, for each
+photo without one, a ``blank`` observation when the detector judged it and an ``unclassified`` one when it did
+not (``assessed`` false: the motion baseline's lone photos); event-level observations are the events of
+Stage 2 (one per deployment, visit and taxon). ``taxonomic`` lists every ``scientificName`` of the observations.
 
 Nothing is invented. Deployments without coordinates cannot be expressed in Camtrap DP: they and their photos
 are left out, and so are photos without a deployment; the payload then says ``complete: false`` and a warning
@@ -24,7 +25,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import clock, deployments, fs, tableschema
+from wildlife import clock, deployments, fs, species, tableschema
+from wildlife.classify import RANKS
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -126,11 +128,14 @@ def export(
         obs.append(dict(
             media_level(photo), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
             count=1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
-            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4)))
+            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4),
+            **_species(d.get("scientific_name"), d.get("label_score"), d.get("classifier")),
+            **({"eventID": d["event_id"]} if d.get("event_id") else {})))
     for pid, photo in by_photo.items():
         if pid not in positive_photos:
             kind = "blank" if photo.get("assessed", True) else "unclassified"  # not judged is not empty
             obs.append(dict(media_level(photo), observationID=f"{pid}-{kind}", observationType=kind))
+    classifier = ", ".join(species.classifiers(detections)) or None
     for e in events.to_pylist():
         if e["deployment_id"] in kept:
             obs.append({"observationID": f"event-{e['cluster_id']}", "deploymentID": e["deployment_id"],
@@ -138,14 +143,16 @@ def export(
                         "eventEnd": _stamp(e["end_time"]),
                         "observationLevel": "event", "observationType": OBSERVATION_TYPE[e["top_category"]],
                         "count": e["count"] or 1, "classificationMethod": "machine", "classifiedBy": detector,
-                        "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4)})
+                        "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4),
+                        **_species(e.get("scientific_name"), e.get("score"), classifier)})
     fields = {"deployments": dep_fields,
               "media": [f["name"] for f in _schema("media")["fields"]],
               "observations": [f["name"] for f in _schema("observations")["fields"]]}
     rows = {"deployments": dep_rows, "media": media_rows, "observations": obs}
     for name in TABLES:
         fs.write_bytes(fs.join(out_uri, f"{name}.csv"), _csv(rows[name], fields[name]))
-    descriptor = _descriptor(dep_rows, ok, session_id, detector)
+    descriptor = _descriptor(dep_rows, ok, session_id, detector,
+                             taxonomic(obs, species.labels(detections, threshold)), classifier)
     fs.write_json(fs.join(out_uri, "datapackage.json"), descriptor)
     warnings = []
     no_deployment = len(all_ok) - len([r for r in all_ok if r["deployment_id"]])
@@ -165,7 +172,46 @@ def export(
             "warnings": warnings}
 
 
-def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detector: str) -> dict[str, Any]:
+def _species(scientific_name: str | None, score: float | None, classifier: str | None) -> dict[str, Any]:
+    """An observation's species fields where a classifier named a taxon: ``scientificName``, and the
+    classifier's score (after rollup) and name replace the detector's as the most recent classification."""
+    if not scientific_name:
+        return {}
+    out: dict[str, Any] = {"scientificName": scientific_name}
+    if classifier:
+        out["classifiedBy"] = classifier
+    if score is not None:
+        out["classificationProbability"] = round(min(max(float(score), 0.0), 1.0), 4)
+    return out
+
+
+def taxonomic(observations: list[dict[str, Any]], labels: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``datapackage.json`` ``taxonomic``: one entry per ``scientificName`` in the observations, with what the
+    classifier's label line says of it: ``taxonID`` (the classifier's own label id, e.g. SpeciesNet's taxonomy
+    uuid; not a GBIF or Catalogue of Life id), rank, higher ranks and the English common name."""
+    by_name = {}
+    for entry in labels.values():
+        label = entry["label"]
+        if label.scientific_name:
+            by_name.setdefault(label.scientific_name, label)
+    out = []
+    for name in sorted({o["scientificName"] for o in observations if o.get("scientificName")}):
+        item: dict[str, Any] = {"scientificName": name}
+        label = by_name.get(name)
+        if label is not None:
+            if label.uuid:
+                item["taxonID"] = label.uuid
+            item["taxonRank"] = label.rank
+            for rank, value in zip(RANKS, label.taxonomy[:-1], strict=False):  # the ranks above it
+                item[rank] = value.capitalize()
+            if label.common_name:
+                item["vernacularNames"] = {"eng": label.common_name}
+        out.append(item)
+    return out
+
+
+def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detector: str,
+                taxa: list[dict[str, Any]] | None = None, classifier: str | None = None) -> dict[str, Any]:
     """The package descriptor; ``spatial`` and ``temporal`` only where real data give them."""
     out: dict[str, Any] = {
         "profile": f"{BASE_URL}/camtrap-dp-profile.json",
@@ -174,8 +220,11 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
         "created": _stamp(datetime.now(UTC)),
         "title": f"Camera-trap detections, Odin run {session_id}",
         "contributors": [{"title": "Odin camera-trap pipeline", "role": "contributor"}],
-        "description": f"Media and machine observations produced by {detector}. Species are not identified: "
-                       "observations are animal/human/vehicle, blank, or unclassified (not judged).",
+        "description": (f"Media and machine observations produced by {detector}, species by {classifier} "
+                        "(scientificName where it named a taxon; animal/human/vehicle otherwise)."
+                        if classifier and taxa else
+                        f"Media and machine observations produced by {detector}. Species are not identified: "
+                        "observations are animal/human/vehicle, blank, or unclassified (not judged)."),
         "version": "1.0",
         # no "licenses": Camtrap DP then needs one for the data and one for the media, and only the owner of
         # the photos can say what the media license is
@@ -185,7 +234,7 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
         "project": {"title": "Camera-trap survey processed with Odin", "samplingDesign": "opportunistic",
                     "captureMethod": ["activityDetection"], "individualAnimals": False,
                     "observationLevel": ["media", "event"]},
-        "taxonomic": [],
+        "taxonomic": taxa or [],
     }
     if dep_rows:
         lats = [float(r["latitude"]) for r in dep_rows]

@@ -22,6 +22,7 @@ import pyarrow as pa
 from wildlife import fs, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
+from wildlife import report_species as species_report
 from wildlife.deployments import Deployment
 
 LIST_LIMIT = 200  # rows of long tables (failed files, weather at events) shown; the Parquet tables have all
@@ -55,7 +56,8 @@ def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
         p1 = (int(b["bbox_x"] * w), int(b["bbox_y"] * h))
         p2 = (int((b["bbox_x"] + b["bbox_w"]) * w), int((b["bbox_y"] + b["bbox_h"]) * h))
         cv2.rectangle(img, p1, p2, bgr, 2)
-        cv2.putText(img, f"{b['category']} {b['conf']:.2f}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+        name = b.get("common_name") or b["category"]  # the classifier's decision where it made one
+        cv2.putText(img, f"{name} {b['conf']:.2f}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4, bgr, 1, cv2.LINE_AA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
@@ -138,6 +140,9 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
     for pid in boxes_by_photo:
         if rows_by_photo.get(pid, {}).get("event_id"):
             photos_of_event[rows_by_photo[pid]["event_id"]].append(pid)
+    for d in positives:  # a photo showing two taxa is in both events (detections.parquet event_id)
+        if d.get("event_id") and d["photo_id"] in rows_by_photo and d["photo_id"] not in photos_of_event[d["event_id"]]:
+            photos_of_event[d["event_id"]].append(d["photo_id"])
     figures = []
     for e in sorted(events, key=lambda e: -(e["max_conf"] or 0)):
         if len(figures) == top:
@@ -150,8 +155,8 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
                            f'<figcaption>{html.escape(e["cluster_id"])} · {e["top_category"]} '
-                           f'{e["max_conf"]:.2f} · {e["photo_count"]} photos · {html.escape(row["relpath"])}'
-                           f'</figcaption></figure>')
+                           f'{e["max_conf"]:.2f} · {html.escape(species_report.caption(e))}{e["photo_count"]} photos · '
+                           f'{html.escape(row["relpath"])}</figcaption></figure>')
     return "".join(figures) or "<p>No positive events.</p>"
 
 
@@ -160,7 +165,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     rows = facts.photo_rows(images)
     photos_ok = sum(1 for r in rows if r["status"] == "ok")
     times = facts.trusted_times(rows)
-    placed = facts.place_events(clusters, rows, times)
+    placed = facts.place_events(clusters, species_report.event_rows(rows, detections), times)
     by_hour = facts.activity(placed.events)
     summary = facts.deployment_summary(rows, clusters, times, deployments or {})
     positives = [d for d in detections.to_pylist() if d["conf"] >= threshold and not d["suspected_static"]]
@@ -199,6 +204,7 @@ detector {html.escape(str(det.get('name')))} {html.escape(str(det.get('version')
 {warnings}
 {_unassessed(facts.unassessed(report, rows))}
 <section><h2>Camtrap DP</h2>{_camtrap_dp(report.get("camtrap_dp"))}</section>
+{species_report.section(report, detections, clusters, _table)}
 <p class="legend">{legend}</p>
 <section><h2>Activity by hour of day (camera's local time)</h2>
 <p class="note">Independent records (events; clusters.parquet <code>independent</code>), each at the local hour of its
