@@ -73,6 +73,50 @@ def _family(target: str, detector: str) -> str:
     return "motion" if detector == "motion" else "megadetector"
 
 
+def classifier_family(target: str, classifier: str, detector_family: str) -> str | None:
+    """The classifier a run will use, in the price table's families (``speciesnet``), or None where none will.
+
+    ``none`` and the motion baseline (its boxes are moving pixels, not animals: Stage 1 classifies none) add
+    nothing. ``auto`` is SpeciesNet when it is in this machine's model cache (``models fetch speciesnet``), as
+    Stage 1 decides; on AWS it is priced as running (an upper bound: the image may lack it). A model path is
+    priced as SpeciesNet, an EfficientNetV2-M at 480 px: heavier than most regional models."""
+    if classifier in (None, "", "none") or detector_family == "motion":
+        return None
+    if classifier == "auto" and target == "local":
+        from wildlife.detect.catalog import cache_dir  # noqa: PLC0415
+
+        return "speciesnet" if (cache_dir() / "speciesnet.onnx").exists() else None
+    return "speciesnet"
+
+
+def expected_crops(photos: int, empty_share: float, per_positive_photo: float) -> int:
+    """Animal boxes the classifier will see: photos x (1 - expected empty share) x boxes per positive photo."""
+    if not 0 <= empty_share <= 1:
+        raise InputError(f"--expected-empty-share {empty_share!r}: must be a share between 0 and 1",
+                         hint="0.7 means 7 in 10 photos are expected to hold no animal.")
+    return math.ceil(photos * (1 - empty_share) * per_positive_photo)
+
+
+def _classification(p: dict[str, Any], target: str, classifier: str, family: str, photos: int,
+                    empty_share: float, itype: str | None = None) -> tuple[str, int, float] | None:
+    """(classifier family, expected crops, ms per crop) where a classifier will run; None where none will."""
+    which = classifier_family(target, classifier, family)
+    if which is None:
+        return None
+    table = p.get("classification")
+    if not isinstance(table, dict) or "detections_per_positive_photo" not in table:
+        raise InputError("the price table has no 'classification' section (detections_per_positive_photo and "
+                         "ms_per_crop), so a species classifier cannot be priced",
+                         hint="Add it (see wildlife/prices.yaml), or run with --classifier none.")
+    rates = table["ms_per_crop"]["local"] if target == "local" else table["ms_per_crop"].get(itype, {})
+    if which not in rates:
+        raise InputError(f"the price table has no classification rate for {which} on "
+                         f"{'this machine' if target == 'local' else itype}",
+                         hint="Add it under classification.ms_per_crop, or run with --classifier none.")
+    crops = expected_crops(photos, empty_share, float(table["detections_per_positive_photo"]))
+    return which, crops, float(rates[which])
+
+
 def _table_rate(ms: float, source: str) -> dict[str, Any]:
     return {"ms_per_photo": float(ms), "photos_timed": 0, "source": source}
 
@@ -87,11 +131,15 @@ def estimate(
     instance_type: str | None = None,
     prices: dict[str, Any] | None = None,
     measured: dict[str, Any] | None = None,
+    classifier: str = "none",
+    expected_empty_share: float = 0.7,
 ) -> Estimate:
     """What a run of ``photos`` photos will cost and how long it will take on ``target``.
 
     ``measured`` (``calibration.calibrate``) gives this machine's rates for a local run; without it, or when
     it says ``skipped``, the price table's rates serve and the estimate's ``rates`` say so and why.
+    Classification (``classifier``, ``--classifier``) adds its time per expected animal box
+    (``expected_crops``), on the same machine as detection, where a classifier will run.
     """
     p = prices or load_prices()
     fx = float(p["usd_to_dkk"])
@@ -112,6 +160,14 @@ def estimate(
         est = Estimate(target, photos, None, use_spot, wall_time_s=wall, prices_as_of=p["as_of"], detector=family,
                        rates=rates)
         est.lines.append(("compute (this machine)", f"{photos} photos, no cloud charges", 0.0))
+        cls = _classification(p, target, classifier, family, photos, expected_empty_share)
+        if cls is not None:
+            which, crops, ms_crop = cls
+            est.wall_time_s += crops * ms_crop / 1000
+            est.rates["classifier"] = {"name": which, "ms_per_crop": ms_crop, "crops": crops,
+                                       "source": f"price table as of {p['as_of']}"}
+            est.lines.append((f"classification ({which}, this machine)",
+                              f"{crops} expected animal boxes x {ms_crop:g} ms, no cloud charges", 0.0))
         return est
 
     itype = instance_type or p["default_instance"]
@@ -158,6 +214,15 @@ def estimate(
          + (requests - photos) / 1000 * float(s3["usd_per_1000_get"])) * fx,
     ))
     est.wall_time_s = gpu_s + photos * float(lam["ms_per_photo"]) / 1000
+    cls = _classification(p, target, classifier, family, photos, expected_empty_share, itype)
+    if cls is not None:  # in the same Batch job as detection: instance time only, no second start
+        which, crops, ms_crop = cls
+        class_s = crops * ms_crop / 1000
+        est.wall_time_s += class_s
+        est.rates["classifier"] = {"name": which, "ms_per_crop": ms_crop, "crops": crops, "source": source}
+        est.lines.append((f"classification ({which}, {itype}, {'spot' if use_spot else 'on-demand'})",
+                          f"{crops} expected animal boxes x {ms_crop:g} ms at {rate} USD/h",
+                          class_s / 3600 * rate * fx))
     return est
 
 

@@ -80,6 +80,10 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
         r = est.rates[stage]
         timed = f", {r['photos_timed']} photos timed" if r["photos_timed"] else ""
         console.print(f"  rate {label}: {r['ms_per_photo']:g} ms/photo ({r['source']}{timed})")
+    if "classifier" in est.rates:
+        r = est.rates["classifier"]
+        console.print(f"  rate classifier {r['name']}: {r['ms_per_crop']:g} ms/box, {r['crops']} expected animal "
+                      f"boxes ({r['source']})")
 
 
 @cli.command()
@@ -87,7 +91,8 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
 def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
              prices_uri, **more):
     """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
-    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri)
+    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri,
+                       classifier=more["classifier"], expected_empty_share=more["expected_empty_share"])
     _print_estimate(est, budget_dkk)
     try:
         budget.guard(est, budget_dkk, max_job_duration)

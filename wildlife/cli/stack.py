@@ -91,7 +91,8 @@ def run_cloud(run) -> None:
         stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri)
     if not emulated:
         est = estimate_for(run.input_uri, run.max_images, "aws", run.detector,  # budget prices auto for AWS
-                           run.use_spot, run.instance_type, run.prices_uri, manifest=manifest)
+                           run.use_spot, run.instance_type, run.prices_uri, manifest=manifest,
+                           classifier=run.classifier, expected_empty_share=run.expected_empty_share)
         try:
             budget.guard(est, run.budget_dkk, run.max_job_duration)  # before anything is uploaded or started
         except budget.BudgetExceeded as exc:
