@@ -94,7 +94,7 @@ def expected_crops(photos: int, empty_share: float, per_positive_photo: float) -
     if not 0 <= empty_share <= 1:
         raise InputError(f"--expected-empty-share {empty_share!r}: must be a share between 0 and 1",
                          hint="0.7 means 7 in 10 photos are expected to hold no animal.")
-    return math.ceil(photos * (1 - empty_share) * per_positive_photo)
+    return math.ceil(round(photos * (1 - empty_share) * per_positive_photo, 6))  # 0.3 x 1.5 is not exact
 
 
 def _classification(p: dict[str, Any], target: str, classifier: str, family: str, photos: int,

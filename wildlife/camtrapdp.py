@@ -128,9 +128,9 @@ def export(
         obs.append(dict(
             media_level(photo), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
             count=1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
-            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4),
-            **_species(d.get("scientific_name"), d.get("label_score"), d.get("classifier")),
-            **({"eventID": d["event_id"]} if d.get("event_id") else {})))
+            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4))
+            | _species(d.get("scientific_name"), d.get("label_score"), d.get("classifier"))
+            | ({"eventID": d["event_id"]} if d.get("event_id") else {}))
     for pid, photo in by_photo.items():
         if pid not in positive_photos:
             kind = "blank" if photo.get("assessed", True) else "unclassified"  # not judged is not empty
@@ -143,8 +143,8 @@ def export(
                         "eventEnd": _stamp(e["end_time"]),
                         "observationLevel": "event", "observationType": OBSERVATION_TYPE[e["top_category"]],
                         "count": e["count"] or 1, "classificationMethod": "machine", "classifiedBy": detector,
-                        "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4),
-                        **_species(e.get("scientific_name"), e.get("score"), classifier)})
+                        "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4)}
+                       | _species(e.get("scientific_name"), e.get("score"), classifier))
     fields = {"deployments": dep_fields,
               "media": [f["name"] for f in _schema("media")["fields"]],
               "observations": [f["name"] for f in _schema("observations")["fields"]]}

@@ -1,10 +1,10 @@
 """report.html's species section: which species model ran (or that none did, and why), and records per
 deployment and taxon from clusters.parquet.
 
-Whether a model ran is read from what it left: boxes with a ``classifier`` in detections.parquet. Stage 1's
-summary (``stages.Stage1Detect.classifier``) says which model was asked for and, when none could run, why; that
-text is shown as it is. Nothing here guesses a species: an event without a classifier's decision is listed
-under its detector category.
+Whether a model ran is read from what it left: boxes with a ``classifier`` in detections.parquet. When none
+did, Stage 1's warning saying why (it starts "no species model ran: ") is shown as it is, else what Stage 1's
+summary (``stages.Stage1Detect.classifier``) says. Nothing here guesses a species: an event without a
+classifier's decision is listed under its detector category.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from wildlife import species
 
+STAGE1_SAYS = "no species model ran"  # how Stage 1's warning starts when it classified nothing
 NO_MODEL = "No species model ran: records are per detector category (animal, person, vehicle), not per species."
 
 
@@ -25,6 +26,10 @@ def classifier_note(report: dict[str, Any], detections: pa.Table) -> tuple[list[
     if names:
         return names, None
     info = ((report.get("stages") or {}).get("Stage1Detect") or {}).get("classifier")
+    said = [w for w in report.get("warnings") or () if str(w).lower().startswith(STAGE1_SAYS)]
+    if said:  # the reason, without the words the section's line already starts with
+        why = str(said[0])[len(STAGE1_SAYS):].lstrip(": ")
+        return [], why[:1].upper() + why[1:]
     why = None
     if isinstance(info, dict):
         why = next((str(info[k]) for k in ("warning", "note", "reason", "skipped") if info.get(k)), None)
