@@ -230,7 +230,7 @@ def _ended(report: dict) -> None:
 @click.option("--merge-gap", type=float, default=300.0, show_default=True, help="Seconds; hdbscan: always merged.")
 @click.option("--max-gap", type=float, default=1800.0, show_default=True, help="Seconds; hdbscan: always cut.")
 @click.option("--independence", type=float, default=1800.0, show_default=True,
-              help="Seconds between independent records per deployment and category (camtrapR minDeltaTime).")
+              help="Seconds between independent records per deployment and taxon (camtrapR minDeltaTime).")
 def events(table_uri, output_uri, id_column, conf_threshold, method, event_gap, burst_gap, merge_gap, max_gap,
            independence):
     """Re-cut events from a media table without re-running detection (Stage 2 alone)."""
