@@ -334,15 +334,16 @@ def events_from_table(
                      "timestamp": ts, "category": cat, "conf": conf, "count": count, "positive": positive,
                      "usable_time": usable, "scientific_name": sci})
     pos = rows.filter(rows.column("positive"))
-    per_taxon = pos.group_by(["photo_id", "category", "scientific_name"], use_threads=False).aggregate(
+    per_taxon = pos.group_by(["photo_id", "category", "scientific_name"]).aggregate(
         [("conf", "max"), ("count", "sum")])
-    sci_names = per_taxon.column("scientific_name").to_pylist()
-    taxa = pa.Table.from_pylist([
-        {"photo_id": p, "taxon": species.taxon_key(c, s), "top_category": c, "max_conf": cf, "n_detections": k,
-         "scientific_name": s}
-        for p, c, s, cf, k in zip(per_taxon.column("photo_id").to_pylist(), per_taxon.column("category").to_pylist(),
-                                  sci_names, per_taxon.column("conf_max").to_pylist(),
-                                  per_taxon.column("count_sum").to_pylist(), strict=True)], schema=species.TAXA_SCHEMA)
+    sci = pc.if_else(pc.equal(per_taxon.column("scientific_name"), ""), None, per_taxon.column("scientific_name"))
+    m = per_taxon.num_rows
+    taxa = pa.table({  # species.taxon_key for a table: the scientific name where given, else the category
+        "photo_id": per_taxon.column("photo_id"), "taxon": pc.coalesce(sci, per_taxon.column("category")),
+        "top_category": per_taxon.column("category"), "max_conf": per_taxon.column("conf_max"),
+        "n_detections": per_taxon.column("count_sum").cast(pa.int32()), "scientific_name": sci,
+        "common_name": pa.nulls(m, pa.string()), "taxon_rank": pa.nulls(m, pa.string()),
+        "score": pa.nulls(m, pa.float64())}, schema=species.TAXA_SCHEMA)
     agg = pos.group_by(["photo_id", "category"]).aggregate([("conf", "max"), ("count", "sum")])
     agg = agg.sort_by([("photo_id", "ascending"), ("conf_max", "descending")])
     first = {}
