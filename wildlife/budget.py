@@ -11,6 +11,7 @@ import yaml
 
 from wildlife import detect, fs
 from wildlife.errors import InputError, OdinError
+from wildlife.runinput import RunInput
 
 # the design's bound on a run: the state machine's total TimeoutSeconds unless the profile sets
 # workflow.timeout_s, and Stage 1's own limit unless the run gives --max-job-duration
@@ -97,12 +98,32 @@ def expected_crops(photos: int, empty_share: float, per_positive_photo: float) -
     return math.ceil(round(photos * (1 - empty_share) * per_positive_photo, 6))  # 0.3 x 1.5 is not exact
 
 
-def _classification(p: dict[str, Any], target: str, classifier: str, family: str, photos: int,
-                    empty_share: float, itype: str | None = None) -> tuple[str, int, float] | None:
-    """(classifier family, expected crops, ms per crop) where a classifier will run; None where none will."""
-    which = classifier_family(target, classifier, family)
+def _with_classification(est: Estimate, p: dict[str, Any], classifier: str, empty_share: float | None,
+                         usd_per_hour: float = 0.0) -> Estimate:
+    """``est`` with the classifier's line, time and rate added where a classifier will run (on AWS in Stage 1's
+    Batch job: instance time at ``usd_per_hour``, no second start; locally wall time only)."""
+    which = classifier_family(est.target, classifier, est.detector)
     if which is None:
-        return None
+        return est
+    if empty_share is None:
+        empty_share = RunInput.default("expected_empty_share")
+    crops, ms_crop = _classification(p, est.target, which, est.photos, empty_share, est.instance_type)
+    seconds = crops * ms_crop / 1000
+    est.wall_time_s += seconds / est.rates.get("parallel_jobs", 1)  # Stage 1's children, where they run side by side
+    capacity = "spot" if est.use_spot else "on-demand"
+    where = "this machine" if est.target == "local" else f"{est.instance_type}, {capacity}"
+    est.rates["classifier"] = {"name": which, "ms_per_crop": ms_crop, "crops": crops,
+                               "source": f"price table as of {p['as_of']}, {where}"}
+    basis = f"{crops} expected animal boxes x {ms_crop:g} ms" + (f" at {usd_per_hour} USD/h" if usd_per_hour
+                                                                   else ", no cloud charges")
+    est.lines.append((f"classification ({which}, {where})", basis,
+                      seconds / 3600 * usd_per_hour * float(p["usd_to_dkk"])))
+    return est
+
+
+def _classification(p: dict[str, Any], target: str, which: str, photos: int, empty_share: float,
+                    itype: str | None) -> tuple[int, float]:
+    """(expected crops, ms per crop) for classifier family ``which`` from the price table."""
     table = p.get("classification")
     if not isinstance(table, dict) or "detections_per_positive_photo" not in table:
         raise InputError("the price table has no 'classification' section (detections_per_positive_photo and "
@@ -113,8 +134,7 @@ def _classification(p: dict[str, Any], target: str, classifier: str, family: str
         raise InputError(f"the price table has no classification rate for {which} on "
                          f"{'this machine' if target == 'local' else itype}",
                          hint="Add it under classification.ms_per_crop, or run with --classifier none.")
-    crops = expected_crops(photos, empty_share, float(table["detections_per_positive_photo"]))
-    return which, crops, float(rates[which])
+    return expected_crops(photos, empty_share, float(table["detections_per_positive_photo"])), float(rates[which])
 
 
 def _table_rate(ms: float, source: str) -> dict[str, Any]:
@@ -132,7 +152,7 @@ def estimate(
     prices: dict[str, Any] | None = None,
     measured: dict[str, Any] | None = None,
     classifier: str = "none",
-    expected_empty_share: float = 0.7,
+    expected_empty_share: float | None = None,
 ) -> Estimate:
     """What a run of ``photos`` photos will cost and how long it will take on ``target``.
 
@@ -160,15 +180,7 @@ def estimate(
         est = Estimate(target, photos, None, use_spot, wall_time_s=wall, prices_as_of=p["as_of"], detector=family,
                        rates=rates)
         est.lines.append(("compute (this machine)", f"{photos} photos, no cloud charges", 0.0))
-        cls = _classification(p, target, classifier, family, photos, expected_empty_share)
-        if cls is not None:
-            which, crops, ms_crop = cls
-            est.wall_time_s += crops * ms_crop / 1000
-            est.rates["classifier"] = {"name": which, "ms_per_crop": ms_crop, "crops": crops,
-                                       "source": f"price table as of {p['as_of']}"}
-            est.lines.append((f"classification ({which}, this machine)",
-                              f"{crops} expected animal boxes x {ms_crop:g} ms, no cloud charges", 0.0))
-        return est
+        return _with_classification(est, p, classifier, expected_empty_share)
 
     itype = instance_type or p["default_instance"]
     if itype not in p["instances"]:
@@ -214,16 +226,7 @@ def estimate(
          + (requests - photos) / 1000 * float(s3["usd_per_1000_get"])) * fx,
     ))
     est.wall_time_s = gpu_s + photos * float(lam["ms_per_photo"]) / 1000
-    cls = _classification(p, target, classifier, family, photos, expected_empty_share, itype)
-    if cls is not None:  # in the same Batch job as detection: instance time only, no second start
-        which, crops, ms_crop = cls
-        class_s = crops * ms_crop / 1000
-        est.wall_time_s += class_s
-        est.rates["classifier"] = {"name": which, "ms_per_crop": ms_crop, "crops": crops, "source": source}
-        est.lines.append((f"classification ({which}, {itype}, {'spot' if use_spot else 'on-demand'})",
-                          f"{crops} expected animal boxes x {ms_crop:g} ms at {rate} USD/h",
-                          class_s / 3600 * rate * fx))
-    return est
+    return _with_classification(est, p, classifier, expected_empty_share, usd_per_hour=rate)
 
 
 def guard(est: Estimate, budget_dkk: float, max_job_duration_s: float | None) -> None:

@@ -34,7 +34,6 @@ from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.events import EventRules
 from wildlife.graph import table_uri
-from wildlife.runinput import RunInput
 
 PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
@@ -64,8 +63,7 @@ def _estimate(params: dict[str, Any], photos: int, total_bytes: int, measured: d
         target=params["target"], detector=params["detector"], use_spot=params["use_spot"],
         instance_type=params.get("instance_type"), prices=budget.load_prices(params.get("prices_uri")),
         measured=measured, classifier=params.get("classifier") or "none",
-        expected_empty_share=params.get("expected_empty_share", RunInput.default("expected_empty_share")),
-    )
+        expected_empty_share=params.get("expected_empty_share"))
 
 
 def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | None:
