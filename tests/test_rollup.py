@@ -187,3 +187,10 @@ def test_a_run_without_a_classifier_leaves_the_species_columns_null(tmp_path):
     rows, payload = _planted_run(tmp_path, [[("animal", 0.9, None)]], rules=False)
     assert rows[0]["label"] is None and rows[0]["category"] == "animal"
     assert payload["species"]["classifier"] is None and payload["species"]["places"] == {}
+
+
+def test_a_box_with_unreadable_classifier_output_is_kept_with_the_reason(tmp_path):
+    rows, payload = _planted_run(tmp_path, [[("animal", 0.9, [("not;a;label", 0.9)]), ("animal", 0.8, [(FOX, 0.9)])]])
+    assert rows[0]["label"] is None and rows[0]["label_source"].startswith("unreadable classifier output: ")
+    assert rows[0]["category"] == "animal" and rows[1]["scientific_name"] == "Vulpes vulpes"
+    assert any("could not be read" in w for w in payload["warnings"])

