@@ -12,7 +12,8 @@
   people) *inside the country found above*, as its ISO 3166-2 code where ``pycountry``'s list has a
   division of that name (accents and case ignored). GeoNames spells some divisions in English where ISO
   uses the local name (Denmark's "Capital Region" is ISO's "Hovedstaden"), so the region is None there:
-  Odin writes no region it cannot match. Nor one it is unsure of: a point whose nearest place is over 25 km
+  Odin writes no region it cannot match (every division of the USA, Canada and Australia matches; 1,795 of
+  GeoNames' 3,773 worldwide). Nor one it is unsure of: a point whose nearest place is over 25 km
   away, or that has a place of another division nearly as near (within 2x the distance), gets None rather
   than a guess across a regional border (Yellowstone's towns lie in Montana, the park mostly in Wyoming).
   A user who knows it writes the region instead of the country (``US-WY``, see ``place_code``).
