@@ -3,10 +3,13 @@ filling detections.parquet's species columns from a planted Stage 1 result."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
+import photofactory as pf
 import pyarrow as pa
 import pytest
+from conftest import odin
 
 from wildlife import fs, stage0, stage1, stages
 from wildlife.classify import RULES_FILE, Label
@@ -196,3 +199,34 @@ def test_a_box_with_unreadable_classifier_output_is_kept_with_the_reason(tmp_pat
     assert rows[0]["label"] is None and rows[0]["label_source"].startswith("unreadable classifier output: ")
     assert rows[0]["category"] == "animal" and rows[1]["scientific_name"] == "Vulpes vulpes"
     assert any("could not be read" in w for w in payload["warnings"])
+
+
+def test_stage2_decides_again_with_another_country_without_the_model(tmp_path):
+    """`scripts/run.py stage Stage2Events --country X` re-applies the geofence from Stage 1's hand-over."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    bg = pf.scene(320, 240, seed=1)
+    for i in range(3):
+        pf.write_photo(photos / "cam" / f"IMG_{i}.JPG", pf.with_animal(bg, (0.1 + 0.2 * i, 0.3, 0.2, 0.3)),
+                       when=datetime(2024, 7, 1, 6) + timedelta(seconds=i))
+    result = odin("run", "--input", str(photos), "--output", str(out), "--budget", "25", "--detector", "motion",
+                  "--weather-provider", "none", "--country", "NOR")
+    assert result.returncode == 0, result.stderr
+    folder = json.loads((out / "_run" / "state.json").read_text())["Stage1Detect"]["results_uri"]
+    # plant what a classifier's Stage 1 hands over: every box an arctic fox, and the classifier's rules
+    shard = fs.join(folder, "shard-00000.parquet")
+    rows = fs.read_table(shard).to_pylist()
+    for r in rows:
+        for d in r["detections"] or []:
+            d["classifications"] = [{"label": ARCTIC, "score": 0.9}, {"label": FOX, "score": 0.05}]
+    assert any(r["detections"] for r in rows)
+    fs.write_table(pa.Table.from_pylist(rows, schema=stage1.RESULT_SCHEMA), shard)
+    fs.write_json(fs.join(folder, RULES_FILE), {"name": "planted", "version": "1", "labels": LABELS,
+                                                "geofence": GEOFENCE})
+    for country, name in (("NOR", "Vulpes lagopus"), ("DNK", "Canidae")):
+        result = odin("stage", "Stage2Events", "--output", str(out), "--country", country)
+        assert result.returncode == 0, result.stderr
+        labels = {r["scientific_name"] for r in fs.read_table(str(out / "detections.parquet")).to_pylist()}
+        assert labels == {name}
+        report = json.loads((out / "run_report.json").read_text())
+        assert report["stages"]["Stage2Events"]["species"]["places"]["cam"] == {
+            "country": country, "region": None, "source": "--country"}
