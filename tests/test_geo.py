@@ -47,6 +47,10 @@ def test_a_point_at_sea_or_nowhere_has_no_country():
     assert geo.locate(95.0, 10.0) == (None, None)
 
 
+def test_an_area_without_an_iso_code_gets_no_country_rather_than_a_made_up_code():
+    assert geo.locate(42.66, 21.16) == (None, None)  # Pristina: Natural Earth's KOS is no ISO 3166-1 code
+
+
 @pytest.mark.parametrize(("point", "country"), [
     ((54.83, 9.43), "DNK"), ((54.78, 9.43), "DEU"),  # Padborg / Flensburg, ~5 km apart across the border
     ((47.56, 7.59), "CHE"), ((47.59, 7.57), "FRA"),  # Basel / Saint-Louis

