@@ -113,9 +113,8 @@ def fill(detections: pa.Table, media: pa.Table, rules: tuple[Rules, str] | None,
         for c in SPECIES_COLUMNS:
             values[c].append(row[c])
     for c in SPECIES_COLUMNS:
-        i = detections.schema.get_field_index(c)
-        detections = detections.set_column(i, detections.schema.field(c), pa.array(values[c], detections.schema
-                                                                                     .field(c).type))
+        f = detections.schema.field(c)
+        detections = detections.set_column(detections.schema.get_field_index(c), f, pa.array(values[c], f.type))
     return detections
 
 
@@ -131,9 +130,9 @@ def summary(detections: pa.Table, rules: tuple[Rules, str] | None, where: dict[s
                                "no species for them (label_source says why)")
     if rules is not None and any(p.country is None for p in where.values()):
         missing = sorted(d for d, p in where.items() if p.country is None)
-        out["warnings"].append(f"no country for deployment(s) {', '.join(missing)} (no location): the species "
-                               "geofence took nothing away there; give --country or a country column in "
-                               "--deployments")
+        out["warnings"].append(f"no country for deployment(s) {', '.join(missing)} (no location, or one in no "
+                               "country): the species geofence took nothing away there; give --country or a "
+                               "country column in --deployments")
     return out
 
 
