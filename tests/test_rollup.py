@@ -230,3 +230,12 @@ def test_stage2_decides_again_with_another_country_without_the_model(tmp_path):
         report = json.loads((out / "run_report.json").read_text())
         assert report["stages"]["Stage2Events"]["species"]["places"]["cam"] == {
             "country": country, "region": None, "source": "--country"}
+
+
+def test_a_deployment_in_no_country_is_named_and_its_boxes_are_not_geofenced(tmp_path):
+    table = tmp_path / "deployments.csv"
+    table.write_text("deploymentID,latitude,longitude\ncph,56.0,3.0\n")  # the North Sea
+    rows, payload = _planted_run(tmp_path / "run", [[("animal", 0.9, [(ARCTIC, 0.9)])]], deployments_csv=str(table))
+    assert rows[0]["scientific_name"] == "Vulpes lagopus"
+    assert payload["species"]["places"]["cph"] == {"country": None, "region": None, "source": "none"}
+    assert any("no country for deployment(s) cph" in w and "--country" in w for w in payload["warnings"])
