@@ -24,7 +24,12 @@ from wildlife import detect as detectors
 from wildlife.detect import Result, sequence_of
 from wildlife.errors import StageFailed
 
-DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
+DETECTION_TYPE = pa.struct([
+    ("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64())),
+    # the species classifier's top labels, best first (``wildlife.classify``); null where none looked at the box
+    # (and in shards written before classification existed: they read as null)
+    ("classifications", pa.list_(pa.struct([("label", pa.string()), ("score", pa.float64())]))),
+])
 RESULT_SCHEMA = pa.schema([
     ("photo_id", pa.string()),
     ("sequence_id", pa.string()),  # sequences.assign over the ok photos: the run's one cut into sequences

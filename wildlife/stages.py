@@ -22,6 +22,7 @@ from wildlife import (
     clock,
     exif,
     fs,
+    geo,
     monthly_stop,
     outputs,
     species,
@@ -32,6 +33,7 @@ from wildlife import (
 )
 from wildlife import deployments as deps
 from wildlife import detect as detectors
+from wildlife.classify import decisions
 from wildlife.events import EventRules
 from wildlife.graph import table_uri
 
@@ -79,6 +81,8 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     monthly_stop.refuse_run_if_stopped(params)  # the stack stopped spending this month: exit 3, nothing started
+    if params.get("country"):
+        geo.place_code(params["country"])  # a bad --country is exit 2 before any work, not after detection
     if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
         detectors.check(params["detector"])  # opens the model, runs it once: a bad file is exit 2 before any work
     manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),
@@ -194,6 +198,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                                 stage1.read_results(table_uri(state, "results")))
     det = state["Stage1Detect"]["detector"]
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
+    detections, species = decisions.apply(detections, media, table_uri(state, "results"), params)
     best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
                               "photo_id")
     photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
@@ -226,7 +231,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
                "suspected_static_detections": static_count, "method": rules.describe(),
                "unassessed": n_ok - (pc.sum(media.column("assessed").cast(pa.int64())).as_py() or 0),
-               "untrusted_time": n_ok - sum(usable), "warnings": []}
+               "untrusted_time": n_ok - sum(usable), "species": species, "warnings": list(species["warnings"])}
     if payload["untrusted_time"]:
         payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
                                    f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")
