@@ -285,3 +285,57 @@ def test_the_guard_refuses_when_classification_tips_the_estimate_over_budget():
         budget.guard(with_species, between, None)
     with pytest.raises(InputError, match="expected-empty-share"):
         budget.estimate(10, 10, classifier="speciesnet", expected_empty_share=1.5, **kw)
+
+
+# --- a run: Stage 1's hand-over planted, Stage 2 (species rules) and the outputs as the pipeline runs them --
+
+
+def test_a_run_with_a_classifier_carries_species_to_every_output(tmp_path):
+    from wildlife import fs, outputs, stage0, stage1, stages  # noqa: PLC0415
+    from wildlife.classify import RULES_FILE  # noqa: PLC0415
+    from wildlife.classify.rollup import ANIMAL, BLANK, HUMAN, VEHICLE  # noqa: PLC0415
+
+    out, work = tmp_path / "out", tmp_path / "out" / "_run"
+    folder = work / "stage1"
+    folder.mkdir(parents=True)
+    # a fox and a badger in one photo, the fox again 30 s later, and 10 minutes later a fox alone
+    seconds = [0, 30, 600]
+    boxes = [[("animal", 0.9, [(FOX, 0.95), (BADGER, 0.02)]), ("animal", 0.8, [(BADGER, 0.9), (FOX, 0.05)])],
+             [("animal", 0.85, [(FOX, 0.92)])], [("animal", 0.7, [(FOX, 0.9)])]]
+    media = pa.Table.from_pylist([
+        {"photo_id": f"p{i}", "relpath": f"cph/p{i}.jpg", "uri": str(JPEGS[i]), "size": 1, "status": "ok",
+         "format": "jpeg", "deployment_id": "cph", "timestamp": T0 + timedelta(seconds=s),
+         "timestamp_local": (T0 + timedelta(seconds=s, hours=2)).replace(tzinfo=None), "timestamp_trusted": True,
+         "utc_offset_min": 120, "clock_flags": [], "gps_latitude": 55.6761, "gps_longitude": 12.5683}
+        for i, s in enumerate(seconds)], schema=stage0.MEDIA_SCHEMA)
+    fs.write_table(media, str(work / "media.parquet"))
+    results = pa.Table.from_pylist([
+        {"photo_id": f"p{i}", "sequence_id": f"s{i}", "failure": None, "note": None, "assessed": True,
+         "detections": [{"category": cat, "conf": conf, "bbox": [0.1 + 0.4 * k, 0.1, 0.3, 0.3],
+                         "classifications": [{"label": lab, "score": sc} for lab, sc in top]}
+                        for k, (cat, conf, top) in enumerate(photo)]}
+        for i, photo in enumerate(boxes)], schema=stage1.RESULT_SCHEMA)
+    fs.write_table(results, str(folder / "shard-00000.parquet"))
+    labels = [FOX, BADGER, BLANK.text, ANIMAL.text, HUMAN.text, VEHICLE.text]
+    fs.write_json(str(folder / RULES_FILE), {"name": "planted", "version": "1", "labels": labels, "geofence": None})
+    params = {"output_uri": str(out), "conf_threshold": 0.2, "sequence_gap_s": 60.0, "country": None,
+              "deployments_uri": None, "target": "local", "independence_s": 1800.0}
+    state = {"session_id": "s1", "params": params, "Stage0Exif": {"media_uri": str(work / "media.parquet")},
+             "Stage1Detect": {"results_uri": str(folder), "detector": {"name": "md", "version": "5a"},
+                              "classifier": {"name": "planted", "version": "1"}}}
+    state["Stage2Events"] = stages.stage2_events(state, stages.Context())
+    outputs.write_all(state)
+
+    clusters = fs.read_table(str(out / "clusters.parquet")).to_pylist()
+    assert sorted((c["scientific_name"], c["count"], c["independent"]) for c in clusters) == [
+        ("Meles meles", 1, True), ("Vulpes vulpes", 1, False), ("Vulpes vulpes", 1, True)]
+    assert camtrapdp.validate(str(out / "camtrap-dp")) == []
+    descriptor = json.loads((out / "camtrap-dp" / "datapackage.json").read_text())
+    assert [t["scientificName"] for t in descriptor["taxonomic"]] == ["Meles meles", "Vulpes vulpes"]
+    obs = _rows(out / "camtrap-dp" / "observations.csv")
+    assert {o["classifiedBy"] for o in obs if o["scientificName"]} == {"planted 1"}
+    md = json.loads((out / "megadetector.json").read_text())
+    assert sorted(md["classification_categories"].values()) == ["european badger", "red fox"]
+    page = (out / "report.html").read_text()
+    assert "red fox (Vulpes vulpes)" in page and "european badger (Meles meles)" in page
+    assert 'id="no-species-model"' not in page

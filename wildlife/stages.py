@@ -25,7 +25,6 @@ from wildlife import (
     geo,
     monthly_stop,
     outputs,
-    species,
     stage0,
     stage1,
     stage2,
@@ -36,6 +35,7 @@ from wildlife import detect as detectors
 from wildlife.classify import decisions
 from wildlife.events import EventRules
 from wildlife.graph import table_uri
+from wildlife.species import per_photo_taxa
 
 PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
@@ -212,7 +212,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                        else params["event_gap_s"],
                        burst_gap_s=params["sequence_gap_s"],
                        independence_s=params.get("independence_s", EventRules.independence_s))
-    taxa = species.per_photo_taxa(detections, params["conf_threshold"])  # events per deployment and taxon
+    taxa = per_photo_taxa(detections, params["conf_threshold"])  # events per deployment and taxon
     event_ids, table, taxa_events = stage2.group_taxon_events(photos, rules, taxa)
     detections = stage2.box_events(detections, taxa, taxa_events, params["conf_threshold"])
     images = media.drop_columns(["detections", "sequence_id"]).append_column("sequence_id", media["sequence_id"])
