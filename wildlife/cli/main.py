@@ -304,6 +304,9 @@ def _register() -> None:
     for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
                     cloud_cli.data, cloud_cli.cost):
         cli.add_command(command)
+    from wildlife.cli.cost import optimize  # noqa: PLC0415
+
+    cloud_cli.cost.add_command(optimize)
     from wildlife.cli.stop import budget_group  # noqa: PLC0415
 
     cli.add_command(budget_group)
