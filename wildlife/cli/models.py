@@ -64,7 +64,9 @@ def models_list(known):
             console.print(f"  {key:<20} {info['architecture']:<30} {info['input_size']:>5} px  {info['licence']:<32}"
                           f" accuracy {value:.3f} x MDv5a ({metric})", soft_wrap=True)
         return
-    folder = catalog.cache_dir()
+    from wildlife.detect import weights  # noqa: PLC0415
+
+    folder = weights.cache_dir()
     files = sorted(folder.glob("*")) if folder.exists() else []
     console.print(f"model cache: {folder}")
     for f in files:
