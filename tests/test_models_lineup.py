@@ -154,6 +154,7 @@ def test_fetch_spruce_checks_its_hash_and_exports_at_640(tmp_path, monkeypatch):
     assert path.name == "md_v1000.0.0-spruce.pt"
     side = json.loads((path.parent / "mdv1000-spruce.json").read_text())
     assert side["input_size"] == 640 and side["version"] == "v1000.0.0-spruce"
+    assert side["thresholds"]["typical"] == 0.3  # MegaDetector's advice for the MDv1000 models
 
 
 def test_a_preset_names_its_model_and_overrides_the_detector():

@@ -60,7 +60,9 @@ def optimize(input_uri, budget_dkk, deadline_s, max_images, speeds, output_uri, 
     console.print(f"{len(pending)} photos; prices as of {prices['as_of']}; {limit}")
     console.print(f"  {'':2}{'preset':<9} {'instance':<13} {'capacity':<10} {'jobs':>4} {'wall time':>10} "
                   f"{'DKK':>9}  fits")
-    for o in sorted(rows, key=lambda o: (o.preset != (best.preset if best else ""), o.estimate.total_dkk)):
+    order = [best.preset] if best else []
+    order += [n for n in presets.NAMES if n not in order]
+    for o in sorted(rows, key=lambda o: (order.index(o.preset), o.estimate.total_dkk, o.estimate.wall_time_s)):
         fits = "yes" if o.feasible else ", ".join(
             [w for w, ok in (("over budget", o.within_budget), ("too slow", o.within_deadline)) if not ok])
         console.print(f"  {'*' if o is best else ' ':2}{o.preset:<9} {o.instance_type:<13} "

@@ -42,12 +42,12 @@ KNOWN = {
                         "md5": "74474b3aec9cf1a990da38b37ddf9197", "url": _RELEASE_1000 + "md_v1000.0.0-redwood.pt",
                         "format": "yolov5", "architecture": "YOLOv5x6", "input_size": 1280,
                         "licence": "GPL-3.0 [MDv1000]", "accuracy": (1.009, _AP),
-                        "family": "megadetector", "thresholds": {"typical": 0.3, "conservative": 0.05}},
+                        "family": "megadetector", "thresholds": {"typical": 0.3}},  # [MD] known_models
     "mdv1000-spruce": {"file": "md_v1000.0.0-spruce.pt", "version": "v1000.0.0-spruce",
                        "md5": "1c9d1d2b3ba54931881471fdd508e6f2", "url": _RELEASE_1000 + "md_v1000.0.0-spruce.pt",
                        "format": "yolov5", "architecture": "YOLOv5s", "input_size": 640,
                        "licence": "GPL-3.0 [MDv1000]", "accuracy": (0.864, _AP),
-                       "family": "yolov5s-640", "thresholds": {"typical": 0.3, "conservative": 0.05}},
+                       "family": "yolov5s-640", "thresholds": {"typical": 0.3}},  # [MDv1000]: 0.3 for the new models
     "mdv6-apa-rtdetr-c": {"file": "mdv6-apa-rtdetr-c.onnx", "version": "MDV6-apa-rtdetr-c", "md5": None,
                           "url": None, "source": _ZENODO + "MDV6-apa-rtdetr-c.pth", "format": "onnx",
                           "layout": "rtdetr", "architecture": "RT-DETRv2 (ResNet-18)", "input_size": 640,

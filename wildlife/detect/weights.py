@@ -187,7 +187,7 @@ def load_yolov5(path: str | Path) -> Loaded:
     return Loaded(model, name, version, sha)
 
 
-def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
+def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280, thresholds: dict[str, float] | None = None) -> Path:
     """ONNX with a dynamic batch and spatial size, and its sidecar JSON (see ``engine.Sidecar``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     model = loaded.model.fuse().eval()
@@ -200,7 +200,7 @@ def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
                           output_names=["output"], dynamic_axes=axes)
     sidecar = {"name": loaded.name, "version": loaded.version, "input_size": imgsz, "stride": stride,
                "layout": "v5", "classes": {str(i + 1): n for i, n in enumerate(model.names)},
-               "thresholds": MD_THRESHOLDS, "source_sha256": loaded.sha256}
+               "thresholds": {**MD_THRESHOLDS, **(thresholds or {})}, "source_sha256": loaded.sha256}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return out
 
@@ -209,5 +209,6 @@ def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=
     """Download a known YOLOv5 checkpoint (``catalog.download``: checked against its pinned hash), load it
     strictly, export ONNX beside it. Returns the checkpoint's path."""
     target = download(key, sha256=sha256, url=url, progress=progress)
-    export_onnx(load_yolov5(target), cache_dir() / f"{key}.onnx", KNOWN[key]["input_size"])
+    export_onnx(load_yolov5(target), cache_dir() / f"{key}.onnx", KNOWN[key]["input_size"],
+                KNOWN[key].get("thresholds"))
     return target
