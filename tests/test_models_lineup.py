@@ -110,6 +110,18 @@ def test_the_catalogue_records_each_models_source_licence_size_and_accuracy():
     assert catalog.KNOWN["mdv1000-redwood"]["md5"] == "74474b3aec9cf1a990da38b37ddf9197"
 
 
+def test_the_readme_model_and_preset_tables_are_the_catalogues():
+    from conftest import ROOT  # noqa: PLC0415
+
+    readme = (ROOT / "README.md").read_text()
+    for key, info in catalog.KNOWN.items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{key}` |")), "")
+        assert row.startswith(f"| `{key}` | {info['architecture']} | {info['input_size']} |"), key
+        assert f"{info['accuracy'][0]:.3f}" in row, key
+    for name, preset in presets.PRESETS.items():
+        assert f"| `{name}` | `{preset.model}`, {catalog.KNOWN[preset.model]['input_size']} px |" in readme
+
+
 @pytest.mark.parametrize("key", list(catalog.KNOWN))
 def test_every_catalogue_model_is_priced_locally_and_on_aws(key):
     prices = budget.load_prices()

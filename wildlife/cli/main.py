@@ -104,8 +104,9 @@ def _print_presets(est: budget.Estimate, prices_uri: str | None) -> None:
     for preset, pe in presets.estimates(est, budget.load_prices(prices_uri)):
         rate = pe.rates["detector"]
         console.print(f"  {presets.describe(preset.name)}", soft_wrap=True)
-        console.print(f"      {pe.wall_time_s:,.0f} s, {pe.total_dkk:.2f} DKK ({rate['ms_per_photo']:,.1f} ms/photo: "
-                      f"{rate['source']})", soft_wrap=True)
+        cost = f", {pe.total_dkk:.2f} DKK" if pe.target != "local" else ""
+        console.print(f"      {pe.wall_time_s:,.0f} s{cost} ({rate['ms_per_photo']:,.1f} ms/photo: {rate['source']})",
+                      soft_wrap=True)
 
 
 @cli.command()
