@@ -251,13 +251,15 @@ def test_classification_adds_to_the_estimate_only_when_a_classifier_will_run():
     plain = budget.estimate(100_000, 10**11, classifier="none", **kw)
     species_run = budget.estimate(100_000, 10**11, classifier="speciesnet", expected_empty_share=0.7, **kw)
     crops = 100_000 * 0.3 * prices["classification"]["detections_per_positive_photo"]
-    ms = prices["classification"]["ms_per_crop"]["g4dn.xlarge"]["speciesnet"]
     inst = prices["instances"]["g4dn.xlarge"]
+    ms = inst["ms_per_photo"]["megadetector"] / prices["classification"]["model_speed"]["speciesnet"]
     assert species_run.lines[:len(plain.lines)] == plain.lines
     (item, basis, dkk), = species_run.lines[len(plain.lines):]
     assert item.startswith("classification (speciesnet") and f"{round(crops)} expected animal boxes" in basis
     assert dkk == pytest.approx(crops * ms / 1000 / 3600 * inst["spot"] * prices["usd_to_dkk"])
-    assert species_run.wall_time_s == pytest.approx(plain.wall_time_s + crops * ms / 1000)
+    # Stage 1's array children classify side by side, as they detect
+    parallel = species_run.rates["parallel_jobs"]
+    assert species_run.wall_time_s == pytest.approx(plain.wall_time_s + crops * ms / 1000 / parallel)
     # fewer empty photos, more animals to classify
     busier = budget.estimate(100_000, 10**11, classifier="speciesnet", expected_empty_share=0.2, **kw)
     assert busier.total_dkk > species_run.total_dkk > plain.total_dkk
