@@ -300,10 +300,11 @@ def test_a_run_with_a_classifier_carries_species_to_every_output(tmp_path):
     out, work = tmp_path / "out", tmp_path / "out" / "_run"
     folder = work / "stage1"
     folder.mkdir(parents=True)
-    # a fox and a badger in one photo, the fox again 30 s later, and 10 minutes later a fox alone
+    # a fox and a badger in one photo, the fox again 30 s later, and 10 minutes later a fox with a person (a
+    # sure person box the classifier called a fox: the species rules make it human from the detector's box)
     seconds = [0, 30, 600]
     boxes = [[("animal", 0.9, [(FOX, 0.95), (BADGER, 0.02)]), ("animal", 0.8, [(BADGER, 0.9), (FOX, 0.05)])],
-             [("animal", 0.85, [(FOX, 0.92)])], [("animal", 0.7, [(FOX, 0.9)])]]
+             [("animal", 0.85, [(FOX, 0.92)])], [("animal", 0.7, [(FOX, 0.9)]), ("person", 0.9, [(FOX, 0.3)])]]
     media = pa.Table.from_pylist([
         {"photo_id": f"p{i}", "relpath": f"cph/p{i}.jpg", "uri": str(JPEGS[i]), "size": 1, "status": "ok",
          "format": "jpeg", "deployment_id": "cph", "timestamp": T0 + timedelta(seconds=s),
@@ -314,7 +315,7 @@ def test_a_run_with_a_classifier_carries_species_to_every_output(tmp_path):
     results = pa.Table.from_pylist([
         {"photo_id": f"p{i}", "sequence_id": f"s{i}", "failure": None, "note": None, "assessed": True,
          "detections": [{"category": cat, "conf": conf, "bbox": [0.1 + 0.4 * k, 0.1, 0.3, 0.3],
-                         "classifications": [{"label": lab, "score": sc} for lab, sc in top]}
+                         "classifications": top and [{"label": lab, "score": sc} for lab, sc in top]}
                         for k, (cat, conf, top) in enumerate(photo)]}
         for i, photo in enumerate(boxes)], schema=stage1.RESULT_SCHEMA)
     fs.write_table(results, str(folder / "shard-00000.parquet"))
@@ -329,15 +330,18 @@ def test_a_run_with_a_classifier_carries_species_to_every_output(tmp_path):
     outputs.write_all(state)
 
     clusters = fs.read_table(str(out / "clusters.parquet")).to_pylist()
-    assert sorted((c["scientific_name"], c["count"], c["independent"]) for c in clusters) == [
-        ("Meles meles", 1, True), ("Vulpes vulpes", 1, False), ("Vulpes vulpes", 1, True)]
+    assert sorted((c["taxon"], c["top_category"], c["count"], c["independent"]) for c in clusters) == [
+        ("Homo sapiens", "person", 1, True), ("Meles meles", "animal", 1, True),
+        ("Vulpes vulpes", "animal", 1, False), ("Vulpes vulpes", "animal", 1, True)]
     assert camtrapdp.validate(str(out / "camtrap-dp")) == []
     descriptor = json.loads((out / "camtrap-dp" / "datapackage.json").read_text())
-    assert [t["scientificName"] for t in descriptor["taxonomic"]] == ["Meles meles", "Vulpes vulpes"]
-    obs = _rows(out / "camtrap-dp" / "observations.csv")
-    assert {o["classifiedBy"] for o in obs if o["scientificName"]} == {"planted 1"}
+    assert [t["scientificName"] for t in descriptor["taxonomic"]] == ["Homo sapiens", "Meles meles", "Vulpes vulpes"]
+    obs = [o for o in _rows(out / "camtrap-dp" / "observations.csv") if o["observationLevel"] == "media"]
+    assert {(o["scientificName"], o["observationType"], o["classifiedBy"]) for o in obs if o["scientificName"]} == {
+        ("Vulpes vulpes", "animal", "planted 1"), ("Meles meles", "animal", "planted 1"),
+        ("Homo sapiens", "human", "md 5a")}  # the person box was decided by the detector, not the classifier
     md = json.loads((out / "megadetector.json").read_text())
-    assert sorted(md["classification_categories"].values()) == ["european badger", "red fox"]
+    assert sorted(md["classification_categories"].values()) == ["european badger", "human", "red fox"]
     page = (out / "report.html").read_text()
     assert "red fox (Vulpes vulpes)" in page and "european badger (Meles meles)" in page
     assert 'id="no-species-model"' not in page

@@ -129,7 +129,8 @@ def export(
             media_level(photo), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
             count=1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
             bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4))
-            | _species(d.get("scientific_name"), d.get("label_score"), d.get("classifier"))
+            | _species(d.get("scientific_name"), d.get("label_score"),
+                       None if (d.get("label_source") or "").startswith("detector") else d.get("classifier"))
             | ({"eventID": d["event_id"]} if d.get("event_id") else {}))
     for pid, photo in by_photo.items():
         if pid not in positive_photos:
@@ -173,8 +174,9 @@ def export(
 
 
 def _species(scientific_name: str | None, score: float | None, classifier: str | None) -> dict[str, Any]:
-    """An observation's species fields where a classifier named a taxon: ``scientificName``, and the
-    classifier's score (after rollup) and name replace the detector's as the most recent classification."""
+    """An observation's species fields where a decision named a taxon: ``scientificName``, and the decision's
+    score (after rollup) and the classifier's name (None: the detector's box decided it, e.g. a person box is
+    human, and the detector stays ``classifiedBy``) as the most recent classification."""
     if not scientific_name:
         return {}
     out: dict[str, Any] = {"scientificName": scientific_name}
