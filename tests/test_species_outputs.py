@@ -227,6 +227,10 @@ def test_report_shows_species_per_deployment_and_on_the_thumbnails():
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
     assert any("european badger (Meles meles) 0.85" in c for c in captions)  # the second taxon has its thumbnail
     assert len(captions) == 3
+    # with room for two thumbnails, the less confident badger still gets one before a second fox
+    two = re.findall(r"<figcaption>(.*?)</figcaption>", report_html.render(report, images, detections, clusters,
+                                                                           0.2, top_events=2))
+    assert [("badger" in c, "fox" in c) for c in two] == [(False, True), (True, False)]
 
 
 def test_report_says_plainly_when_no_species_model_ran():

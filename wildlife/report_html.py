@@ -144,7 +144,7 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
         if d.get("event_id") and d["photo_id"] in rows_by_photo and d["photo_id"] not in photos_of_event[d["event_id"]]:
             photos_of_event[d["event_id"]].append(d["photo_id"])
     figures = []
-    for e in sorted(events, key=lambda e: -(e["max_conf"] or 0)):
+    for e in species_report.one_of_each_first(sorted(events, key=lambda e: -(e["max_conf"] or 0))):
         if len(figures) == top:
             break
         if not photos_of_event.get(e["cluster_id"]):

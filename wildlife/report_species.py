@@ -56,6 +56,18 @@ def caption(event: dict[str, Any]) -> str:
     return f"{taxon_name(event)}{score} · "
 
 
+def one_of_each_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` (best first) with each taxon's best event moved ahead, so the top thumbnails show every
+    species seen before a second picture of any."""
+    seen: set[str] = set()
+    first, rest = [], []
+    for e in events:
+        key = taxon_name(e)
+        (rest if key in seen else first).append(e)
+        seen.add(key)
+    return first + rest
+
+
 def records(clusters: pa.Table) -> list[dict[str, Any]]:
     """One row per deployment and taxon: events, independent records, most individuals in one photo, best score."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
