@@ -124,6 +124,12 @@ def test_a_rolled_up_label_is_its_own_taxon_and_a_blank_decision_keeps_the_detec
     assert species.taxon_key("animal", None, "vehicle") == "vehicle"  # a decision outside the taxonomy
     assert species.taxon_key("animal", None, "blank") == "animal"  # the box is something: never counted as nothing
     assert species.taxon_key("person") == "person"  # no classifier judged the box
+    cases = [("animal", "Martes", "martes species"), ("animal", None, "vehicle"), ("animal", None, "blank"),
+             ("animal", "", " Blank "), ("person", None, None)]
+    table = pa.table({"category": [c[0] for c in cases], "scientific_name": pa.array([c[1] for c in cases],
+                                                                                      pa.string()),
+                      "common_name": pa.array([c[2] for c in cases], pa.string())})
+    assert species.taxon_keys(table).to_pylist() == [species.taxon_key(*c) for c in cases]  # one rule, two forms
 
 
 def test_events_command_counts_records_per_scientific_name(tmp_path):

@@ -32,12 +32,29 @@ TAXA_SCHEMA = pa.schema([
 
 
 def taxon_key(category: str, scientific_name: str | None = None, common_name: str | None = None) -> str:
-    """The taxon a box is counted under: see the module's docstring."""
+    """The taxon a box is counted under: see the module's docstring (``taxon_keys`` is the same rule over
+    columns)."""
     if scientific_name:
         return scientific_name
     if common_name and common_name.strip().lower() not in NOT_A_RECORD:
         return common_name
     return category
+
+
+def taxon_keys(table: pa.Table) -> pa.Array:
+    """``taxon_key`` of every row of a detections table (``category`` and, where present, ``scientific_name``
+    and ``common_name``), with Arrow kernels."""
+    n = table.num_rows
+
+    def named(column: str, refused: list[str]) -> pa.Array:
+        if column not in table.column_names:
+            return pa.nulls(n, pa.string())
+        values = table.column(column).cast(pa.string())
+        return pc.if_else(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(values)), pa.array(refused)),
+                          pa.nulls(n, pa.string()), values)
+
+    return pc.coalesce(named("scientific_name", [""]), named("common_name", sorted(NOT_A_RECORD)),
+                       table.column("category").cast(pa.string()))
 
 
 def positive_mask(detections: pa.Table, threshold: float) -> pa.Array:
@@ -51,32 +68,36 @@ def positive(detections: pa.Table, threshold: float) -> pa.Table:
 
 
 def per_photo_taxa(detections: pa.Table, threshold: float) -> pa.Table:
-    """One row per photo and taxon over the positive boxes (``TAXA_SCHEMA``).
+    """One row per photo and taxon over the positive boxes (``TAXA_SCHEMA``), ordered by photo and taxon.
 
     ``top_category`` and ``max_conf``: the detector's category and confidence of the taxon's most confident box
     in the photo; ``n_detections``: its boxes in the photo (the individuals seen); ``score``: the classifier's
     highest ``label_score`` among them (null where no classifier judged them). Species columns come from the
     most confident box and are null where no classifier ran.
     """
-    cols = [c for c in ("photo_id", "category", "conf", "scientific_name", "common_name", "taxon_rank",
-                        "label_score") if c in detections.column_names]
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    counts: dict[tuple[str, str], int] = {}
-    scores: dict[tuple[str, str], float | None] = {}
-    for d in positive(detections, threshold).select(cols).to_pylist():
-        key = (d["photo_id"], taxon_key(d["category"], d.get("scientific_name"), d.get("common_name")))
-        counts[key] = counts.get(key, 0) + 1
-        if key not in best or d["conf"] > best[key]["conf"]:
-            best[key] = d
-        s = d.get("label_score")
-        if s is not None and (scores.get(key) is None or s > scores[key]):
-            scores[key] = s
-    rows = [{"photo_id": pid, "taxon": taxon, "top_category": d["category"], "max_conf": d["conf"],
-             "n_detections": counts[(pid, taxon)], "scientific_name": d.get("scientific_name"),
-             "common_name": d.get("common_name"), "taxon_rank": d.get("taxon_rank"),
-             "score": scores.get((pid, taxon))}
-            for (pid, taxon), d in sorted(best.items())]
-    return pa.Table.from_pylist(rows, schema=TAXA_SCHEMA)
+    pos = positive(detections, threshold)
+    n = pos.num_rows
+
+    def column(name: str, kind: pa.DataType) -> pa.Array:
+        return pos.column(name) if name in pos.column_names else pa.nulls(n, kind)
+
+    rows = pa.table({
+        "photo_id": pos.column("photo_id"), "taxon": taxon_keys(pos), "category": pos.column("category"),
+        "conf": pos.column("conf"), "scientific_name": column("scientific_name", pa.string()),
+        "common_name": column("common_name", pa.string()), "taxon_rank": column("taxon_rank", pa.string()),
+        "label_score": column("label_score", pa.float64()),
+    }).sort_by([("photo_id", "ascending"), ("taxon", "ascending"), ("conf", "descending")])
+    # in that order "first" is the most confident box's value (the species fields are one label's)
+    grouped = rows.group_by(["photo_id", "taxon"], use_threads=False).aggregate([
+        ("category", "first"), ("conf", "first"), ("conf", "count"), ("scientific_name", "first"),
+        ("common_name", "first"), ("taxon_rank", "first"), ("label_score", "max")])
+    return pa.table({
+        "photo_id": grouped.column("photo_id"), "taxon": grouped.column("taxon"),
+        "top_category": grouped.column("category_first"), "max_conf": grouped.column("conf_first"),
+        "n_detections": grouped.column("conf_count").cast(pa.int32()),
+        "scientific_name": grouped.column("scientific_name_first"), "common_name": grouped.column("common_name_first"),
+        "taxon_rank": grouped.column("taxon_rank_first"), "score": grouped.column("label_score_max"),
+    }, schema=TAXA_SCHEMA)
 
 
 def from_photos(photos: pa.Table) -> pa.Table:

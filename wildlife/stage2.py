@@ -249,15 +249,17 @@ def group_taxon_events(photos: pa.Table, rules: EventRules,
 
 
 def box_events(detections: pa.Table, taxa: pa.Table, taxa_events: pa.Array, threshold: float) -> pa.Table:
-    """``detections`` with ``event_id`` set on each positive box (``species.positive``): the event of its photo
-    and taxon (``group_taxon_events``); null on the other boxes."""
-    event_of = {(p, t): e for p, t, e in zip(taxa.column("photo_id").to_pylist(), taxa.column("taxon").to_pylist(),
-                                             taxa_events.to_pylist(), strict=True)}
-    keep = species.positive_mask(detections, threshold).to_pylist()
-    cols = [detections.column(c).to_pylist() for c in ("photo_id", "category", "scientific_name", "common_name")]
-    ids = [event_of.get((pid, species.taxon_key(cat, sci, common))) if k else None
-           for k, pid, cat, sci, common in zip(keep, *cols, strict=True)]
-    return detections.set_column(detections.schema.get_field_index("event_id"), "event_id", pa.array(ids, pa.string()))
+    """``detections`` with ``event_id`` set on each positive box (``species.positive_mask``): the event of its
+    photo and taxon (``group_taxon_events``); null on the other boxes."""
+    keys = pa.table({"photo_id": detections.column("photo_id"), "taxon": species.taxon_keys(detections),
+                     "row": pa.array(np.arange(detections.num_rows), pa.int64())})
+    keys = keys.filter(species.positive_mask(detections, threshold))
+    found = keys.join(pa.table({"photo_id": taxa.column("photo_id"), "taxon": taxa.column("taxon"),
+                                "event_id": taxa_events}), ["photo_id", "taxon"], use_threads=False)
+    ids = np.full(detections.num_rows, None, dtype=object)
+    ids[found.column("row").to_numpy()] = found.column("event_id").to_numpy(zero_copy_only=False)
+    return detections.set_column(detections.schema.get_field_index("event_id"), "event_id",
+                                 pa.array(ids.tolist(), pa.string()))
 
 
 def compare_to_gap(photos: pa.Table, rules: EventRules, taxa: pa.Table | None = None) -> dict[str, int]:
