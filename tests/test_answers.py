@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from wildlife import deployments
 from wildlife.answers import abundance, activity, circular, effort, occupancy, record_key, suntime, tables
 from wildlife.deployments import DeploymentError
 from wildlife.outputs import DEPLOYMENTS_SCHEMA
@@ -104,19 +105,25 @@ def test_problem_periods_from_the_deployments_table(tmp_path: Path):
     table.write_text("deploymentID,deploymentStart,deploymentEnd,Problem1_from,Problem1_to\n"
                      "A,2021-04-01T12:00:00Z,2021-04-30T12:00:00Z,2021-04-10T00:00:00+00:00,"
                      "2021-04-12T00:00:00+00:00\nB,2021-04-01T12:00:00Z,2021-04-30T12:00:00Z,,\n")
-    problems = effort.problem_periods(str(table))
-    assert problems == {"A": [(datetime(2021, 4, 10, tzinfo=UTC), datetime(2021, 4, 12, tzinfo=UTC))]}
+    loaded = deployments.load(str(table))
+    assert loaded["A"].problems == ((datetime(2021, 4, 10, tzinfo=UTC), datetime(2021, 4, 12, tzinfo=UTC)),)
+    assert loaded["B"].problems == ()
     photos = daily_photos("A", list(range(1, 31)))
-    e = effort.deployment_effort(dep_row("A", t(1), t(30)), photos, UTC0, problems["A"])
+    e = effort.deployment_effort(dep_row("A", t(1), t(30)), photos, UTC0, loaded["A"].problems)
     assert e.days[date(2021, 4, 10)] == 0 and e.days[date(2021, 4, 11)] == 0 and e.days[date(2021, 4, 12)] == 1
     assert e.trap_nights == 27.0
+    # through the run's tables: the same cut, said in effort.csv
+    deps = pa.Table.from_pylist([dep_row("A", t(1), t(30), [t(1), t(30)])], schema=DEPLOYMENTS_SCHEMA)
+    answers = tables.compute(pa.Table.from_pylist(photos), pa.Table.from_pylist([]), deps, str(table), 7)
+    assert answers.efforts[0].trap_nights == 27.0 and "problem period" in answers.efforts[0].cuts[0][2]
 
 
-def test_a_problem_period_that_cannot_be_read_names_the_line(tmp_path: Path):
+def test_a_problem_period_that_cannot_be_read_stops_with_the_line_and_the_fix(tmp_path: Path):
     table = tmp_path / "deployments.csv"
     table.write_text("deploymentID,problem1_from,problem1_to\nA,2021-04-10T00:00:00+00:00,\n")
-    with pytest.raises(DeploymentError, match="line 2: problem1_from/problem1_to need both"):
-        effort.problem_periods(str(table))
+    with pytest.raises(DeploymentError, match="line 2: problem1_from/problem1_to need both") as err:
+        deployments.load(str(table))
+    assert "ISO 8601" in err.value.hint
 
 
 def test_camera_operation_matrix_is_camtrapr_layout_with_na_outside_each_window():

@@ -4,9 +4,8 @@ A deployment's window is its ``deploymentStart``..``deploymentEnd`` from the dep
 table (or without those columns) the first and last photo with a trusted time stand in. Inside the window
 the camera counts as *not* operating:
 
-* during a ``problem`` period of the deployments table: columns ``problem1_from``, ``problem1_to``,
-  ``problem2_from``, ... (camtrapR's ``ProblemX_from``/``ProblemX_to``, any case), ISO 8601 with a UTC offset
-  like ``deploymentStart``;
+* during a ``problem`` period of the deployments table (``Deployment.problems``: columns ``problem1_from``,
+  ``problem1_to``, ``problem2_from``, ..., camtrapR's ``ProblemX_from``/``ProblemX_to``);
 * after a camera reset (photos flagged ``camera_reset``: the clock lost power), from the last trusted photo
   before the reset photos (in file order: cameras number their files) to the first trusted photo after them,
   or the window's end; those photos cannot be placed in time, so their days give no usable effort;
@@ -26,15 +25,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from wildlife import clock, deployments
+from wildlife import clock
 
 SILENCE_DAYS = 14.0
-_PROBLEM = re.compile(r"^problem(\d+)_(from|to)$", re.IGNORECASE)
 
 Interval = tuple[datetime, datetime]
 
@@ -57,32 +54,6 @@ class Effort:
 
     def operating_at(self, when: datetime) -> bool:
         return any(a <= when <= b for a, b in self.operating)
-
-
-def problem_periods(uri: str | None) -> dict[str, list[Interval]]:
-    """deploymentID -> the ``problemN_from``/``problemN_to`` periods of a deployments CSV (none without one).
-
-    Raises ``deployments.DeploymentError`` naming the line and column for a period that cannot be read.
-    """
-    if not uri:
-        return {}
-    out: dict[str, list[Interval]] = {}
-    for n, row in enumerate(deployments.read_rows(uri), start=2):
-        numbers = sorted({int(m.group(1)) for k in row if k and (m := _PROBLEM.match(k.strip()))})
-        names = {k.strip().lower(): k for k in row if k}
-        for i in numbers:
-            where = f"{uri} line {n}"
-            start, _ = deployments._when(row, names.get(f"problem{i}_from", ""), where)
-            end, _ = deployments._when(row, names.get(f"problem{i}_to", ""), where)
-            if start is None and end is None:
-                continue
-            if start is None or end is None or start > end:
-                raise deployments.DeploymentError(
-                    f"{where}: problem{i}_from/problem{i}_to need both times, the first before the second",
-                    "Give the period the camera did not work as two ISO 8601 times, e.g. "
-                    "2021-04-02T00:00:00+01:00 and 2021-04-05T12:00:00+01:00.")
-            out.setdefault(row.get("deploymentID", "").strip(), []).append((start, end))
-    return out
 
 
 def _window(dep: dict[str, Any]) -> tuple[Interval | None, str]:

@@ -50,22 +50,27 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
             occasion_days: int, silence_days: float = effort.SILENCE_DAYS) -> Answers:
     """Effort, records and record times from ``images``, ``clusters`` and ``deployments`` tables."""
     warnings: list[str] = []
-    try:
-        problems = effort.problem_periods(deployments_uri)
-    except deployments.DeploymentError as exc:
-        problems = {}
-        warnings.append(f"problem periods not applied, so effort counts them as operating: {exc} ({exc.hint})")
+    table = deployments.load(deployments_uri) if deployments_uri else {}
     deps = deployments_table.to_pylist()
     photos: dict[str, list[dict[str, Any]]] = {}
     for r in media.select(["deployment_id", "relpath", "status", "timestamp", "clock_flags"]).to_pylist():
         photos.setdefault(r["deployment_id"], []).append(r)
     efforts = [effort.deployment_effort(d, photos.get(d["deployment_id"], []), local_zone(d),
-                                        problems.get(d["deployment_id"], []), silence_days) for d in deps]
+                                        table[d["deployment_id"]].problems if d["deployment_id"] in table
+                                        else (), silence_days) for d in deps]
     for e in efforts:
         if e.window is None:
             warnings.append(f"deployment {e.deployment_id}: no effort ({e.window_source})")
+    silent = [e.deployment_id for e in efforts if e.window and not e.operating]
+    if silent:
+        warnings.append(f"{len(silent)} deployment(s) count no trap-night ({', '.join(silent[:10])}"
+                        f"{', ...' if len(silent) > 10 else ''}): answers/effort.csv column cuts says why")
     recs = abundance.records(clusters.to_pylist())
     known = {e.deployment_id: e for e in efforts}
+    nowhere = sum(r["deployment_id"] not in known for r in recs)
+    if nowhere:
+        warnings.append(f"{nowhere} independent record(s) belong to no deployment: left out of effort, RAI, "
+                        "detection histories and activity")
     outside = [r for r in recs if r["deployment_id"] in known and not known[r["deployment_id"]].operating_at(
         r["start_time"])]
     if outside:
