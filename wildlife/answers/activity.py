@@ -57,29 +57,36 @@ def _samples(times: list[dict[str, Any]], basis: str) -> dict[str, list[float]]:
     return out
 
 
-def curves(times: list[dict[str, Any]]) -> list[dict[str, Any]]:
+Fits = dict[tuple[str, str], "circular.Fit | None"]
+
+
+def fits(times: list[dict[str, Any]]) -> Fits:
+    """(time basis, taxon) -> its kernel fit, for taxa with at least ``MIN_CURVE_RECORDS`` records: fitted once
+    for the curves and for every pair it takes part in."""
+    return {(basis, taxon): circular.fit(_radians(sample)) for basis in BASES
+            for taxon, sample in _samples(times, basis).items() if len(sample) >= MIN_CURVE_RECORDS}
+
+
+def curves(times: list[dict[str, Any]], fitted: Fits | None = None) -> list[dict[str, Any]]:
     """``activity_density.csv``: per taxon and time basis, the von Mises kernel density (per hour: integrates
     to 1 over 24 h) every ``CURVE_STEP_H`` hours, for taxa with at least ``MIN_CURVE_RECORDS`` records."""
+    fitted = fits(times) if fitted is None else fitted
     hours = np.arange(0, 24 + CURVE_STEP_H / 2, CURVE_STEP_H)
     rows = []
-    for basis in BASES:
-        for taxon, sample in sorted(_samples(times, basis).items()):
-            if len(sample) < MIN_CURVE_RECORDS:
-                continue
-            x = _radians(sample)
-            bw = circular.bandwidth(x)
-            if bw is None:
-                continue
-            dens = circular.density(x, _radians(list(hours)), bw) * 2 * math.pi / 24
-            rows += [{"taxon": taxon, "time_basis": basis, "hour": float(h), "density": round(float(d), 6),
-                      "records": len(sample), "kernel_concentration": round(bw, 4)}
-                     for h, d in zip(hours, dens, strict=True)]
+    for (basis, taxon), fit in sorted(fitted.items(), key=lambda kv: (BASES.index(kv[0][0]), kv[0][1])):
+        if fit is None:
+            continue
+        dens = circular.density(fit.x, _radians(list(hours)), fit.bandwidth) * 2 * math.pi / 24
+        rows += [{"taxon": taxon, "time_basis": basis, "hour": float(h), "density": round(float(d), 6),
+                  "records": fit.x.size, "kernel_concentration": round(fit.bandwidth, 4)}
+                 for h, d in zip(hours, dens, strict=True)]
     return rows
 
 
-def overlaps(times: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def overlaps(times: list[dict[str, Any]], fitted: Fits | None = None) -> list[dict[str, Any]]:
     """``activity_overlap.csv``: every pair of taxa and time basis; the coefficient where both have enough
     records (``note`` says why not elsewhere)."""
+    fitted = fits(times) if fitted is None else fitted
     rows = []
     for basis in BASES:
         samples = _samples(times, basis)
@@ -90,7 +97,7 @@ def overlaps(times: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if min(na, nb) < MIN_OVERLAP_RECORDS:
                 row["note"] = f"fewer than {MIN_OVERLAP_RECORDS} records of one taxon"
             else:
-                row.update(circular.overlap(_radians(samples[a]), _radians(samples[b])))
+                row.update(circular.overlap(fitted[(basis, a)], fitted[(basis, b)]))
                 if row["overlap"] is None:
                     row["note"] = "no bandwidth: the records of one taxon all fall at one time"
             rows.append(row)

@@ -15,6 +15,8 @@ otherwise (Meredith & Ridout's ``overlap`` vignette repeats it), which ``overlap
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -23,8 +25,9 @@ KAPPA_RANGE = (1e-4, 500.0)  # the root search interval of the overlap package
 ADJUST_DHAT1, ADJUST_DHAT4 = 0.8, 1.0
 DHAT4_FROM = 50  # records in the smaller sample from which Δ̂4 is used instead of Δ̂1
 GRID = 512  # points on the circle for Δ̂1's integral
-EXACT_PAIRS = 4_000_000
-FINE_GRID = 2048
+EXACT_PAIRS = 4_000_000  # sample x point pairs per slice of a density evaluation (memory)
+DHAT4_EXACT_PAIRS = 250_000  # beyond this Δ̂4 reads its densities off the fine grid
+FINE_GRID = 1024
 _T = np.linspace(0.0, math.pi, 4001)
 
 
@@ -37,7 +40,16 @@ def bessel_scaled(order: int, x: float) -> float:
 
 def _ratio(k: int, kappa: float) -> float:
     """A_k(κ) = I_k(κ) / I_0(κ)."""
-    return bessel_scaled(k, kappa) / bessel_scaled(0, kappa)
+    y = np.exp(kappa * (np.cos(_T) - 1.0))
+    return float(np.trapezoid(y * np.cos(k * _T), _T) / np.trapezoid(y, _T))
+
+
+@cache
+def _ratio_curve(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A_k on a geometric grid of κ over ``KAPPA_RANGE``, to bracket a root before bisecting it."""
+    kappas = np.geomspace(*KAPPA_RANGE, 800)
+    y = np.exp(kappas[:, None] * (np.cos(_T)[None, :] - 1.0))
+    return kappas, np.trapezoid(y * np.cos(k * _T), _T, axis=1) / np.trapezoid(y, _T, axis=1)
 
 
 def trig_moment(x: np.ndarray, p: int) -> float:
@@ -47,11 +59,14 @@ def trig_moment(x: np.ndarray, p: int) -> float:
 
 
 def _kappa_for(k: int, rho: float) -> float:
-    """The κ in ``KAPPA_RANGE`` with A_k(κ) = ρ (bisection: A_k grows with κ); 0 when there is none."""
-    lo, hi = KAPPA_RANGE
-    if (_ratio(k, lo) - rho) * (_ratio(k, hi) - rho) > 0:
+    """The κ in ``KAPPA_RANGE`` with A_k(κ) = ρ (A_k grows with κ: bracketed on a grid, then bisected); 0 when
+    there is none."""
+    kappas, ratios = _ratio_curve(k)
+    if not ratios[0] <= rho <= ratios[-1]:
         return 0.0
-    for _ in range(60):
+    i = int(np.searchsorted(ratios, rho))
+    lo, hi = float(kappas[max(i - 1, 0)]), float(kappas[min(i, len(kappas) - 1)])
+    for _ in range(30):
         mid = (lo + hi) / 2
         if _ratio(k, mid) < rho:
             lo = mid
@@ -73,12 +88,8 @@ def bandwidth(x: np.ndarray, kmax: int = KMAX) -> float | None:
 
 
 def density(x: np.ndarray, at: np.ndarray, concentration: float) -> np.ndarray:
-    """The von Mises kernel density of sample ``x`` at angles ``at`` (per radian). Beyond ``EXACT_PAIRS``
-    sample x point pairs it is computed on a fine grid and interpolated, as ``overlap`` does for large samples."""
+    """The von Mises kernel density of sample ``x`` at angles ``at`` (per radian)."""
     x, at = np.asarray(x, dtype=float), np.asarray(at, dtype=float)
-    if x.size * at.size > EXACT_PAIRS and at.size > FINE_GRID:
-        grid = np.arange(FINE_GRID) * 2 * math.pi / FINE_GRID
-        return np.interp(np.mod(at, 2 * math.pi), grid, density(x, grid, concentration), period=2 * math.pi)
     out = np.empty(at.size)
     step = max(1, EXACT_PAIRS // max(x.size, 1) // 8)
     for i in range(0, at.size, step):  # in slices, so memory stays bounded
@@ -87,28 +98,65 @@ def density(x: np.ndarray, at: np.ndarray, concentration: float) -> np.ndarray:
     return out / (2 * math.pi * bessel_scaled(0, concentration))
 
 
-def dhat1(a: np.ndarray, b: np.ndarray, ca: float, cb: float) -> float:
-    """Δ̂1 = ∫ min(f̂_a, f̂_b) dθ over the circle (rectangle rule on ``GRID`` points, exact for periodic curves
-    up to the grid's resolution)."""
-    grid = np.arange(GRID) * 2 * math.pi / GRID
-    return float(np.minimum(density(a, grid, ca), density(b, grid, cb)).sum() * 2 * math.pi / GRID)
+def _grid(n: int) -> np.ndarray:
+    return np.arange(n) * 2 * math.pi / n
 
 
-def dhat4(a: np.ndarray, b: np.ndarray, ca: float, cb: float) -> float:
-    """Δ̂4: the densities' ratios at the observations themselves."""
-    fa_a, fb_a = density(a, a, ca), density(b, a, cb)
-    fa_b, fb_b = density(a, b, ca), density(b, b, cb)
+@dataclass(frozen=True)
+class Fit:
+    """A sample with its bandwidth and density curves, fitted once for every pair it takes part in."""
+
+    x: np.ndarray
+    bandwidth: float
+
+    @cached_property
+    def coarse(self) -> np.ndarray:
+        """On ``GRID`` points with concentration bandwidth / ``ADJUST_DHAT1``: Δ̂1's integral."""
+        return density(self.x, _grid(GRID), self.bandwidth / ADJUST_DHAT1)
+
+    @cached_property
+    def fine(self) -> np.ndarray:
+        """On ``FINE_GRID`` points with bandwidth / ``ADJUST_DHAT4``: Δ̂4 at the records of large samples."""
+        return density(self.x, _grid(FINE_GRID), self.bandwidth / ADJUST_DHAT4)
+
+    def at(self, points: np.ndarray, other_size: int) -> np.ndarray:
+        """Δ̂4's density at ``points``: exact for small samples, else interpolated on the fine grid (as the
+        ``overlap`` package interpolates large samples)."""
+        if self.x.size * (self.x.size + other_size) <= DHAT4_EXACT_PAIRS:
+            return density(self.x, points, self.bandwidth / ADJUST_DHAT4)
+        return np.interp(np.mod(points, 2 * math.pi), _grid(FINE_GRID), self.fine, period=2 * math.pi)
+
+
+def fit(x: np.ndarray) -> Fit | None:
+    """The sample's ``Fit``; None when it has no bandwidth."""
+    x = np.asarray(x, dtype=float)
+    bw = bandwidth(x)
+    if bw is None:
+        return None
+    return Fit(x, bw)
+
+
+def dhat1(a: Fit, b: Fit) -> float:
+    """Δ̂1 = ∫ min(f̂_a, f̂_b) dθ over the circle (rectangle rule on ``GRID`` points: for periodic curves it
+    converges as fast as any rule)."""
+    return float(np.minimum(a.coarse, b.coarse).sum() * 2 * math.pi / GRID)
+
+
+def dhat4(a: Fit, b: Fit) -> float:
+    """Δ̂4: the densities' ratios at the records themselves."""
+    fa_a, fb_a = a.at(a.x, b.x.size), b.at(a.x, a.x.size)
+    fa_b, fb_b = a.at(b.x, b.x.size), b.at(b.x, a.x.size)
     return float((np.minimum(1.0, fb_a / fa_a).mean() + np.minimum(1.0, fa_b / fb_b).mean()) / 2)
 
 
-def overlap(a: np.ndarray, b: np.ndarray) -> dict[str, float | str | None]:
-    """Both estimates and the recommended one: ``{"dhat1", "dhat4", "estimator", "overlap"}``."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    bw_a, bw_b = bandwidth(a), bandwidth(b)
-    if bw_a is None or bw_b is None:
+def overlap(a: np.ndarray | Fit | None, b: np.ndarray | Fit | None) -> dict[str, float | str | None]:
+    """Both estimates and the recommended one: ``{"dhat1", "dhat4", "estimator", "overlap"}`` (all None when a
+    sample has no bandwidth). Samples as angles, or ``fit`` of them when one takes part in many pairs."""
+    a = a if isinstance(a, Fit) or a is None else fit(a)
+    b = b if isinstance(b, Fit) or b is None else fit(b)
+    if a is None or b is None:
         return {"dhat1": None, "dhat4": None, "estimator": None, "overlap": None}
-    d1 = dhat1(a, b, bw_a / ADJUST_DHAT1, bw_b / ADJUST_DHAT1)
-    d4 = dhat4(a, b, bw_a / ADJUST_DHAT4, bw_b / ADJUST_DHAT4)
-    name = "dhat1" if min(len(a), len(b)) < DHAT4_FROM else "dhat4"
+    d1, d4 = dhat1(a, b), dhat4(a, b)
+    name = "dhat1" if min(a.x.size, b.x.size) < DHAT4_FROM else "dhat4"
     return {"dhat1": round(d1, 4), "dhat4": round(d4, 4), "estimator": name,
             "overlap": round(d1 if name == "dhat1" else d4, 4)}

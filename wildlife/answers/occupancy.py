@@ -36,24 +36,33 @@ def occasion_effort(effort: Effort, occasion_days: int) -> list[float | None]:
     return out
 
 
+def detection_histories(efforts: list[Effort], recs: list[dict[str, Any]], taxa: list[str],
+                        occasion_days: int) -> dict[str, list[list[int | None]]]:
+    """Taxon -> rows (one per effort, in order) of 1/0/None per occasion, all as long as the longest
+    deployment's."""
+    plan = [list(zip(occasions(e, occasion_days), occasion_effort(e, occasion_days), strict=True)) for e in efforts]
+    width = max((len(p) for p in plan), default=0)
+    zones = {e.deployment_id: e.zone for e in efforts}
+    seen: dict[tuple[str, str], set[date]] = {}
+    for r in recs:
+        if r["deployment_id"] in zones:
+            day = r["start_time"].astimezone(zones[r["deployment_id"]]).date()
+            seen.setdefault((r["taxon"], r["deployment_id"]), set()).add(day)
+    out = {}
+    for taxon in taxa:
+        rows = []
+        for e, occ in zip(efforts, plan, strict=True):
+            days_seen = seen.get((taxon, e.deployment_id), set())
+            row = [None if eff is None else int(any(d in days_seen for d in days)) for days, eff in occ]
+            rows.append(row + [None] * (width - len(row)))
+        out[taxon] = rows
+    return out
+
+
 def detection_history(efforts: list[Effort], recs: list[dict[str, Any]], taxon: str,
                       occasion_days: int) -> tuple[list[str], list[list[int | None]]]:
-    """(deployment ids, rows of 1/0/None per occasion, all as long as the longest deployment's)."""
-    width = max((len(occasions(e, occasion_days)) for e in efforts), default=0)
-    seen: dict[str, set[date]] = {}
-    for r in recs:
-        if r["taxon"] == taxon:
-            zone = next((e.zone for e in efforts if e.deployment_id == r["deployment_id"]), None)
-            if zone is not None:
-                seen.setdefault(r["deployment_id"], set()).add(r["start_time"].astimezone(zone).date())
-    rows = []
-    for e in efforts:
-        days_seen = seen.get(e.deployment_id, set())
-        row: list[int | None] = []
-        for days, eff in zip(occasions(e, occasion_days), occasion_effort(e, occasion_days), strict=True):
-            row.append(None if eff is None else int(any(d in days_seen for d in days)))
-        rows.append(row + [None] * (width - len(row)))
-    return [e.deployment_id for e in efforts], rows
+    """(deployment ids, rows of 1/0/None per occasion) of one taxon."""
+    return [e.deployment_id for e in efforts], detection_histories(efforts, recs, [taxon], occasion_days)[taxon]
 
 
 def effort_matrix(efforts: list[Effort], occasion_days: int) -> list[list[float | None]]:

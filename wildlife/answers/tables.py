@@ -135,12 +135,12 @@ def files(answers: Answers) -> dict[str, bytes]:
     ids = [e.deployment_id for e in answers.efforts]
     out[f"{HISTORIES}/effort.csv"] = csv_bytes(header, [[i, *row] for i, row in zip(ids, eff, strict=True)])
     index, used = [], set()
-    for taxon in answers.taxa:
+    histories = occupancy.detection_histories(answers.efforts, answers.records, answers.taxa, L)
+    for taxon, hist in histories.items():
         name = slug(taxon)
         while name in used or name in ("effort", "index"):
             name += "_"
         used.add(name)
-        ids, hist = occupancy.detection_history(answers.efforts, answers.records, taxon, L)
         out[f"{HISTORIES}/{name}.csv"] = csv_bytes(header, [[i, *row] for i, row in zip(ids, hist, strict=True)])
         detected = sum(any(v == 1 for v in row) for row in hist)
         surveyed = sum(any(v is not None for v in row) for row in hist)
@@ -151,10 +151,11 @@ def files(answers: Answers) -> dict[str, bytes]:
     out["activity.csv"] = _records_csv(answers.activity, ["cluster_id", "deployment_id", "taxon", "start_time",
                                                           "local_time", "utc_offset_min", "clock_hour",
                                                           "sun_hour", "sun_note"])
-    out["activity_density.csv"] = _records_csv(activity.curves(answers.activity),
+    fitted = activity.fits(answers.activity)
+    out["activity_density.csv"] = _records_csv(activity.curves(answers.activity, fitted),
                                                ["taxon", "time_basis", "hour", "density", "records",
                                                 "kernel_concentration"])
-    out["activity_overlap.csv"] = _records_csv(activity.overlaps(answers.activity),
+    out["activity_overlap.csv"] = _records_csv(activity.overlaps(answers.activity, fitted),
                                                ["taxon_a", "taxon_b", "time_basis", "records_a", "records_b",
                                                 "dhat1", "dhat4", "estimator", "overlap", "note"])
     return out
