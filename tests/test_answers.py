@@ -8,6 +8,7 @@ import json
 import math
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -98,6 +99,17 @@ def test_days_are_the_deployments_local_days():
     photos = daily_photos("A", [1, 2, 3])
     e = effort.deployment_effort(dep_row("A", t(1), t(3), offset_min=120), photos, timezone(timedelta(hours=2)))
     assert e.days[date(2021, 4, 1)] == round(10 / 24, 4) and e.days[date(2021, 4, 3)] == round(14 / 24, 4)
+
+
+def test_a_clock_that_follows_daylight_saving_time_has_a_23_hour_day_in_spring():
+    brussels = ZoneInfo("Europe/Brussels")  # 28 March 2021: 02:00 -> 03:00, a day of 23 hours
+    photos = [photo("A", n, datetime(2021, 3, d, 10, tzinfo=UTC)) for n, d in enumerate(range(26, 29))]
+    # set up at 11:00 local (10:00 UTC, +01:00) on the 26th; retrieved at 12:00 local (10:00 UTC, +02:00) on the
+    # 28th: 11 of that day's 23 hours had passed
+    e = effort.deployment_effort(dep_row("A", datetime(2021, 3, 26, 10, tzinfo=UTC),
+                                         datetime(2021, 3, 28, 10, tzinfo=UTC)), photos, brussels)
+    assert e.days == {date(2021, 3, 26): round(13 / 24, 4), date(2021, 3, 27): 1.0,
+                      date(2021, 3, 28): round(11 / 23, 4)}
 
 
 def test_problem_periods_from_the_deployments_table(tmp_path: Path):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from wildlife import clock
@@ -68,7 +68,7 @@ def _window(dep: dict[str, Any]) -> tuple[Interval | None, str]:
     elif source == "first photo":
         source = "first photo and deploymentEnd"
     if start is None or end is None or end <= start:
-        return None, "no deployment window and no photo with a trusted time"
+        return None, "no deploymentStart/deploymentEnd and fewer than two photos with a trusted time"
     return (start, end), source
 
 
@@ -126,7 +126,10 @@ def subtract(window: Interval, cuts: list[Interval]) -> list[Interval]:
 
 
 def _day_bounds(day: date, zone: tzinfo) -> Interval:
-    return (datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone))
+    """A local day as UTC instants (in UTC, so differences are elapsed time: Python subtracts two times of one
+    ``ZoneInfo`` as wall clocks, which makes a daylight-saving day 24 h long)."""
+    return (datetime.combine(day, time(), zone).astimezone(UTC),
+            datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC))
 
 
 def daily(window: Interval, operating: list[Interval], zone: tzinfo) -> dict[date, float]:
