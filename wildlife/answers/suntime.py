@@ -15,7 +15,7 @@ or night), or the deployment has no location, sun time is empty and ``sun_note``
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 
 from astral import Observer
@@ -30,10 +30,11 @@ def clock_hour(when: datetime, zone: tzinfo) -> float:
 
 @lru_cache(maxsize=65536)
 def sun_events(lat: float, lon: float, day: date, zone: tzinfo) -> tuple[datetime, datetime]:
-    """(sunrise, sunset) on the local ``day`` at the point; raises ValueError where the sun does not rise or
-    set that day."""
+    """(sunrise, sunset) in UTC on the local ``day`` at the point; raises ValueError where the sun does not rise
+    or set that day. In UTC, so a night across a daylight-saving change has its real length (Python subtracts
+    two times of one ZoneInfo as wall clocks)."""
     observer = Observer(latitude=lat, longitude=lon)
-    return sunrise(observer, day, tzinfo=zone), sunset(observer, day, tzinfo=zone)
+    return (sunrise(observer, day, tzinfo=zone).astimezone(UTC), sunset(observer, day, tzinfo=zone).astimezone(UTC))
 
 
 def sun_hour(when: datetime, lat: float, lon: float, zone: tzinfo) -> tuple[float | None, str | None]:
