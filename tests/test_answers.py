@@ -346,6 +346,19 @@ def test_compute_from_run_tables_keeps_records_outside_effort_visible():
     assert rai[1] == ["A", "animal", "1", "1", "9", str(round(100 / 9, 4))]
 
 
+def test_writing_again_leaves_no_history_of_a_taxon_that_is_gone(tmp_path: Path):
+    deps = pa.Table.from_pylist([dep_row("A", t(1), t(10), [t(1), t(10)])], schema=DEPLOYMENTS_SCHEMA)
+    media = pa.Table.from_pylist(daily_photos("A", range(1, 11)))
+    first = tables.write(str(tmp_path), media, pa.Table.from_pylist([cluster("A", 0, t(2))]), deps, {})
+    assert (tmp_path / "answers" / "detection_histories" / "animal.csv").is_file()
+    # the stage again, after a classifier named the animal: its category's history would mislead
+    again = tables.write(str(tmp_path), media, pa.Table.from_pylist([cluster("A", 0, t(2), name="Vulpes vulpes")]),
+                         deps, {"occasion_days": 3})
+    names = sorted(p.name for p in (tmp_path / "answers" / "detection_histories").iterdir())
+    assert names == ["Vulpes_vulpes.csv", "effort.csv", "index.csv"]
+    assert first["taxa"] == ["animal"] and again["taxa"] == ["Vulpes vulpes"] and again["occasion_days"] == 3
+
+
 def test_a_run_writes_the_answers_and_lists_them(sample_run: Path):
     report = json.loads((sample_run / "run_report.json").read_text())
     section = report["final_results"]["answers"]

@@ -175,6 +175,9 @@ def write(out_uri: str, media: pa.Table, clusters: pa.Table, deployments_table: 
     written = files(answers)
     for rel, data in written.items():
         fs.write_bytes(fs.join(folder, *rel.split("/")), data)
+    for name in fs.list_names(fs.join(folder, HISTORIES)):  # a taxon of an earlier write (stage re-run) is gone
+        if name.endswith(".csv") and f"{HISTORIES}/{name}" not in written:
+            fs.delete(fs.join(folder, HISTORIES, name))
     return {"folder": folder, "files": [fs.join(folder, *rel.split("/")) for rel in written],
             "main_files": [fs.join(folder, *rel.split("/")) for rel in MAIN_FILES],
             "deployments": len(answers.efforts),
