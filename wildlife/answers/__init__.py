@@ -15,8 +15,6 @@ One record key names a taxon everywhere: ``record_key``.
 
 from __future__ import annotations
 
-from typing import Any
-
 # where the answers go, under the run's output
 FOLDER = "answers"
 
@@ -27,7 +25,3 @@ def record_key(scientific_name: str | None, category: str | None) -> str | None:
     name = (scientific_name or "").strip()
     return name or ((category or "").strip() or None)
 
-
-def record_keys(rows: list[dict[str, Any]]) -> list[str | None]:
-    """``record_key`` of cluster rows (``scientific_name`` may be absent: no classifier column yet)."""
-    return [record_key(r.get("scientific_name"), r.get("top_category")) for r in rows]

@@ -77,7 +77,7 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
         warnings.append(f"{len(outside)} independent record(s) fell while the camera was not operating (outside "
                         "the deployment window or in a problem period): counted in rai.csv records_outside_effort, "
                         "not in the index")
-    zones = {d["deployment_id"]: local_zone(d) for d in deps}
+    zones = {e.deployment_id: e.zone for e in efforts}
     points = {d["deployment_id"]: (d["latitude"], d["longitude"]) for d in deps
               if d["latitude"] is not None and d["longitude"] is not None}
     times = activity.record_times(recs, zones, points)
