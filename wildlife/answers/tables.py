@@ -19,6 +19,7 @@ import pyarrow as pa
 from wildlife import deployments, fs
 from wildlife.answers import FOLDER, abundance, activity, effort, occupancy
 from wildlife.answers.effort import Effort
+from wildlife.runinput import RunInput
 
 HISTORIES = "detection_histories"
 
@@ -170,7 +171,7 @@ def write(out_uri: str, media: pa.Table, clusters: pa.Table, deployments_table: 
           params: dict[str, Any]) -> dict[str, Any]:
     """Compute and write every answer table; the WriteOutputs payload's ``answers`` section."""
     answers = compute(media, clusters, deployments_table, params.get("deployments_uri"),
-                      int(params.get("occasion_days") or 7))
+                      int(params.get("occasion_days") or RunInput.default("occasion_days")))
     folder = fs.join(out_uri, FOLDER)
     written = files(answers)
     for rel, data in written.items():
