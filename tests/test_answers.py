@@ -363,8 +363,11 @@ def test_a_run_writes_the_answers_and_lists_them(sample_run: Path):
     report = json.loads((sample_run / "run_report.json").read_text())
     section = report["final_results"]["answers"]
     assert section["independent_records"] == 1 and section["taxa"] == ["animal"]
-    for uri in section["files"]:
+    for uri in section["main_files"]:
         assert Path(uri).is_file(), uri
+    histories = read_csv((sample_run / "answers" / "detection_histories" / "index.csv").read_bytes())
+    assert [r[1] for r in histories[1:]] == ["animal.csv"] and section["detection_histories"] == 1
+    assert (sample_run / "answers" / "detection_histories" / "animal.csv").is_file()
     assert set(section["main_files"]) <= set(report["final_results"]["files_created"])
     ops = read_csv((sample_run / "answers" / "camera_operation.csv").read_bytes())
     assert [r[0] for r in ops[1:]] == ["00a2c20d", "29b7d356", "577b543a", "62c200a9"]

@@ -162,7 +162,7 @@ def files(answers: Answers) -> dict[str, bytes]:
     return out
 
 
-# the files a user opens first; the run report's files_created lists these (every file is in ``answers.files``)
+# the files a user opens first, which the run report's files_created lists (index.csv names each taxon's history)
 MAIN_FILES = ("effort.csv", "camera_operation.csv", "rai.csv", f"{HISTORIES}/index.csv", "activity.csv",
               "activity_density.csv", "activity_overlap.csv")
 
@@ -179,8 +179,9 @@ def write(out_uri: str, media: pa.Table, clusters: pa.Table, deployments_table: 
     for name in fs.list_names(fs.join(folder, HISTORIES)):  # a taxon of an earlier write (stage re-run) is gone
         if name.endswith(".csv") and f"{HISTORIES}/{name}" not in written:
             fs.delete(fs.join(folder, HISTORIES, name))
-    return {"folder": folder, "files": [fs.join(folder, *rel.split("/")) for rel in written],
-            "main_files": [fs.join(folder, *rel.split("/")) for rel in MAIN_FILES],
+    # not every file: the run's state travels through Step Functions (256 KB); index.csv lists the histories
+    return {"folder": folder, "main_files": [fs.join(folder, *rel.split("/")) for rel in MAIN_FILES],
+            "detection_histories": len(answers.taxa),
             "deployments": len(answers.efforts),
             "trap_nights": round(sum(e.trap_nights for e in answers.efforts if e.window), 4),
             "independent_records": len(answers.records), "taxa": answers.taxa,
