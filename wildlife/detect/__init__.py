@@ -24,6 +24,9 @@ class Detection:
     category: str
     conf: float
     bbox: tuple[float, float, float, float]
+    # the species classifier's top labels (``wildlife.classify``: label line, raw score), best first; None where
+    # no classifier looked at the box
+    classifications: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self):
         if self.category not in CATEGORIES:
