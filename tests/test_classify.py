@@ -17,6 +17,7 @@ from tinymodels import COLOUR_LABELS, save_classifier, save_planted_detector
 from wildlife import detect, stage1
 from wildlife.classify import RULES_FILE, Label, sidecar
 from wildlife.classify import runtime as classifiers
+from wildlife.detect import decode
 from wildlife.detect.motion import MotionDetector
 
 FOX, BADGER, DEER, ANIMAL = COLOUR_LABELS
@@ -74,11 +75,14 @@ def test_a_fox_and_a_badger_in_one_photo_get_both(tmp_path, detector, layout, me
             assert d.classifications[0][1] > (0.5 if resize == "letterbox" else 0.95)  # letterbox: 1/4 black
 
 
-def test_crops_are_batched_across_photos_with_the_labels_of_batch_1(tmp_path, detector):
+def test_crops_are_batched_across_photos_with_the_labels_of_batch_1(tmp_path, detector, monkeypatch):
     clf = save_classifier(tmp_path / "clf")
     colours = [(RED, GREEN), (GREEN, BLUE), (BLUE, RED), ((128, 128, 128), RED), (GREEN, GREEN)]
     photos = [_photo(tmp_path / f"p{i}.jpg", a, b) for i, (a, b) in enumerate(colours)]
     engine = _engine(detector, clf)
+    decoded = []
+    read_image = decode.read_image
+    monkeypatch.setattr(decode, "read_image", lambda p, flag: decoded.append(p["uri"]) or read_image(p, flag))
     calls = []
     real = engine.classifier.classify
     engine.classifier.classify = lambda crops: calls.append(len(crops)) or real(crops)
@@ -89,6 +93,7 @@ def test_crops_are_batched_across_photos_with_the_labels_of_batch_1(tmp_path, de
     engine.classifier.batch_size = 4
     batched = engine.detect(photos)
     assert calls == [4, 4, 2]  # crops of several photos in one batch; the rest at the end
+    assert sorted(decoded) == sorted([p["uri"] for p in photos] * 2)  # each photo decoded once per pass, not per box
     assert [_top(r) for r in batched] == [_top(r) for r in one] == [
         [FOX, BADGER], [BADGER, DEER], [DEER, FOX], [ANIMAL, FOX], [BADGER, BADGER]]
     for a, b in zip(batched, one, strict=True):
@@ -198,8 +203,8 @@ def test_check_refuses_a_bad_file_once_and_notices_a_fix(tmp_path):
 def test_motion_baseline_runs_no_classifier_and_says_so(tmp_path):
     warnings = []
     assert stage1._attach_classifier(MotionDetector(), str(save_classifier(tmp_path / "clf")), warnings) is None
-    assert warnings == ["no species model ran: the odin-motion-baseline detector's boxes are not classified (--detector "
-                        "megadetector gives animal boxes a species model can name)"]
+    assert warnings == ["no species model ran: the odin-motion-baseline detector's boxes are not classified "
+                        "(--detector megadetector gives animal boxes a species model can name)"]
 
 
 def test_shards_written_before_classification_still_read(tmp_path):
@@ -301,3 +306,14 @@ def test_the_batch_container_takes_the_classifier(tmp_path, detector, capsys):
     code = batch.main(["--input", str(tmp_path / "media.parquet"), "--output", str(tmp_path / "stage1"),
                        "--detector", str(detector), "--classifier", str(clf)])
     assert code == 2 and "sidecar lists 5 labels" in capsys.readouterr().err
+
+
+def test_guard_budget_refuses_a_broken_classifier_before_listing_the_input(tmp_path):
+    from wildlife import stages  # noqa: PLC0415
+
+    clf = save_classifier(tmp_path / "clf", n_labels=3)
+    state = {"params": {"detector": "motion", "classifier": str(clf), "target": "local",
+                        "input_uri": str(tmp_path / "nowhere"), "output_uri": str(tmp_path / "out")}}
+    with pytest.raises(classifiers.ClassifierUnavailable, match="sidecar lists 3 labels"):
+        stages.guard_budget(state, stages.Context())
+    assert not (tmp_path / "out").exists()
