@@ -101,6 +101,13 @@ def test_crops_are_batched_across_photos_with_the_labels_of_batch_1(tmp_path, de
             assert [s for _, s in da.classifications] == pytest.approx([s for _, s in db.classifications], abs=1e-5)
 
 
+def test_a_model_exported_for_one_batch_size_gets_batches_of_that_size(tmp_path, detector):
+    engine = _engine(detector, save_classifier(tmp_path / "clf", "nchw", batch=3))
+    assert engine.classifier.batch_size == 3
+    photos = [_photo(tmp_path / f"p{i}.jpg", a, b) for i, (a, b) in enumerate([(RED, GREEN), (BLUE, RED)])]
+    assert [_top(r) for r in engine.detect(photos)] == [[FOX, BADGER], [DEER, FOX]]  # 3 crops, then 1 padded to 3
+
+
 def test_only_animal_boxes_at_or_above_the_sidecars_threshold_are_classified(tmp_path):
     rows = [[160, 256, 240, 320, 0.9, 1, 0, 0],       # animal 0.9
             [480, 256, 240, 320, 0.05, 1, 0, 0],      # animal 0.05: below min_detection_conf 0.1
@@ -185,6 +192,11 @@ def test_choice_of_classifier(tmp_path, monkeypatch):
     assert "models fetch speciesnet" in exc.value.hint
     with pytest.raises(classifiers.ClassifierUnavailable, match="unknown classifier 'speciesnet-v5'"):
         classifiers.load("speciesnet-v5")
+    save_classifier(tmp_path / "cache", name="speciesnet", n_labels=5)  # a damaged cache: auto says so and goes on
+    clf, warnings = classifiers.load("auto")
+    assert clf is None and warnings[0].startswith("no species model ran: ") and "sidecar lists 5 labels" in warnings[0]
+    with pytest.raises(classifiers.ClassifierUnavailable, match="sidecar lists 5 labels"):
+        classifiers.load("speciesnet")
     save_classifier(tmp_path / "cache", name="speciesnet")  # as `models fetch speciesnet` caches it
     for spec in ("auto", "speciesnet"):
         clf, warnings = classifiers.load(spec)

@@ -120,13 +120,14 @@ COLOUR_LABELS = [
 
 def save_classifier(folder: Path, layout: str = "nhwc", *, size: int = 32, output: str = "logits",
                     mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), labels_in_file: bool = True, n_labels: int | None = None,
-                    name: str = "colours", extra: dict | None = None) -> Path:
+                    name: str = "colours", extra: dict | None = None, batch: int | str = "batch") -> Path:
     """A real ONNX classifier in SpeciesNet's ``layout`` (nhwc) or PyTorch's (nchw) whose output is planted: it
     depends only on the crop's mean colour (``COLOUR_LABELS``), so a test can tell which pixels it was fed.
 
     Logit c = 20 * (mean of channel c in 0..1 - 0.5) for red, green, blue; 1 for "animal". The model undoes the
     sidecar's ``mean``/``std`` itself, so any normalisation gives the same labels when Odin applies it right.
-    ``n_labels`` writes that many labels to the sidecar (a wrong count, for the checks).
+    ``n_labels`` writes that many labels to the sidecar (a wrong count, for the checks); an int ``batch`` makes
+    a model exported for that batch size only.
     """
     import json  # noqa: PLC0415
 
@@ -136,7 +137,7 @@ def save_classifier(folder: Path, layout: str = "nhwc", *, size: int = 32, outpu
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.onnx"
-    dims = ["batch", size, size, 3] if layout == "nhwc" else ["batch", 3, size, size]
+    dims = [batch, size, size, 3] if layout == "nhwc" else [batch, 3, size, size]
     axes = [1, 2] if layout == "nhwc" else [2, 3]
     weights = np.zeros((3, 4), np.float32)
     weights[[0, 1, 2], [0, 1, 2]] = 20 * np.array(std, np.float32)
@@ -148,7 +149,7 @@ def save_classifier(folder: Path, layout: str = "nhwc", *, size: int = 32, outpu
         nodes.append(helper.make_node("Softmax", ["raw"], ["logits"], axis=1))
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 4])],
         initializer=[numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
