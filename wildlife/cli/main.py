@@ -140,10 +140,9 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     if "://" not in input_uri:
         _has_photos(input_uri)
     from wildlife import detect  # noqa: PLC0415
-
-    detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
     from wildlife.classify import runtime  # noqa: PLC0415
 
+    detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
     runtime.check(run_input.classifier)  # and so is a species model that cannot work
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
