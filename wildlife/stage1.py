@@ -183,6 +183,7 @@ def run_shard(media_uri: str, folder_uri: str, detector_spec: str, gap_s: float,
 def _attach_classifier(detector, spec: str, warnings: list[str]):
     """Give the detector the species classifier ``spec`` names; None, with a warning why, where none runs."""
     if spec != "none" and not hasattr(detector, "classifier"):  # the motion baseline: moving pixels, not animals
+        classifiers.check(spec)  # a model asked for that cannot work is refused all the same
         warnings.append(classifiers.NO_MODEL + f"the {detector.name} detector's boxes are not classified "
                         "(--detector megadetector gives animal boxes a species model can name)")
         return None
