@@ -329,3 +329,29 @@ def test_guard_budget_refuses_a_broken_classifier_before_listing_the_input(tmp_p
     with pytest.raises(classifiers.ClassifierUnavailable, match="sidecar lists 3 labels"):
         stages.guard_budget(state, stages.Context())
     assert not (tmp_path / "out").exists()
+
+
+def _speciesnet_crop(rgb: np.ndarray, bbox, size: int = 480) -> np.ndarray:
+    """SpeciesNet's published preprocessing (google/cameratrapai, speciesnet/classifier.py ``preprocess``) in
+    the torch operations torchvision runs for it: ``pil_to_tensor`` + ``convert_image_dtype`` (/255), ``F.crop``
+    at truncated pixel edges, ``F.resize`` to 480x480 with ``antialias=False`` (bilinear, half-pixel centres),
+    ``convert_image_dtype`` back to uint8 (x * 255.999, truncated)."""
+    import torch  # noqa: PLC0415
+
+    h, w = rgb.shape[:2]
+    x, y, bw, bh = bbox
+    t = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
+    t = t[:, int(y * h):int(y * h) + int(bh * h), int(x * w):int(x * w) + int(bw * w)]
+    t = torch.nn.functional.interpolate(t[None], size=[size, size], mode="bilinear", align_corners=False,
+                                        antialias=False)[0]
+    return (t * (255 + 1 - 1e-3)).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def test_crops_match_speciesnets_preprocessing(tmp_path):
+    clf, _ = classifiers.load(str(save_classifier(tmp_path / "clf", size=480)))
+    bgr = cv2.imread(str(sorted((SAMPLE / "photos" / "62c200a9").glob("*.JPG"))[0]))
+    for bbox in [(0.1, 0.2, 0.3, 0.4), (0.5, 0.5, 0.05, 0.08), (0.0, 0.0, 1.0, 1.0), (0.33, 0.12, 0.6, 0.21)]:
+        ours = clf.crop(bgr, bbox).astype(int)  # RGB
+        reference = _speciesnet_crop(np.ascontiguousarray(bgr[..., ::-1]), bbox).astype(int)
+        assert ours.shape == reference.shape == (480, 480, 3)
+        assert np.abs(ours - reference).max() <= 1 and (ours == reference).mean() >= 0.999, bbox

@@ -65,8 +65,12 @@ class Classifier:
     def crop(self, image: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """The box cut from a decoded (BGR) photo and sized for the model: RGB, input_size square, uint8.
 
-        As SpeciesNet: pixel edges truncated (``int(x * width)``), then resized without keeping the aspect
-        ratio (``stretch``, bilinear, no antialiasing); at least one pixel is kept of a sliver of a box.
+        As SpeciesNet (google/cameratrapai, speciesnet/classifier.py ``preprocess``): pixel edges truncated
+        (``int(x * width)``, the size ``int(w * width)``), values 0..1, resized in float without keeping the
+        aspect ratio (``stretch``; bilinear, half-pixel centres, no antialiasing: torchvision's ``F.resize`` with
+        ``antialias=False``), back to uint8 by truncation as torchvision's ``convert_image_dtype`` does
+        (``x * 255.999``). At least one pixel is kept of a sliver of a box. Measured against those torch
+        operations on a sample photo: all but about 1 value in 10,000 equal, none off by more than 1.
         """
         import cv2  # noqa: PLC0415 - OpenCV off the import path of the stages that never crop (the Lambdas)
 
@@ -74,16 +78,17 @@ class Classifier:
         x, y, bw, bh = bbox
         x0, y0 = min(max(int(x * w), 0), w - 1), min(max(int(y * h), 0), h - 1)
         x1, y1 = min(x0 + max(int(bw * w), 1), w), min(y0 + max(int(bh * h), 1), h)
-        part = image[y0:y1, x0:x1]
+        part = image[y0:y1, x0:x1].astype(np.float32) / np.float32(255)
         size = self.sidecar.input_size
         if self.sidecar.resize == "stretch":
             out = cv2.resize(part, (size, size), interpolation=cv2.INTER_LINEAR)
         else:  # letterbox: the long side to input_size, centred on black
             r = size / max(part.shape[:2])
             nh, nw = max(1, round(part.shape[0] * r)), max(1, round(part.shape[1] * r))
-            out = np.zeros((size, size, 3), np.uint8)
+            out = np.zeros((size, size, 3), np.float32)
             top, left = (size - nh) // 2, (size - nw) // 2
             out[top:top + nh, left:left + nw] = cv2.resize(part, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        out = (out.reshape(size, size, 3) * np.float32(255.999)).astype(np.uint8)
         return np.ascontiguousarray(out[..., ::-1])
 
     def tensor(self, crops: list[np.ndarray]) -> np.ndarray:
