@@ -267,8 +267,8 @@ def test_run_with_a_user_supplied_onnx_classifier_end_to_end(tmp_path):
         assert sorted(labels) == sorted(COLOUR_LABELS)  # every label of the 4-label model, best first
         scores = [c["score"] for c in animal["classifications"]]
         assert scores == sorted(scores, reverse=True)
-    rules = json.loads((folder / RULES_FILE).read_text())
-    assert rules == {"name": "colours", "version": "test-1", "labels": COLOUR_LABELS, "geofence": None}
+    assert json.loads((folder / RULES_FILE).read_text()) == stage1.read_rules(str(folder)) == {
+        "name": "colours", "version": "test-1", "labels": COLOUR_LABELS, "geofence": None}
     assert json.loads((folder / "shard-00000.json").read_text())["classifier"] == {"name": "colours",
                                                                                   "version": "test-1"}
     report = json.loads((out / "run_report.json").read_text())
@@ -281,7 +281,7 @@ def test_run_with_a_user_supplied_onnx_classifier_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     folder, rows = _shard(none)
     assert all(d["classifications"] is None for r in rows for d in r["detections"])
-    assert not (folder / RULES_FILE).exists()
+    assert not (folder / RULES_FILE).exists() and stage1.read_rules(str(folder)) is None
     report = json.loads((none / "run_report.json").read_text())
     assert "no species model ran: --classifier none (detections only)" in report["warnings"]
 
@@ -355,3 +355,15 @@ def test_crops_match_speciesnets_preprocessing(tmp_path):
         reference = _speciesnet_crop(np.ascontiguousarray(bgr[..., ::-1]), bbox).astype(int)
         assert ours.shape == reference.shape == (480, 480, 3)
         assert np.abs(ours - reference).max() <= 1 and (ours == reference).mean() >= 0.999, bbox
+
+
+def test_the_geofence_is_handed_to_stage_2_as_read(tmp_path):
+    fence = {"vulpes;vulpes": {"allow": {"DNK": []}}}
+    (tmp_path / "clf").mkdir()
+    (tmp_path / "clf" / "fence.json").write_text(json.dumps(fence))
+    clf, _ = classifiers.load(str(save_classifier(tmp_path / "clf", extra={"geofence": "fence.json"})))
+    stage1.write_rules(str(tmp_path / "stage1"), clf)
+    assert stage1.read_rules(str(tmp_path / "stage1")) == {"name": "colours", "version": "test-1",
+                                                           "labels": COLOUR_LABELS, "geofence": fence}
+    stage1.write_rules(str(tmp_path / "stage1"), None)  # a later run without a classifier leaves none behind
+    assert stage1.read_rules(str(tmp_path / "stage1")) is None

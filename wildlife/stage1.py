@@ -204,6 +204,13 @@ def write_rules(folder_uri: str, classifier) -> None:
         fs.delete(uri)
 
 
+def read_rules(folder_uri: str) -> dict[str, Any] | None:
+    """What ``write_rules`` wrote in Stage 1's folder (name, version, labels, geofence); None where no
+    classifier ran."""
+    uri = fs.join(folder_uri, RULES_FILE)
+    return fs.read_json(uri) if fs.exists(uri) else None
+
+
 def _shards(folder_uri: str) -> list[str]:
     return sorted(n for n in fs.list_names(folder_uri) if n.startswith("shard-") and n.endswith(".parquet"))
 
