@@ -34,10 +34,10 @@ TAXA_SCHEMA = pa.schema([
 def taxon_key(category: str, scientific_name: str | None = None, common_name: str | None = None) -> str:
     """The taxon a box is counted under: see the module's docstring (``taxon_keys`` is the same rule over
     columns)."""
-    if scientific_name:
-        return scientific_name
+    if scientific_name and scientific_name.strip():
+        return scientific_name.strip()
     if common_name and common_name.strip().lower() not in NOT_A_RECORD:
-        return common_name
+        return common_name.strip()
     return category
 
 
@@ -49,9 +49,8 @@ def taxon_keys(table: pa.Table) -> pa.Array:
     def named(column: str, refused: list[str]) -> pa.Array:
         if column not in table.column_names:
             return pa.nulls(n, pa.string())
-        values = table.column(column).cast(pa.string())
-        return pc.if_else(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(values)), pa.array(refused)),
-                          pa.nulls(n, pa.string()), values)
+        values = pc.utf8_trim_whitespace(table.column(column).cast(pa.string()))
+        return pc.if_else(pc.is_in(pc.utf8_lower(values), pa.array(refused)), pa.nulls(n, pa.string()), values)
 
     return pc.coalesce(named("scientific_name", [""]), named("common_name", sorted(NOT_A_RECORD)),
                        table.column("category").cast(pa.string()))

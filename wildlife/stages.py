@@ -34,9 +34,11 @@ from wildlife import deployments as deps
 from wildlife import detect as detectors
 from wildlife.budget import PHOTOS_PER_SHARD, array_size  # noqa: F401 - PHOTOS_PER_SHARD: the stages' too
 from wildlife.classify import decisions
+from wildlife.classify import runtime as classifiers
 from wildlife.events import EventRules
 from wildlife.graph import table_uri
 from wildlife.presets import detector_of
+from wildlife.runinput import RunInput
 from wildlife.species import per_photo_taxa
 
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
@@ -86,6 +88,7 @@ def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
         geo.place_code(params["country"])  # a bad --country is exit 2 before any work, not after detection
     if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
         detectors.check(detector_of(params))  # opens the model, runs it once: a bad file is exit 2 before any work
+        classifiers.check(params.get("classifier", RunInput.default("classifier")))  # and the species model
     manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),
                            output_uri=params["output_uri"])
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
@@ -170,7 +173,8 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                "stage1_timeout_s": int(params.get("max_job_duration") or budget.DEFAULT_MAX_JOB_DURATION_S),
                "stage1_command": ["--input", table_uri(state, "media"),
                                   "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
-                                  "--detector", detector_of(params), "--sequence-gap", str(params["sequence_gap_s"])]}
+                                  "--detector", detector_of(params), "--sequence-gap", str(params["sequence_gap_s"]),
+                                  "--classifier", params.get("classifier", RunInput.default("classifier"))]}
     state["CostEstimation"] = payload
     budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
     return payload
@@ -181,7 +185,8 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     stage1.run_shard(table_uri(state, "media"), work_uri(state, CHECKPOINTS["Stage1Detect"]), detector_of(params),
                      params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
-                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
+                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS),
+                     params.get("classifier", RunInput.default("classifier")))
     return stage1_collect(state, ctx)
 
 

@@ -174,9 +174,11 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     if "://" not in input_uri:
         _has_photos(input_uri)
     from wildlife import detect  # noqa: PLC0415
+    from wildlife.classify import runtime  # noqa: PLC0415
 
     # before any work: a missing model is a usage error, not a half-done run
     detect.check(_preset_detector(detector, run_input.speed))
+    runtime.check(run_input.classifier)  # and so is a species model that cannot work
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
 

@@ -3,7 +3,8 @@
 A detector takes a batch of photos (media rows: ``uri``, ``photo_id``, ``width``, ``height``,
 ``sequence_id``) and returns, per photo and in the same order, a ``Result``: a list of detections, or a
 failure reason. A detection is MegaDetector's: category animal/person/vehicle, confidence, and a box
-normalised to the photo as [x, y, width, height] with the origin at the top left.
+normalised to the photo as [x, y, width, height] with the origin at the top left; and, where Stage 1's species
+classifier looked at the box (``wildlife.classify.runtime``), its top labels.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class Detection:
     category: str
     conf: float
     bbox: tuple[float, float, float, float]
+    # the species classifier's top labels (``wildlife.classify``: label line, raw score), best first; None where
+    # no classifier looked at the box
+    classifications: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self):
         if self.category not in CATEGORIES:

@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from wildlife.classify import runtime
 from wildlife.detect import Detection, Result, decode, naming
 
 MD_CLASSES = {"1": "animal", "2": "person", "3": "vehicle"}
@@ -155,16 +156,16 @@ def to_detections(rows: np.ndarray, ratio: float | tuple[float, float], pad: tup
     return out
 
 
-def prepare(photo: dict[str, Any], size: int, stride: int, resize: str = "letterbox"):
-    """Decode and letterbox (or stretch) one photo: (BGR input image, ratio, pad, original shape), or the failure
-    reason."""
+def prepare(photo: dict[str, Any], size: int, stride: int, resize: str = "letterbox", keep: bool = False):
+    """Decode and letterbox (or stretch) one photo: (BGR input image, ratio, pad, original shape, the decoded
+    image when ``keep`` else None), or the failure reason."""
     try:
         img = decode.read_image(photo, lambda width, height: decode_flag(max(width, height), size))
     except decode.Undecodable as exc:
         return str(exc)
     with naming(photo):
         padded, ratio, pad = stretch(img, size) if resize == "stretch" else letterbox(img, size, stride)
-    return padded, ratio, pad, img.shape[:2]
+    return padded, ratio, pad, img.shape[:2], img if keep else None
 
 
 def decode_flag(long_side: int, size: int) -> int:
@@ -196,14 +197,21 @@ def to_tensor(images: list[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32) / 255.0
 
 
+def onnx_session(path: Path):
+    """An onnxruntime session on CUDA where present, else the CPU with every core; and its device name.
+    The one place Stage 1's ONNX models (the detector, the species classifier) get their providers."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    return session, "cuda" if providers[0].startswith("CUDA") else "cpu"
+
+
 class OnnxBackend:
     def __init__(self, path: Path):
-        import onnxruntime as ort  # noqa: PLC0415
-
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.session, self.device = onnx_session(path)
         inputs = self.session.get_inputs()
         shape = inputs[0].shape if len(inputs) == 1 else []
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
@@ -212,7 +220,6 @@ class OnnxBackend:
         self.input = inputs[0].name
         fixed = shape[2:]  # a model exported with a fixed size takes only that size
         self.fixed_size = tuple(fixed) if all(isinstance(d, int) and d > 0 for d in fixed) else None
-        self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input: batch})[0]
@@ -240,9 +247,15 @@ class TorchBackend:
 
 
 class Engine:
-    """A Detector (see ``wildlife.detect``) over a backend and a sidecar."""
+    """A Detector (see ``wildlife.detect``) over a backend and a sidecar.
+
+    With a species ``classifier`` (``wildlife.classify.runtime``), each photo's decoded image is kept until
+    its boxes are known, its animal boxes are cut from it, and the crops are classified in batches across
+    photos: no photo is decoded twice.
+    """
 
     context = 0  # each photo on its own
+    classifier = None  # set by Stage 1 (``stage1.run_shard``) when a species classifier runs
 
     def chunk_key(self, photo: dict[str, Any]) -> Any:
         return photo["photo_id"]
@@ -266,12 +279,14 @@ class Engine:
     def detect(self, batch: list[dict[str, Any]]) -> list[Result]:
         results: list[Result | None] = [None] * len(batch)
         pending: list[tuple[int, tuple]] = []
+        self._crops: list[tuple[int, int, np.ndarray]] = []  # (photo, detection, crop) waiting for the classifier
+        keep = self.classifier is not None
         with ThreadPoolExecutor(self.workers) as pool:
             window: deque = deque()
             items = iter(enumerate(batch))
             for i, photo in items:  # keep a bounded number of decodes ahead of inference
                 window.append((i, pool.submit(prepare, photo, self.sidecar.input_size, self.sidecar.stride,
-                                              RESIZE[self.sidecar.layout])))
+                                              RESIZE[self.sidecar.layout], keep)))
                 if len(window) >= self.workers * 2 + self.batch_size:
                     self._drain(window.popleft(), pending, results)
             while window:
@@ -304,7 +319,11 @@ class Engine:
                     for i, _ in chunk:
                         results[i] = Result(failure=f"inference failed: {type(exc).__name__}: {exc}"[:300])
                     continue
-                for (i, (_, ratio, pad, shape)), pred in zip(chunk, out, strict=True):
+                for (i, (_, ratio, pad, shape, image)), pred in zip(chunk, out, strict=True):
                     rows = postprocess(pred, self.sidecar.layout, input_hw=tensor.shape[2:])
                     results[i] = Result(detections=to_detections(rows, ratio, pad, shape, self.sidecar.classes))
+                    if self.classifier is not None:
+                        self._crops += [(i, j, c) for j, c in runtime.crops(self.classifier, image, results[i])]
             pending.extend(group)
+        if self.classifier is not None:
+            runtime.classify_queue(self.classifier, self._crops, results, force)
