@@ -11,8 +11,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import photofactory as pf
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from conftest import odin
+from tinymodels import save_classifier, save_planted_detector
 
 from wildlife import budget, camtrapdp, report_html, species, stage2
 from wildlife.budget import BudgetExceeded
@@ -355,3 +360,52 @@ def test_a_run_with_a_classifier_carries_species_to_every_output(tmp_path):
     page = (out / "report.html").read_text()
     assert "red fox (Vulpes vulpes)" in page and "european badger (Meles meles)" in page
     assert 'id="no-species-model"' not in page
+
+
+def _coloured_photos(folder: Path) -> Path:
+    """Photos whose middle (where the planted detector's box falls) is red, green or red: the colour classifier
+    (tinymodels.save_classifier) calls them red fox, european badger, red fox; the last one 10 minutes on."""
+
+    for n, (colour, seconds) in enumerate([((0, 0, 255), 0), ((0, 255, 0), 20), ((0, 0, 255), 600)]):
+        pixels = np.full((900, 1280, 3), 90, np.uint8)
+        pixels[330:600, 430:850] = colour  # BGR
+        pf.write_photo(folder / "siteA" / f"IMG_{n:04d}.JPG", pixels,
+                       when=datetime(2024, 5, 1, 22, 0) + timedelta(seconds=seconds), gps=(55.7, 12.5))
+    return folder
+
+
+def test_run_with_a_user_onnx_classifier_names_species_everywhere_and_without_one_says_so(tmp_path):
+
+
+    det = save_planted_detector(tmp_path / "planted.onnx", [[320, 256, 200, 150, 0.9, 1, 0, 0]])
+    clf = save_classifier(tmp_path / "models")
+    photos = _coloured_photos(tmp_path / "in")
+    out = tmp_path / "out"
+    result = odin("run", "--input", str(photos), "--output", str(out), "--budget", "25", "--detector", str(det),
+                  "--classifier", str(clf))
+    assert result.returncode == 0, result.stderr
+    clusters = pq.read_table(out / "clusters.parquet").to_pylist()
+    assert sorted((c["scientific_name"], c["independent"]) for c in clusters) == [
+        ("Meles meles", True), ("Vulpes vulpes", False), ("Vulpes vulpes", True)]
+    named = {c["scientific_name"] for c in clusters}
+    assert camtrapdp.validate(str(out / "camtrap-dp")) == []
+    descriptor = json.loads((out / "camtrap-dp" / "datapackage.json").read_text())
+    obs = _rows(out / "camtrap-dp" / "observations.csv")
+    assert {t["scientificName"] for t in descriptor["taxonomic"]} == {o["scientificName"] for o in obs} - {""}
+    assert named <= {t["scientificName"] for t in descriptor["taxonomic"]}
+    md = json.loads((out / "megadetector.json").read_text())
+    assert md["classification_categories"] and any(d.get("classifications") for i in md["images"]
+                                                   for d in i["detections"] or [])
+    page = (out / "report.html").read_text()
+    assert "red fox (Vulpes vulpes)" in page and "Species by colours test-1" in page
+
+    none = tmp_path / "none"
+    result = odin("run", "--input", str(photos), "--output", str(none), "--budget", "25", "--detector", str(det),
+                  "--classifier", "none")
+    assert result.returncode == 0, result.stderr
+    page = (none / "report.html").read_text()
+    line = re.search(r'<p id="no-species-model"[^>]*>(.*?)</p>', page, re.S).group(1)
+    assert "No species model ran" in line and "--classifier none" in line
+    assert pq.read_table(none / "clusters.parquet").column("scientific_name").null_count == len(
+        pq.read_table(none / "clusters.parquet"))
+    assert "classification_categories" not in json.loads((none / "megadetector.json").read_text())
