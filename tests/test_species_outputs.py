@@ -375,8 +375,6 @@ def _coloured_photos(folder: Path) -> Path:
 
 
 def test_run_with_a_user_onnx_classifier_names_species_everywhere_and_without_one_says_so(tmp_path):
-
-
     det = save_planted_detector(tmp_path / "planted.onnx", [[320, 256, 200, 150, 0.9, 1, 0, 0]])
     clf = save_classifier(tmp_path / "models")
     photos = _coloured_photos(tmp_path / "in")
