@@ -365,7 +365,6 @@ def test_a_run_with_a_classifier_carries_species_to_every_output(tmp_path):
 def _coloured_photos(folder: Path) -> Path:
     """Photos whose middle (where the planted detector's box falls) is red, green or red: the colour classifier
     (tinymodels.save_classifier) calls them red fox, european badger, red fox; the last one 10 minutes on."""
-
     for n, (colour, seconds) in enumerate([((0, 0, 255), 0), ((0, 255, 0), 20), ((0, 0, 255), 600)]):
         pixels = np.full((900, 1280, 3), 90, np.uint8)
         pixels[330:600, 430:850] = colour  # BGR
