@@ -94,10 +94,10 @@ def classifier_family(target: str, classifier: str, detector_family: str) -> str
     if classifier in (None, "", "none") or detector_family == "motion":
         return None
     if classifier == "auto" and target == "local":
-        from wildlife.detect.catalog import cache_dir  # noqa: PLC0415
+        from wildlife.classify.runtime import SPECIESNET, speciesnet_path  # noqa: PLC0415
 
-        return "speciesnet" if (cache_dir() / "speciesnet.onnx").exists() else None
-    return "speciesnet"
+        return SPECIESNET if speciesnet_path().exists() else None
+    return "speciesnet"  # the price table's family
 
 
 def expected_crops(photos: int, empty_share: float, per_positive_photo: float) -> int:
