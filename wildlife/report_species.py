@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow as pa
 
 from wildlife import species
+from wildlife.classify.runtime import NO_MODEL as STAGE1_SAYS  # how Stage 1's warning starts when none ran
 
-STAGE1_SAYS = "no species model ran"  # how Stage 1's warning starts when it classified nothing
 NO_MODEL = "No species model ran: records are per detector category (animal, person, vehicle), not per species."
 
 
@@ -26,9 +26,9 @@ def classifier_note(report: dict[str, Any], detections: pa.Table) -> tuple[list[
     if names:
         return names, None
     info = ((report.get("stages") or {}).get("Stage1Detect") or {}).get("classifier")
-    said = [w for w in report.get("warnings") or () if str(w).lower().startswith(STAGE1_SAYS)]
+    said = [str(w) for w in report.get("warnings") or () if str(w).startswith(STAGE1_SAYS)]
     if said:  # the reason, without the words the section's line already starts with
-        why = str(said[0])[len(STAGE1_SAYS):].lstrip(": ")
+        why = said[0][len(STAGE1_SAYS):].strip()
         return [], why[:1].upper() + why[1:]
     why = None
     if isinstance(info, dict):
