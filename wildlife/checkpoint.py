@@ -36,7 +36,7 @@ def read_parts(parts_uri: str, schema: pa.Schema) -> pa.Table:
 
 
 def run_chunks(
-    items: Sequence[dict[str, Any]],
+    items: Sequence[dict[str, Any]] | pa.Table,
     *,
     key: str,
     work: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
@@ -50,32 +50,46 @@ def run_chunks(
 ) -> tuple[pa.Table, int]:
     """Run ``work`` over the items not yet in a part; return (the results of all the items, how many were resumed).
 
+    ``items`` may be a table (no ``group`` then): its rows become dicts one chunk at a time.
+
     ``group`` keeps items with the same group value in one chunk (for the motion baseline, a block of a
     sequence: a chunk may end inside a sequence, between blocks). ``prefix``
     names this writer's parts (``part-s00003-`` for a shard), so writers in parallel never collide; every
     ``part-*`` is read back, whoever wrote it.
     """
     done_table = read_parts(parts_uri, schema)
-    done = set(done_table.column(key).to_pylist())
-    todo = [it for it in items if it[key] not in done]
-    resumed = len(items) - len(todo)
+    if isinstance(items, pa.Table):  # rows become dicts a chunk at a time: a million items stay in Arrow
+        todo_rows = items.filter(pc.invert(pc.is_in(items.column(key), value_set=done_table.column(key))))
+        todo: Sequence[dict[str, Any]] | pa.Table = todo_rows
+        chunks = (todo_rows.slice(i, every).to_pylist() for i in range(0, todo_rows.num_rows, every))
+        total = items.num_rows
+    else:
+        done = set(done_table.column(key).to_pylist())
+        todo = [it for it in items if it[key] not in done]
+        chunks = _chunks(todo, every, group)
+        total = len(items)
+    resumed = total - len(todo)
+    done_count = resumed
     next_part = sum(1 for n in fs.list_names(parts_uri) if n.startswith(prefix))
-    with progress_bar(label, total=len(items), completed=resumed) as advance:
-        for chunk in _chunks(todo, every, group):
+    with progress_bar(label, total=total, completed=resumed) as advance:
+        for chunk in chunks:
             if deadline is not None and time.monotonic() > deadline:
-                raise DeadlineReached(f"{label}: stopped at the time limit after {len(done)} of {len(items)}")
+                raise DeadlineReached(f"{label}: stopped at the time limit after {done_count} of {total}")
             rows = work(chunk)
             table = pa.Table.from_pylist(rows, schema=schema)
             fs.write_table(table, fs.join(parts_uri, f"{prefix}{next_part:06d}.parquet"))
             next_part += 1
-            done.update(r[key] for r in chunk)
+            done_count += len(chunk)
             advance(len(chunk))
     return _only(_unique(read_parts(parts_uri, schema), key), key, items), resumed
 
 
-def _only(table: pa.Table, key: str, items: Sequence[dict[str, Any]]) -> pa.Table:
+def _only(table: pa.Table, key: str, items: Sequence[dict[str, Any]] | pa.Table) -> pa.Table:
     """The rows of these items: a part may hold items a resumed run no longer has (a file that vanished)."""
-    wanted = pa.array([it[key] for it in items], type=table.schema.field(key).type)
+    if isinstance(items, pa.Table):
+        wanted = items.column(key).cast(table.schema.field(key).type)
+    else:
+        wanted = pa.array([it[key] for it in items], type=table.schema.field(key).type)
     return table.filter(pc.is_in(table.column(key), value_set=wanted))
 
 

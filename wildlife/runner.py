@@ -22,7 +22,7 @@ from wildlife.budget import BudgetExceeded
 from wildlife.checkpoint import DEFAULT_EVERY, DeadlineReached
 from wildlife.errors import InputError, OdinError, StageFailed
 from wildlife.graph import GRAPH
-from wildlife.progress import console
+from wildlife.progress import console, heartbeat
 from wildlife.runinput import RunInput
 from wildlife.runlock import output_lock
 from wildlife.stages import Context
@@ -134,7 +134,8 @@ def _walk(state: dict[str, Any], ctx: Context, on_end: Callable[[dict[str, Any]]
             continue
         t0 = time.monotonic()
         try:
-            payload = stage.load()(state, ctx)
+            with heartbeat(stage.name):  # a log hears from every stage at a steady interval
+                payload = stage.load()(state, ctx)
         except BaseException as exc:
             error = _as_stage_failure(stage.name, exc, state["params"]["output_uri"])
             report = _stopped(state, stage.name, error)

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from wildlife import clock, exif, fs
 from wildlife.deployments import Deployment, assign
 from wildlife.errors import OdinError
+from wildlife.progress import progress_bar
 
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff"}  # compared lower-case
 
@@ -198,3 +200,28 @@ def finish(
         row["timestamp_trusted"] = row.get("timestamp") is not None and clock.trusted(row.get("clock_flags"))
     media_rows.sort(key=lambda r: r["relpath"])
     return pa.Table.from_pylist(media_rows, schema=MEDIA_SCHEMA)
+
+
+def media_table(read: pa.Table, not_read: pa.Table, deployments: dict[str, Deployment] | None = None,
+                now_utc: datetime | None = None) -> pa.Table:
+    """``finish`` over the rows Stage 0 read (``MEDIA_SCHEMA``) and the manifest rows it did not (skipped,
+    failed), one deployment at a time: every rule ``finish`` applies is per deployment, so only one deployment's
+    rows are Python dicts at once, never the whole run's. The media table in manifest (path) order."""
+    now = now_utc or datetime.now(UTC)  # one "now" for every deployment
+    rest = [dict(r, clock_flags=[], mtime=clock.epoch_utc(r["mtime"])) for r in not_read.to_pylist()]
+    table = pa.concat_tables([read.select(MEDIA_SCHEMA.names).cast(MEDIA_SCHEMA),
+                              pa.Table.from_pylist(rest, schema=MEDIA_SCHEMA)])
+    table = table.take(pc.sort_indices(table, [("deployment_id", "ascending")]))  # no deployment: at the end
+    counts = {r["values"]: r["counts"] for r in pc.value_counts(table.column("deployment_id")).to_pylist()}
+    order = sorted(k for k in counts if k is not None) + ([None] if None in counts else [])
+    pieces, offset = [], 0
+    with progress_bar("Stage 0  clock, per deployment", total=table.num_rows, unit="rows") as advance:
+        for dep_id in order:
+            rows = table.slice(offset, counts[dep_id]).to_pylist()
+            offset += counts[dep_id]
+            pieces.append(finish(rows, deployments, now))
+            advance(len(rows), doing=f"deployment {dep_id}" if dep_id else "files without a deployment")
+    if not pieces:
+        return MEDIA_SCHEMA.empty_table()
+    merged = pa.concat_tables(pieces)
+    return merged.take(pc.sort_indices(merged, [("relpath", "ascending")]))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -25,6 +25,7 @@ from wildlife import (
     geo,
     monthly_stop,
     outputs,
+    parallel,
     stage0,
     stage1,
     stage2,
@@ -75,7 +76,8 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
     """This machine's rates for a local run (None elsewhere: the price table knows the cloud's)."""
     if params["target"] != "local":
         return None
-    pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
+    pending = manifest.filter(pc.equal(manifest.column("status"), "pending"))  # the first few as dicts: enough
+    pending = pending.slice(0, max(calibration.PHOTOS, calibration.MIN_INPUT)).to_pylist()  # for calibrate's tests
     return calibration.calibrate(pending, detector_of(params),
                                  params.get("sequence_gap_s", EventRules.burst_gap_s),
                                  params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
@@ -119,21 +121,24 @@ def _s3_location(uri: str) -> dict[str, str | None]:
     return {"shards_bucket": bucket, "shards_key": key}
 
 
-def _stage0_loop(state: dict[str, Any], ctx: Context, pending: list[dict], prefix: str = "part-"):
+def _stage0_loop(state: dict[str, Any], ctx: Context, pending: pa.Table, prefix: str = "part-"):
     params = state["params"]
     table = deps.load(params["deployments_uri"]) if params.get("deployments_uri") else {}
-    done, resumed = checkpoint.run_chunks(
-        pending, key="photo_id", parts_uri=work_uri(state, CHECKPOINTS["Stage0Exif"]), schema=stage0.MEDIA_SCHEMA,
-        every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock", deadline=ctx.deadline,
-        work=lambda chunk: stage0.read_headers(chunk, table, params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS)),
-        prefix=prefix,
-    )
+    read = partial(stage0.read_headers, deployments=table,
+                   max_megapixels=params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
+    with parallel.chunk_mapper(read, len(pending)) as work:  # every core reads headers
+        done, resumed = checkpoint.run_chunks(
+            pending, key="photo_id", parts_uri=work_uri(state, CHECKPOINTS["Stage0Exif"]),
+            schema=stage0.MEDIA_SCHEMA, every=max(ctx.checkpoint_every, 1000), label="Stage 0  EXIF + clock",
+            deadline=ctx.deadline, work=work, prefix=prefix,
+        )
     return done, resumed, table
 
 
-def _pending(state: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    manifest = fs.read_table(table_uri(state, "manifest")).to_pylist()
-    return [r for r in manifest if r["status"] == "pending"], manifest
+def _pending(state: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
+    """The manifest's photos to read, and the whole manifest (tables: a million rows stay in Arrow)."""
+    manifest = fs.read_table(table_uri(state, "manifest"))
+    return manifest.filter(pc.equal(manifest.column("status"), "pending")), manifest
 
 
 def stage0_shard(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -150,14 +155,18 @@ def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     then the flags that need all photos at once, and the media table."""
     pending, manifest = _pending(state)
     done, resumed, table = _stage0_loop(state, ctx, pending)
-    rows = done.to_pylist() + [dict(r, clock_flags=[]) for r in manifest if r["status"] != "pending"]
-    media = stage0.finish(rows, table)
+    media = stage0.media_table(done, manifest.filter(pc.not_equal(manifest.column("status"), "pending")), table)
     fs.write_table(media, work_uri(state, "media.parquet"))
-    statuses = Counter(media.column("status").to_pylist())
-    flags = Counter(f for fl in media.column("clock_flags").to_pylist() if fl for f in fl)
+    statuses = _counts(media.column("status"))
+    flags = _counts(pc.list_flatten(media.column("clock_flags")))
     return {"media_uri": work_uri(state, "media.parquet"), "photos_ok": statuses.get("ok", 0),
             "failed": statuses.get("failed", 0), "skipped": statuses.get("skipped", 0),
             "resumed": resumed, "clock_flags": dict(flags), "deployments_in_table": len(table)}
+
+
+def _counts(values: pa.ChunkedArray) -> dict[str, int]:
+    """How often each value occurs, in order of first occurrence (as ``Counter``), without a Python list."""
+    return {r["values"]: r["counts"] for r in pc.value_counts(values).to_pylist() if r["values"] is not None}
 
 
 def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""Both cores for the per-photo loops: a chunk of photos split over worker processes, results in input order.
+
+Header reading is Python code (the GIL lets one thread run at a time), so the workers are processes. Where
+processes cannot start (AWS Lambda has no /dev/shm for their locks) the work runs in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+from typing import Any
+
+WORKERS_ENV = "ODIN_WORKERS"  # processes for the per-photo loops; default: the cores this process may use
+MIN_ITEMS = 2000  # fewer items than this run in this process: starting workers costs more than it saves
+
+
+def workers() -> int:
+    try:
+        wanted = int(os.environ.get(WORKERS_ENV) or 0)
+    except ValueError:
+        wanted = 0
+    return wanted if wanted > 0 else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+@contextmanager
+def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[Callable[[list[Any]], list[Any]]]:
+    """Yield ``run(chunk)``: ``fn`` over the chunk, split into one contiguous slice per worker, results joined in
+    order. One process (no pool) when there is one worker or fewer than ``MIN_ITEMS`` items in all."""
+    n = workers()
+    pool = None
+    if n > 1 and items >= MIN_ITEMS:
+        try:
+            pool = ProcessPoolExecutor(n, mp_context=get_context("fork"))
+        except (OSError, NotImplementedError, ValueError):
+            pool = None
+    if pool is None:
+        yield fn
+        return
+
+    def run(chunk: list[Any]) -> list[Any]:
+        size = -(-len(chunk) // n)
+        out: list[Any] = []
+        for part in pool.map(fn, [chunk[i:i + size] for i in range(0, len(chunk), size)]):
+            out.extend(part)
+        return out
+
+    with pool:
+        yield run
+
