@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from wildlife import clock, deployments, fs, species, tableschema
 from wildlife.classify import RANKS
@@ -87,13 +88,25 @@ def _deployments(images: list[dict], table_rows: list[dict[str, str]], coords: d
     return rows, fields, left_out
 
 
+# media columns no Camtrap DP field is made from: left out of the rows export holds (memory at a million photos)
+UNREAD = ("uri", "uri_raw", "size", "mtime", "reason", "deployment_assigned_by", "timestamp_source",
+          "timestamp_trusted", "width", "height", "user_label", "subsec_time_original", "offset_time_original",
+          "maker_datetime", "gps_latitude", "gps_longitude", "gps_altitude", "maker_event_number", "exif_error",
+          "detection_note", "sequence_id", "top_category", "max_conf", "n_detections")
+
+
+def _ok_rows(images: pa.Table) -> list[dict[str, Any]]:
+    ok = images.filter(pc.equal(images.column("status"), "ok"))
+    return ok.drop_columns([c for c in UNREAD if c in ok.column_names]).to_pylist()
+
+
 def export(
     out_uri: str, images: pa.Table, detections: pa.Table, events: pa.Table, *, deployments_uri: str | None,
     coords: dict[str, tuple[float, float]], detector: str, threshold: float, session_id: str,
 ) -> dict[str, Any]:
     """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts, completeness, warnings."""
     table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
-    all_ok = [r for r in images.to_pylist() if r["status"] == "ok"]
+    all_ok = _ok_rows(images)
     ok = [r for r in all_ok if r["deployment_id"]]
     dep_rows, dep_fields, left_out = _deployments(ok, table_rows, coords)
     kept = {r["deploymentID"] for r in dep_rows}

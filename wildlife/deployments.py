@@ -25,11 +25,14 @@ import io
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from wildlife import fs, geo
 from wildlife.errors import InputError
@@ -335,3 +338,14 @@ def coordinates(uri: str | None, media) -> dict[str, tuple[float, float]]:
     table = load(uri) if uri else {}
     rows = media.select(["deployment_id", "gps_latitude", "gps_longitude"]).to_pylist()
     return {dep_id: loc.point for dep_id, loc in locations(table, rows).items() if loc.point is not None}
+
+
+def by_deployment(media: pa.Table) -> Iterator[tuple[str | None, pa.Table]]:
+    """The rows of each deployment of a media table (a ``deployment_id`` column), by deployment id, rows without
+    one last: a caller turns one deployment's rows into Python objects at a time, never the whole run's."""
+    media = media.take(pc.sort_indices(media, [("deployment_id", "ascending")]))  # null ids sort to the end
+    counts = {r["values"]: r["counts"] for r in pc.value_counts(media.column("deployment_id")).to_pylist()}
+    offset = 0
+    for dep_id in sorted(k for k in counts if k is not None) + ([None] if None in counts else []):
+        yield dep_id, media.slice(offset, counts[dep_id])
+        offset += counts[dep_id]

@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -277,6 +278,12 @@ def read_bytes(uri: str | bytes) -> bytes:
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Write all of ``data`` or nothing: a reader never sees half a file, even after kill -9."""
+    write_stream(uri, lambda f: f.write(data))
+
+
+def write_stream(uri: str, fill: Callable[[Any], Any]) -> None:
+    """``fill(f)`` writes the file through ``f`` (a binary file), all of it or nothing, as ``write_bytes``: a
+    large file is written as it is made, never held whole in memory."""
     if is_local(uri):
         path = local_path(uri)
         folder = os.path.dirname(os.path.abspath(path))
@@ -284,7 +291,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                fill(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
@@ -296,7 +303,7 @@ def write_bytes(uri: str, data: bytes) -> None:
         return
     fs, path = filesystem(uri)
     with fs.open_output_stream(path) as f:  # S3 PUTs are atomic already
-        f.write(data)
+        fill(f)
 
 
 def read_json(uri: str) -> Any:
@@ -304,7 +311,20 @@ def read_json(uri: str) -> Any:
 
 
 def write_json(uri: str, obj: Any) -> None:
-    write_bytes(uri, json.dumps(obj, indent=2, default=str).encode())
+    """``obj`` as indented JSON, encoded piece by piece (megadetector.json of a million photos is hundreds of MB
+    as one string)."""
+    def fill(f) -> None:
+        pieces: list[str] = []
+        held = 0
+        for piece in json.JSONEncoder(indent=2, default=str).iterencode(obj):
+            pieces.append(piece)
+            held += len(piece)
+            if held > 1 << 20:  # about a MB at a time
+                f.write("".join(pieces).encode())
+                pieces, held = [], 0
+        f.write("".join(pieces).encode())
+
+    write_stream(uri, fill)
 
 
 def write_table(table: pa.Table, uri: str) -> None:

@@ -44,16 +44,12 @@ def deployments_summary(deployments_uri: str | None, media: pa.Table) -> tuple[p
     table = deployments.load(deployments_uri) if deployments_uri else {}
     cols = ["deployment_id", "status", "gps_latitude", "gps_longitude", "datetime_original", "subsec_time_original",
             "maker_datetime", "timestamp", "timestamp_local", "timestamp_trusted", "clock_flags"]
-    rows = media.select(cols).to_pylist()
-    clocks = clock.deployment_clocks(rows, table)
-    per: dict[str, list[dict[str, Any]]] = {dep_id: [] for dep_id in clocks}
-    for r in rows:
-        if r["deployment_id"] is not None:
-            per[r["deployment_id"]].append(r)
+    per = {dep_id: rows for dep_id, rows in deployments.by_deployment(media.select(cols)) if dep_id is not None}
     out, warnings = [], []
-    for dep_id in sorted(per):
-        dep, loc, rule = clocks[dep_id].deployment, clocks[dep_id].location, clocks[dep_id].rule
-        photos = per[dep_id]
+    for dep_id in sorted(per.keys() | table.keys()):  # one deployment's rows as dicts at a time
+        photos = per[dep_id].to_pylist() if dep_id in per else []
+        found = clock.deployment_clocks(photos, {dep_id: table[dep_id]} if dep_id in table else {})[dep_id]
+        dep, loc, rule = found.deployment, found.location, found.rule
         ok = [r for r in photos if r["status"] == "ok"]
         good = sorted((r for r in ok if r["timestamp_trusted"]), key=lambda r: r["timestamp"])
         if loc.point is None and loc.gps_point is not None:

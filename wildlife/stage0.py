@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from wildlife import clock, exif, fs
-from wildlife.deployments import Deployment, assign
+from wildlife.deployments import Deployment, assign, by_deployment
 from wildlife.errors import OdinError
 from wildlife.progress import progress_bar
 
@@ -211,14 +211,10 @@ def media_table(read: pa.Table, not_read: pa.Table, deployments: dict[str, Deplo
     rest = [dict(r, clock_flags=[], mtime=clock.epoch_utc(r["mtime"])) for r in not_read.to_pylist()]
     table = pa.concat_tables([read.select(MEDIA_SCHEMA.names).cast(MEDIA_SCHEMA),
                               pa.Table.from_pylist(rest, schema=MEDIA_SCHEMA)])
-    table = table.take(pc.sort_indices(table, [("deployment_id", "ascending")]))  # no deployment: at the end
-    counts = {r["values"]: r["counts"] for r in pc.value_counts(table.column("deployment_id")).to_pylist()}
-    order = sorted(k for k in counts if k is not None) + ([None] if None in counts else [])
-    pieces, offset = [], 0
+    pieces = []
     with progress_bar("Stage 0  clock, per deployment", total=table.num_rows, unit="rows") as advance:
-        for dep_id in order:
-            rows = table.slice(offset, counts[dep_id]).to_pylist()
-            offset += counts[dep_id]
+        for dep_id, rows_of_one in by_deployment(table):
+            rows = rows_of_one.to_pylist()
             pieces.append(finish(rows, deployments, now))
             advance(len(rows), doing=f"deployment {dep_id}" if dep_id else "files without a deployment")
     if not pieces:

@@ -12,11 +12,13 @@ Photos are decoded at 1/4 size (JPEG's DCT scaling: cheap, and plenty for a moti
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
 import numpy as np
 
+from wildlife import parallel
 from wildlife.detect import Detection, Result, decode, naming, sequence_of
 
 INFO_BAR_FRACTION = 0.05  # camera-trap info bars (date, temperature) change between frames: ignore them
@@ -44,6 +46,7 @@ class MotionDetector:
         self.context = margin  # neighbours of the same sequence a batch needs on each side of its photos
         self.window = block + 2 * margin
         self.max_held = 0  # the most decoded frames held at once so far (for tests and benchmarks)
+        self._threads: ThreadPoolExecutor | None = None
 
     def chunk_key(self, photo: dict[str, Any]) -> Any:
         """Photos with the same key must be detected in one batch: a block of a sequence."""
@@ -71,19 +74,33 @@ class MotionDetector:
             window = [members[k] for k in range(lo, hi) if k in members]
             for i in set(frames) - set(window):
                 del frames[i]
-            for i in window:
-                if i not in frames and i not in failed:
-                    try:
-                        frames[i] = _decode(batch[i])
-                    except decode.Undecodable as exc:
-                        failed.add(i)
-                        results[i] = Result(failure=str(exc))
+            todo = [i for i in window if i not in frames and i not in failed]
+            for i, frame in zip(todo, self._decoder().map(_decode_or_failure, [batch[i] for i in todo]), strict=True):
+                if isinstance(frame, decode.Undecodable):
+                    failed.add(i)
+                    results[i] = Result(failure=str(frame))
+                else:
+                    frames[i] = frame
             self.max_held = max(self.max_held, len(frames))
             targets = {members[k] for k in range(start, end) if k in members}
             with naming(batch[min(targets)]):
                 compared = _compare(frames, targets)
             for i in targets - failed:
                 results[i] = compared[i]
+
+
+    def _decoder(self) -> ThreadPoolExecutor:
+        """Threads that decode a window's photos on every core (OpenCV's decoder releases the GIL)."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(parallel.workers(), thread_name_prefix="motion-decode")
+        return self._threads
+
+
+def _decode_or_failure(photo: dict[str, Any]) -> np.ndarray | decode.Undecodable:
+    try:
+        return _decode(photo)
+    except decode.Undecodable as exc:
+        return exc
 
 
 def _blocks(size: int, block: int) -> int:
