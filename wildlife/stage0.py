@@ -1,8 +1,8 @@
 """Stage 0: list the input, read every photo's header, assign deployments, fix the clock.
 
-Every file under the input gets exactly one row in the media table, whatever it is: photos get
-``status=ok``; files that cannot be used get ``failed`` with the reason; files outside the run
-(not photos, beyond ``--max-images``) get ``skipped`` with the reason.
+Every file under the input gets exactly one row in the media table, whatever it is: photos and videos
+(``wildlife.video``) get ``status=ok``; files that cannot be used get ``failed`` with the reason; files
+outside the run (neither photos nor videos, beyond ``--max-images``) get ``skipped`` with the reason.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import clock, exif, fs
+from wildlife import clock, exif, fs, video
 from wildlife.deployments import Deployment, assign
 from wildlife.errors import OdinError
 
@@ -54,6 +54,7 @@ MEDIA_SCHEMA = pa.schema([
     ("clock_flags", pa.list_(pa.string())),
     ("timestamp_trusted", pa.bool_()),  # clock.trusted(clock_flags) and a timestamp exists
     *HEADER_FIELDS,
+    *video.VIDEO_FIELDS,
 ])
 
 
@@ -62,10 +63,11 @@ def photo_id(relpath: str) -> str:
 
 
 def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
-         output_uri: str | None = None) -> pa.Table:
+         output_uri: str | None = None, video_sample: str | None = None) -> pa.Table:
     """The manifest: one row per file under ``input_uri``, in relative-path order.
 
-    ``--max-images N`` keeps the first N photo files in that order; the rest are skipped with a reason.
+    ``--max-images N`` keeps the first N photo files in that order (a video counts as its frames sampled
+    under ``video_sample``); the rest are skipped with a reason.
     ``output_uri`` (the run's own folder, when it lies inside the input) is never listed.
     """
     rows = []
@@ -83,12 +85,15 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
             row.update(status="failed", reason=entry.error)
         elif entry.skipped:
             row.update(status="skipped", reason=entry.skipped)
-        elif ext not in PHOTO_EXTENSIONS:
-            row.update(status="skipped", reason=f"not a photo file (extension {ext or 'none'!r})")
-        elif max_images is not None and photos >= max_images:
-            row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path)")
-        else:
-            photos += 1
+        elif ext not in PHOTO_EXTENSIONS and ext not in video.VIDEO_EXTENSIONS:
+            row.update(status="skipped", reason=f"not a photo or video file (extension {ext or 'none'!r})")
+        elif max_images is not None:
+            items = video.sampled_count(openable(row), video_sample) if ext in video.VIDEO_EXTENSIONS else 1
+            if photos + items > max_images:
+                why = f"; a video counts as its {items} sampled frames" if ext in video.VIDEO_EXTENSIONS else ""
+                row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path{why})")
+            else:
+                photos += items
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
 
@@ -151,9 +156,12 @@ def read_headers(
         try:
             try:
                 with fs.open_read(openable(item)) as f:
-                    row.update(exif.read_header(f, item["size"], max_megapixels))
+                    if video.is_video(item["relpath"]):
+                        row.update(video.read_metadata(f, item["relpath"]))
+                    else:
+                        row.update(exif.read_header(f, item["size"], max_megapixels))
                 row["status"], row["reason"] = "ok", None
-            except exif.BadPhoto as exc:
+            except (exif.BadPhoto, video.BadVideo) as exc:
                 row["status"], row["reason"] = "failed", str(exc)
             except OSError as exc:
                 row["status"], row["reason"] = "failed", f"cannot read file: {exc.strerror or exc}"
@@ -186,6 +194,7 @@ def finish(
     clocks = clock.deployment_clocks(media_rows, deployments or {})
     for row in media_rows:
         row["mtime"] = clock.epoch_utc(row.get("mtime"))
+        row["media_type"] = video.media_type(row["relpath"])
         if row.get("deployment_assigned_by") is None:  # skipped before reading: no time to place
             continue
         found = clocks.get(row["deployment_id"], clock.NO_DEPLOYMENT)

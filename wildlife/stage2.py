@@ -23,6 +23,7 @@ DETECTION_SCHEMA = pa.schema([
     ("label", pa.string()), ("scientific_name", pa.string()), ("common_name", pa.string()),
     ("taxon_rank", pa.string()), ("class_score", pa.float64()), ("label_score", pa.float64()),
     ("label_source", pa.string()), ("classifier", pa.string()),
+    ("frame_number", pa.int64()),  # a video's frame (``wildlife.video_results``; its time is ``timestamp``), else null
 ])
 
 EVENT_SCHEMA = pa.schema([
@@ -65,12 +66,17 @@ def per_photo(detections: pa.Table, threshold: float) -> pa.Table:
                    pc.invert(detections.column("suspected_static")))
     pos = detections.filter(keep)
     best: dict[str, tuple[str, float]] = {}
-    counts: dict[tuple[str, str], int] = {}
-    for pid, cat, conf in zip(pos.column("photo_id").to_pylist(), pos.column("category").to_pylist(),
-                              pos.column("conf").to_pylist(), strict=True):
+    counts: dict[tuple, int] = {}
+    frames = pos.column("frame_number").to_pylist() if "frame_number" in pos.column_names else [None] * pos.num_rows
+    for pid, cat, conf, frame in zip(pos.column("photo_id").to_pylist(), pos.column("category").to_pylist(),
+                                     pos.column("conf").to_pylist(), frames, strict=True):
         if pid not in best or conf > best[pid][1]:
             best[pid] = (cat, conf)
-        counts[(pid, cat)] = counts.get((pid, cat), 0) + 1
+        counts[(pid, frame, cat)] = counts.get((pid, frame, cat), 0) + 1
+    per_frame: dict[tuple[str, str], int] = {}  # a video's count: its largest in one frame, never a sum
+    for (pid, _, cat), n in counts.items():
+        per_frame[(pid, cat)] = max(per_frame.get((pid, cat), 0), n)
+    counts = per_frame
     ids = sorted(best)
     return pa.table({
         "photo_id": pa.array(ids, pa.string()),
@@ -92,10 +98,19 @@ def _event_numbers(photos: pa.Table, rules: EventRules, method: str | None = Non
         usable &= np.asarray(photos.column("usable_time").fill_null(False).to_numpy(zero_copy_only=False))
     micros = photos.column("timestamp").cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
     if (method or rules.method) == "gap":
-        number = events.assign_gap(np.where(usable, codes, -1), micros / 1e6, positive, rules.event_gap_s)
+        ends = _end_micros(photos, micros) / 1e6
+        number = events.assign_gap(np.where(usable, codes, -1), micros / 1e6, positive, rules.event_gap_s, ends)
     else:
         number = events.assign(np.where(usable & positive, codes, -1), micros / 1e6, rules)
     return number, codes, names, positive, micros
+
+
+def _end_micros(photos: pa.Table, micros: np.ndarray) -> np.ndarray:
+    """Each row's end (``timestamp_end``: a video's start + duration), else its ``timestamp``."""
+    if "timestamp_end" not in photos.column_names:
+        return micros
+    ends = photos.column("timestamp_end").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return np.maximum(np.where(np.isnan(ends.astype(float)), micros, ends), micros).astype(np.int64)
 
 
 def group_events(photos: pa.Table, rules: EventRules) -> tuple[pa.Array, pa.Table]:
@@ -103,7 +118,8 @@ def group_events(photos: pa.Table, rules: EventRules) -> tuple[pa.Array, pa.Tabl
 
     ``photos`` has ``deployment_id``, ``timestamp`` and, for positive rows, ``top_category``, ``max_conf`` and
     ``n_detections`` (null elsewhere); optionally ``usable_time`` (False: the row takes part in no event, e.g.
-    a photo whose clock cannot be trusted). An event's times and photo count cover all its photos; its category,
+    a photo whose clock cannot be trusted) and ``timestamp_end`` (a video's end: the event spans it, and the
+    gap to the next photo counts from it). An event's times and photo count cover all its photos; its category,
     confidence and count come from its positive photos.
     """
     number, codes, names, positive, micros = _event_numbers(photos, rules)
@@ -114,7 +130,7 @@ def group_events(photos: pa.Table, rules: EventRules) -> tuple[pa.Array, pa.Tabl
     start = np.full(m, np.iinfo(np.int64).max)
     end = np.full(m, np.iinfo(np.int64).min)
     np.minimum.at(start, ev, t)
-    np.maximum.at(end, ev, t)
+    np.maximum.at(end, ev, _end_micros(photos, micros)[valid])  # a video spans [start, start + duration]
     photo_count = np.bincount(ev, minlength=m)
     dep_of_event = np.zeros(m, dtype=np.int64)
     dep_of_event[ev] = codes[valid]

@@ -182,12 +182,14 @@ def _has_photos(folder: str) -> None:
     """Refuse (exit 2, nothing written) a local input folder without a single photo file. Stops at the first
     photo; a linked or unreadable folder is left to the run, which lists what it finds there."""
     from wildlife.stage0 import PHOTO_EXTENSIONS  # noqa: PLC0415
+    from wildlife.video import VIDEO_EXTENSIONS  # noqa: PLC0415
 
+    media = PHOTO_EXTENSIONS | VIDEO_EXTENSIONS
     files, unsure = 0, []
     for parent, dirs, names in os.walk(folder, onerror=unsure.append):
         if unsure or any(os.path.islink(os.path.join(parent, d)) for d in dirs):
             return
-        if any(os.path.splitext(n)[1].lower() in PHOTO_EXTENSIONS for n in names):
+        if any(os.path.splitext(n)[1].lower() in media for n in names):
             return
         files += len(names)
     if not unsure:
