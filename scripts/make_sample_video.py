@@ -28,7 +28,7 @@ def scene(rng: np.random.Generator) -> np.ndarray:
     w, h = SIZE
     img = np.zeros((h, w, 3), np.uint8)
     img[:] = (70, 95, 80)
-    img[h // 2:] = (60, 70, 55)  # bank and water
+    img[h // 2:] = (95, 105, 90)  # bank and water
     for _ in range(40):  # reeds
         x = int(rng.integers(0, w))
         cv2.line(img, (x, h // 2), (x + int(rng.integers(-8, 8)), h // 2 - int(rng.integers(20, 80))), (50, 120, 60), 2)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import clock, deployments, fs, tableschema
+from wildlife import clock, deployments, fs, tableschema, video, video_outputs
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -101,7 +101,9 @@ def export(
         "mediaID": r["photo_id"], "deploymentID": r["deployment_id"],
         "captureMethod": "timeLapse" if r.get("trigger_mode") == "Time Lapse" else "activityDetection",
         "timestamp": _stamp(clock.local_time(r)), "filePath": r["relpath"], "filePublic": False,
-        "fileName": r["relpath"].rsplit("/", 1)[-1], "fileMediatype": MEDIATYPE.get(r["format"], "image/jpeg"),
+        "fileName": r["relpath"].rsplit("/", 1)[-1],
+        "fileMediatype": video.mime(r["relpath"]) if r.get("media_type") == "video"
+        else MEDIATYPE.get(r["format"], "image/jpeg"),
         "exifData": json.dumps({k: r[k] for k in ("make", "model", "serial_number", "datetime_original",
                                                   "maker_sequence_index", "maker_sequence_length",
                                                   "ambient_temperature_c", "moon_phase") if r.get(k) is not None}),
@@ -110,22 +112,25 @@ def export(
     obs = []
     positive_photos = set()
 
-    def media_level(photo: dict[str, Any]) -> dict[str, Any]:
+    def media_level(photo: dict[str, Any], detection: dict[str, Any] | None = None) -> dict[str, Any]:
         flags = [f for f in photo.get("clock_flags") or () if f in clock.UNTRUSTED_FLAGS]
+        start = end = clock.local_time(photo)
+        if photo.get("media_type") == "video":  # observations span the frames (wildlife.video_outputs)
+            start, end = video_outputs.span(photo, start, detection)
         return {"deploymentID": photo["deployment_id"], "mediaID": photo["photo_id"], "eventID": photo.get("event_id"),
-                "eventStart": _stamp(clock.local_time(photo)), "eventEnd": _stamp(clock.local_time(photo)),
+                "eventStart": _stamp(start), "eventEnd": _stamp(end),
                 "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": detector,
                 "classificationTimestamp": now,
                 "observationComments": f"timestamp untrusted: {', '.join(flags)}" if flags else None}
 
-    for d in detections.to_pylist():
+    for d in video_outputs.camtrap_detections(detections.to_pylist(), threshold):  # a video: one per category
         photo = by_photo.get(d["photo_id"])
         if photo is None or d["suspected_static"] or d["conf"] < threshold:
             continue
         positive_photos.add(d["photo_id"])
         obs.append(dict(
-            media_level(photo), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
-            count=1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
+            media_level(photo, d), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
+            count=d.get("count") or 1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
             bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4)))
     for pid, photo in by_photo.items():
         if pid not in positive_photos:

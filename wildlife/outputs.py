@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 import wildlife
-from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1
+from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1, video_outputs
 from wildlife.detect import mdjson
 from wildlife.graph import table_uri
 
@@ -96,7 +96,11 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
             fs.write_table(table, fs.join(out_uri, name))
     det = state["Stage1Detect"]["detector"]
     md_uri = fs.join(out_uri, "megadetector.json")
-    fs.write_json(md_uri, mdjson.build(media, files["detections.parquet"], det))
+    md = video_outputs.with_videos(mdjson.build(media, files["detections.parquet"], det), media,
+                                   files["detections.parquet"])  # MegaDetector's video convention
+    fs.write_json(md_uri, md)
+    frames_uri = video_outputs.write_frames(out_uri, md, media, stage1.read_results(table_uri(state, "results")),
+                                            files["detections.parquet"])
     package_uri = fs.join(out_uri, "camtrap-dp")
     package = camtrapdp.export(
         package_uri, media, files["detections.parquet"], clusters, deployments_uri=params.get("deployments_uri"),
@@ -110,8 +114,8 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state, camtrap_dp=package)
     report_uri = fs.join(out_uri, "run_report.json")
     html_uri = fs.join(out_uri, "report.html")
-    created = [fs.join(out_uri, n) for n in files] + [md_uri, fs.join(package_uri, "datapackage.json"), html_uri,
-                                                      report_uri]
+    created = [fs.join(out_uri, n) for n in files] + [md_uri, *([frames_uri] if frames_uri else []),
+                                                      fs.join(package_uri, "datapackage.json"), html_uri, report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
                "files_created": created, "warnings": deployment_warnings}
     state = dict(state, WriteOutputs=dict(payload))

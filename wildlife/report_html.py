@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs, weather
+from wildlife import fs, video_outputs, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife.deployments import Deployment
@@ -44,6 +44,10 @@ def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
         img = cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
     except OSError:
         return None
+    return _drawn(img, boxes)
+
+
+def _drawn(img: np.ndarray | None, boxes: list[dict[str, Any]]) -> str | None:
     if img is None:
         return None
     scale = 320 / img.shape[1]
@@ -146,6 +150,8 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
             continue
         best = max(photos_of_event[e["cluster_id"]], key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
         row = rows_by_photo[best]
+        if row.get("media_type") == "video":  # its best frame is shown under Videos
+            continue
         src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best])
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
@@ -153,6 +159,22 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
                            f'{e["max_conf"]:.2f} · {e["photo_count"]} photos · {html.escape(row["relpath"])}'
                            f'</figcaption></figure>')
     return "".join(figures) or "<p>No positive events.</p>"
+
+
+def _videos(images: pa.Table, positives: list[dict]) -> str:
+    """Each video with a positive detection (the best first): the frame of its best detection, boxes drawn."""
+    figures = []
+    for row, img, boxes in video_outputs.best_frames(images, positives):
+        src = _drawn(img, boxes)
+        caption = (f'{html.escape(row["relpath"])} · frame {row["best_frame"]} of {row.get("frame_count")} · '
+                   f'{row["top_category"]} {row["max_conf"]:.2f} · {len(row.get("frames_with_detections") or [])} of '
+                   f'{row.get("frames_sampled")} sampled frames with detections')
+        figures.append(f'<figure><img class="thumb" alt="{html.escape(row["relpath"])}" src="{src}">'
+                       f'<figcaption>{caption}</figcaption></figure>' if src
+                       else f'<figure><figcaption>{caption} (frame cannot be decoded now)</figcaption></figure>')
+    if not figures:
+        return ""
+    return f'<section id="videos"><h2>Videos</h2><div class="thumbs">{"".join(figures)}</div></section>'
 
 
 def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clusters: pa.Table,
@@ -175,7 +197,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     weather_more = (f"<p>{len(events) - LIST_LIMIT} more events in clusters.parquet.</p>"
                     if len(events) > LIST_LIMIT else "")
     est, measured = report.get("estimate") or {}, report.get("measured") or {}
-    media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id")
+    media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id", "media_type")
                                 if c in images.column_names]).to_pylist()
     figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events)
     det = report.get("detector") or {}
@@ -218,6 +240,7 @@ ends; from <i>photos</i>: the calendar days from the first to the last photo wit
 <section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
 {_scroll(plots.timeline(placed.events, [s["deployment"] for s in summary]), len(summary))}</section>
 <section><h2>Top events</h2><div class="thumbs">{figures}</div></section>
+{_videos(images, positives)}
 <section><h2>Failed and skipped files</h2>{_failures(facts.failures(rows, LIST_LIMIT))}</section>
 <section id="clock-flags"><h2>Clock flags</h2>
 {_table(["flag", "photos", "time left out", "examples"],

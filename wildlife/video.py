@@ -197,7 +197,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = (getattr(exc, "strerror", None) or str(exc)).strip().splitlines()  # FFmpeg's, without the file object
     return f"{type(exc).__name__}: {(text[-1] if text else '')[:200]}"
 
 
