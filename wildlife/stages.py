@@ -27,6 +27,7 @@ from wildlife import (
     stage0,
     stage1,
     stage2,
+    video,
     video_results,
     weather,
 )
@@ -79,6 +80,7 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     monthly_stop.refuse_run_if_stopped(params)  # the stack stopped spending this month: exit 3, nothing started
+    video.parse_sample(params.get("video_sample") or video.DEFAULT_SAMPLE)  # a bad --video-sample: exit 2 now
     if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
         detectors.check(params["detector"])  # opens the model, runs it once: a bad file is exit 2 before any work
     manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),

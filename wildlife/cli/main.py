@@ -43,6 +43,15 @@ def _opt(*decls, name: str, **kw):
     return click.option(*decls, name, help=field.metadata["help"], **kw)
 
 
+def _video_sample(ctx, param, value):
+    """Refuse a --video-sample that is not '1s'/'0.5s'/'30f' before anything starts (exit 2, with the hint)."""
+    from wildlife import video  # noqa: PLC0415
+
+    if value is not None:
+        video.parse_sample(value)
+    return value
+
+
 def _common(f):
     options = [
         _opt("--input", name="input_uri", required=True),
@@ -57,7 +66,7 @@ def _common(f):
         _opt("--classifier", name="classifier"),
         _opt("--speed", name="speed", type=click.Choice(["accurate", "balanced", "fast"])),
         _opt("--expected-empty-share", name="expected_empty_share", type=Number(0, 1)),
-        _opt("--video-sample", name="video_sample"),
+        _opt("--video-sample", name="video_sample", callback=_video_sample),
     ]
     for option in reversed(options):
         f = option(f)
@@ -87,7 +96,8 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
 def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
              prices_uri, **more):
     """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
-    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri)
+    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri,
+                       video_sample=more.get("video_sample"))
     _print_estimate(est, budget_dkk)
     try:
         budget.guard(est, budget_dkk, max_job_duration)

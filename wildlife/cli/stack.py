@@ -88,10 +88,12 @@ def run_cloud(run) -> None:
     # a local input: only the photos the run will process are uploaded, and the estimate prices exactly those
     # (their bytes, one PUT each); the other files are listed in <output>/not_uploaded.csv with the reason
     manifest = None if "://" in run.input_uri else \
-        stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri)
+        stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri,
+                    video_sample=run.video_sample)
     if not emulated:
         est = estimate_for(run.input_uri, run.max_images, "aws", run.detector,  # budget prices auto for AWS
-                           run.use_spot, run.instance_type, run.prices_uri, manifest=manifest)
+                           run.use_spot, run.instance_type, run.prices_uri, manifest=manifest,
+                           video_sample=run.video_sample)
         try:
             budget.guard(est, run.budget_dkk, run.max_job_duration)  # before anything is uploaded or started
         except budget.BudgetExceeded as exc:
