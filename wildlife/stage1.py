@@ -115,6 +115,7 @@ def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
     A chunk may end inside a sequence (at a boundary the detector's ``chunk_key`` allows); it then brings
     the ``detector.context`` neighbours on each side that its photos are compared with.
     """
+    photos = [p if "item_id" in p else dict(p, item_id=p["photo_id"]) for p in photos]  # photos key themselves
     position = {p["item_id"]: i for i, p in enumerate(photos)}
 
     def work(chunk):
