@@ -119,6 +119,11 @@ def test_the_frame_asked_for_is_the_frame_decoded(clips, name):
             img = video.read_frame(f, n, 30.0)
         assert np.array_equal(img, reference[n]), n  # seek + decode forward = the same pixels
         assert abs(grey(img) - (20 + 2 * n)) < 5  # and it is frame n the writer wrote (colour conversion shifts it)
+    try:  # a video kept open between frames (Stage 1's reader): forwards, backwards, the same frame twice
+        for n in (0, 30, 13, 89, 12, 12, 0, 47):
+            assert np.array_equal(video.read_frame_at(str(clips[name]), n, 30.0), reference[n]), n
+    finally:
+        video.release()
 
 
 def test_a_frame_past_the_end_or_in_a_cut_file_is_a_reason_not_an_exception(clips):

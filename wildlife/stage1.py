@@ -128,11 +128,14 @@ def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
         return [dict(result_row(p["photo_id"], results[p["item_id"]], p["sequence_id"]), **video_results.item_fields(p))
                 for p in chunk]
 
-    return checkpoint.run_chunks(
-        photos, key="item_id", parts_uri=parts_uri, schema=RESULT_SCHEMA, every=every,
-        label=f"Stage 1  {detector.name}", deadline=deadline, work=work,
-        group=lambda p: p["photo_id"] if p.get("frame_number") is not None else detector.chunk_key(p),
-    )
+    try:
+        return checkpoint.run_chunks(
+            photos, key="item_id", parts_uri=parts_uri, schema=RESULT_SCHEMA, every=every,
+            label=f"Stage 1  {detector.name}", deadline=deadline, work=work,
+            group=lambda p: p["photo_id"] if p.get("frame_number") is not None else detector.chunk_key(p),
+        )
+    finally:
+        video.release()  # a video this thread decoded frames of (the motion baseline decodes here)
 
 
 def require_some_success(results: pa.Table, parts_uri: str | None = None) -> None:

@@ -17,8 +17,10 @@ the video's start, assuming a constant frame rate (as MegaDetector's ``frame_rat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import threading
 from datetime import datetime
 from typing import IO, Any
 
@@ -215,26 +217,101 @@ def read_frame(f: IO[bytes] | str, frame_number: int, fps: float | None) -> np.n
 
     try:
         with av.open(f, mode="r", metadata_errors="replace") as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            tb = stream.time_base
-            start = stream.start_time or 0
-            seeked = bool(fps and tb) and frame_number > 0
-            if seeked:
-                container.seek(start + int(frame_number / fps / tb), stream=stream, backward=True)
-            for n, frame in enumerate(container.decode(stream)):
-                if frame.pts is not None and fps and tb:
-                    index = round(float((frame.pts - start) * tb) * fps)
-                elif not seeked:
-                    index = n
-                else:
-                    raise BadVideo(f"cannot find frame {frame_number}: the frames carry no timestamps")
-                if index >= frame_number:
-                    return frame.to_ndarray(format="bgr24")
+            return _decode_at(_Reader(container), frame_number, fps)
     except BadVideo:
         raise
     except Exception as exc:  # whatever FFmpeg makes of the bytes is this frame's reason
         raise BadVideo(f"cannot decode frame {frame_number}: {_short(exc)}") from exc
+
+
+class _Reader:
+    """An open container and where its decoder stands: the last frame decoded (``cursor``), the frames still
+    to come from it (``frames``), and ``run``, the most frames a seek has had to decode to reach its target
+    (about the keyframe interval, learnt as it goes)."""
+
+    def __init__(self, container, uri: str | bytes | None = None, file: IO[bytes] | None = None):
+        self.container, self.uri, self.file = container, uri, file
+        self.cursor: int | None = None
+        self.frames = None
+        self.run = 0
+
+    def close(self) -> None:
+        for closable in (self.container, self.file):
+            with contextlib.suppress(Exception):  # closing a broken reader: nothing left to save
+                if closable is not None:
+                    closable.close()
+
+
+_held = threading.local()  # per decoding thread: the video it read last, still open
+
+
+def read_frame_at(uri: str | bytes, frame_number: int, fps: float | None) -> np.ndarray:
+    """``read_frame`` of the video at ``uri``, kept open in this thread for its next frame: opening an H.264
+    file costs FFmpeg more than seeking in it (it decodes a frame to learn the stream), and a video's sampled
+    frames come one after another. A frame less than a keyframe interval ahead of the last one is reached by
+    decoding on rather than seeking back to its keyframe (what matters for long keyframe intervals). The
+    file is closed when the thread reads another video, or by ``release``."""
+    import av  # noqa: PLC0415
+
+    from wildlife import fs  # noqa: PLC0415
+
+    reader = getattr(_held, "reader", None)
+    if reader is None or reader.uri != uri:
+        release()
+        f = fs.open_read(uri)  # OSError: the caller's "cannot read file"
+        try:
+            reader = _Reader(av.open(f, mode="r", metadata_errors="replace"), uri, f)
+        except Exception as exc:  # whatever FFmpeg makes of the bytes is this frame's reason
+            f.close()
+            raise BadVideo(f"cannot decode frame {frame_number}: {_short(exc)}") from exc
+        _held.reader = reader
+    try:
+        return _decode_at(reader, frame_number, fps)
+    except Exception as exc:
+        release()  # a reader left in an unknown state is not reused
+        if isinstance(exc, BadVideo):
+            raise
+        raise BadVideo(f"cannot decode frame {frame_number}: {_short(exc)}") from exc
+
+
+def release() -> None:
+    """Close the video this thread holds open (``read_frame_at``), if any."""
+    reader = getattr(_held, "reader", None)
+    _held.reader = None
+    if reader is not None:
+        reader.close()
+
+
+def _decode_at(reader: _Reader, frame_number: int, fps: float | None) -> np.ndarray:
+    container = reader.container
+    stream = container.streams.video[0]
+    tb = stream.time_base
+    start = stream.start_time or 0
+    timed = bool(fps and tb)
+    ahead = reader.cursor is not None and 0 < frame_number - reader.cursor <= reader.run
+    if reader.frames is None or (not ahead and (frame_number > 0 or reader.cursor is not None)):
+        if reader.frames is None:
+            stream.thread_type = "SLICE"  # frame threading would hold back each frame after a seek
+        if timed and (frame_number > 0 or reader.cursor is not None):
+            container.seek(start + int(frame_number / fps / tb), stream=stream, backward=True)
+        elif reader.cursor is not None:
+            raise BadVideo(f"cannot find frame {frame_number}: the frames carry no timestamps")
+        reader.frames, reader.cursor, first = container.decode(stream), None, True
+    else:
+        first = False
+    for n, frame in enumerate(reader.frames):
+        if frame.pts is not None and timed:
+            index = round(float((frame.pts - start) * tb) * fps)
+        elif frame_number == 0 or (reader.cursor is None and not timed):
+            index = n
+        else:
+            raise BadVideo(f"cannot find frame {frame_number}: the frames carry no timestamps")
+        if first:
+            reader.run, first = max(reader.run, frame_number - index), False  # the keyframe we landed on
+        reader.cursor = index
+        if index >= frame_number:
+            return frame.to_ndarray(format="bgr24")
+    reader.frames = None
     raise BadVideo(f"frame {frame_number} is past the video's last decodable frame (truncated file?)")
 
 

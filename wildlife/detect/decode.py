@@ -73,8 +73,7 @@ _GRAY = {cv2.IMREAD_GRAYSCALE, cv2.IMREAD_REDUCED_GRAYSCALE_2, cv2.IMREAD_REDUCE
 def _video_frame(photo: dict[str, Any], flag: int | Callable[[int, int], int]) -> np.ndarray:
     """A video frame's pixels as the OpenCV ``flag`` would give a photo's (grey, reduced), or ``Undecodable``."""
     try:
-        with fs.open_read(photo["uri"]) as f:
-            img = video.read_frame(f, photo["frame_number"], photo.get("fps"))
+        img = video.read_frame_at(photo["uri"], photo["frame_number"], photo.get("fps"))
     except video.BadVideo as exc:
         raise Undecodable(str(exc)) from exc
     except OSError as exc:
