@@ -143,7 +143,7 @@ def test_run_on_aws_uploads_only_the_photos_it_prices(stack, s3_env, tmp_path):
     assert len(sent) == 1 and sent[0]["Key"].endswith(".JPG")
     listed = {r["relpath"]: r for r in csv.DictReader((out / "not_uploaded.csv").open())}
     assert len(listed) == 10  # the other 9 photos and the video, each with its reason
-    assert "not a photo" in listed["62c200a9/MOVI0001.AVI"]["reason"]
+    assert "beyond --max-images 1" in listed["62c200a9/MOVI0001.AVI"]["reason"]  # a video now, past the limit
 
 
 def test_not_deployed_says_how_to_deploy(tmp_path):

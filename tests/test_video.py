@@ -191,7 +191,7 @@ def test_max_images_counts_a_video_as_its_sampled_frames(clips, tmp_path):
     manifest = {r["relpath"]: r for r in stage0.scan(str(tmp_path), 5, video_sample="1s").to_pylist()}
     assert manifest["a.mp4"]["status"] == "pending"
     assert manifest["b.mp4"]["status"] == "skipped"
-    assert "a video counts as its 3 sampled frames" in manifest["b.mp4"]["reason"]
+    assert "a video counts as its sampled frames: 3" in manifest["b.mp4"]["reason"]
     manifest = {r["relpath"]: r for r in stage0.scan(str(tmp_path), 5, video_sample="1.5s").to_pylist()}
     assert {r["status"] for r in manifest.values()} == {"pending"}  # 2 + 2 frames
     assert video_results.items_to_run(stage0.scan(str(tmp_path), None), "0.5s") == 12

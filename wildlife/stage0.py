@@ -90,7 +90,7 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
         elif max_images is not None:
             items = video.sampled_count(openable(row), video_sample) if ext in video.VIDEO_EXTENSIONS else 1
             if photos + items > max_images:
-                why = f"; a video counts as its {items} sampled frames" if ext in video.VIDEO_EXTENSIONS else ""
+                why = f"; a video counts as its sampled frames: {items}" if ext in video.VIDEO_EXTENSIONS else ""
                 row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path{why})")
             else:
                 photos += items
