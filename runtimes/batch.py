@@ -19,6 +19,7 @@ import sys
 
 from wildlife import detect, stage1
 from wildlife.checkpoint import DEFAULT_EVERY
+from wildlife.video import DEFAULT_SAMPLE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", default=os.environ.get("ODIN_DETECTOR", "megadetector"))
     parser.add_argument("--sequence-gap", type=float, default=60.0)
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_EVERY)
-    parser.add_argument("--video-sample", default="1s", help="frames of a video to run: '1s' or '30f'")
+    parser.add_argument("--video-sample", default=DEFAULT_SAMPLE, help="frames of a video to run: '1s' or '30f'")
     args = parser.parse_args(argv)
     index = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
     size = int(os.environ.get("AWS_BATCH_JOB_ARRAY_SIZE", "1"))

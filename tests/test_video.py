@@ -164,6 +164,13 @@ def test_a_bad_video_sample_stops_the_cli_before_anything_starts(tmp_path):
     assert "not a sampling interval" in result.stderr and not (tmp_path / "out").exists()
 
 
+def test_the_estimate_counts_sampled_frames_not_files(tmp_path):
+    result = odin("estimate", "--input", str(SAMPLE / "videos"), "--budget", "5", "--detector", "motion",
+                  "--video-sample", "0.5s")
+    assert result.returncode == 0, result.stderr
+    assert "Estimate for 8 photos" in " ".join((result.stdout + result.stderr).split())  # 4 s at 0.5 s: 8 frames
+
+
 def _stage0(folder: Path, max_images=None, spec="1s") -> pa.Table:
     manifest = stage0.scan(str(folder), max_images, video_sample=spec)
     pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]

@@ -168,7 +168,7 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                "stage1_command": ["--input", table_uri(state, "media"),
                                   "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
                                   "--detector", params["detector"], "--sequence-gap", str(params["sequence_gap_s"]),
-                                  "--video-sample", params.get("video_sample") or "1s"]}
+                                  "--video-sample", params.get("video_sample") or video.DEFAULT_SAMPLE]}
     state["CostEstimation"] = payload
     budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
     return payload
@@ -180,7 +180,7 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     stage1.run_shard(table_uri(state, "media"), work_uri(state, CHECKPOINTS["Stage1Detect"]), params["detector"],
                      params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
                      params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS),
-                     params.get("video_sample") or "1s")
+                     params.get("video_sample") or video.DEFAULT_SAMPLE)
     return stage1_collect(state, ctx)
 
 

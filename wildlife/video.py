@@ -28,11 +28,12 @@ import numpy as np
 import pyarrow as pa
 
 from wildlife.errors import InputError
+from wildlife.runinput import RunInput
 
 VIDEO_MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".avi": "video/x-msvideo",
               ".3gp": "video/3gpp", ".mkv": "video/x-matroska", ".mts": "video/mp2t"}  # compared lower-case
 VIDEO_EXTENSIONS = frozenset(VIDEO_MIME)
-DEFAULT_SAMPLE = "1s"  # RunInput.video_sample's default (one frame a second)
+DEFAULT_SAMPLE = RunInput.default("video_sample")  # one frame a second
 MAX_SAMPLED_FRAMES = 20_000  # per video: 5.5 h at one frame a second; later frames are not run (frames_sampled)
 
 # images.parquet's video columns (null for photos); ``media_type`` is set for every file Odin reads
