@@ -16,6 +16,13 @@ from wildlife.errors import InputError, OdinError
 # workflow.timeout_s, and Stage 1's own limit unless the run gives --max-job-duration
 DEFAULT_MAX_JOB_DURATION_S = 2 * 3600
 DEFAULT_PRICES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prices.yaml")  # package data
+PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
+MAX_ARRAY_SIZE = 10_000  # AWS Batch's limit on an array job's size
+
+
+def array_size(photos: int) -> int:
+    """How many children Stage 1's Batch array job has for ``photos`` photos (at least 2: Batch's minimum)."""
+    return min(MAX_ARRAY_SIZE, max(2, math.ceil(photos / PHOTOS_PER_SHARD)))
 
 
 class BudgetExceeded(OdinError):
@@ -35,6 +42,7 @@ class Estimate:
     prices_as_of: str = ""
     detector: str = ""  # the family that will really run: ``auto`` resolved (``detect.resolve``)
     rates: dict[str, Any] = field(default_factory=dict)  # stage -> {ms_per_photo, photos_timed, source}
+    total_bytes: int = 0  # of the photos, which the S3 line prices
 
     @property
     def total_dkk(self) -> float:
@@ -70,11 +78,23 @@ def _family(target: str, detector: str) -> str:
     """The detector that will run: ``auto`` resolved here for this machine; AWS images bake MegaDetector in."""
     if target == "local":
         return detect.resolve(detector)
-    return "motion" if detector == "motion" else "megadetector"
+    return "megadetector" if detector == "auto" else detect.resolve(detector)
 
 
 def _table_rate(ms: float, source: str) -> dict[str, Any]:
     return {"ms_per_photo": float(ms), "photos_timed": 0, "source": source}
+
+
+def detector_ms(rates: dict[str, Any], family: str, prices: dict[str, Any]) -> tuple[float, str]:
+    """A family's ms per photo from a row of the price table's rates (an instance's, or ``local``'s): its own
+    when the row has one, else MegaDetector's divided by the family's ``model_speed``; and how it was found."""
+    if family in rates:
+        return float(rates[family]), ""
+    speed = (prices.get("model_speed") or {}).get(family)
+    if not speed:
+        raise ValueError(f"the price table rates no {family!r} model: give it a model_speed.{family} (how many "
+                         "times faster than MegaDetector v5 it runs), or an ms_per_photo of its own")
+    return float(rates["megadetector"]) / float(speed), f"; MegaDetector's rate / {speed:g} (model_speed.{family})"
 
 
 def estimate(
@@ -103,14 +123,16 @@ def estimate(
         else:
             source = f"price table as of {p['as_of']}" + (f"; {measured['skipped']}" if "skipped" in measured else "")
             ms = p["local"]["ms_per_photo"]
+            det_ms, how = detector_ms(ms, family, p)
             rates = {"stage0": _table_rate(ms["stage0"], source),
-                     "detector": dict(_table_rate(ms[family], source), name=family)}
+                     "detector": dict(_table_rate(det_ms, source + how), name=family)}
+        setups = p["local"].get("setup_s", {})
         setup = float(measured["setup_s"]) if "setup_s" in measured else \
-            float(p["local"].get("setup_s", {}).get(family, 0.0))
+            float(setups.get(family, setups.get("megadetector", 0.0) if family != "motion" else 0.0))
         rates["setup_s"] = setup
         wall = setup + photos * (rates["stage0"]["ms_per_photo"] + rates["detector"]["ms_per_photo"]) / 1000
         est = Estimate(target, photos, None, use_spot, wall_time_s=wall, prices_as_of=p["as_of"], detector=family,
-                       rates=rates)
+                       rates=rates, total_bytes=total_bytes)
         est.lines.append(("compute (this machine)", f"{photos} photos, no cloud charges", 0.0))
         return est
 
@@ -119,12 +141,16 @@ def estimate(
         raise ValueError(f"unknown instance type {itype!r}; the price table knows {sorted(p['instances'])}")
     inst = p["instances"][itype]
     rate = float(inst["spot" if use_spot else "on_demand"])
-    ms = float(inst["ms_per_photo"][family])
+    ms, how = detector_ms(inst["ms_per_photo"], family, p)
     gpu_s = photos * ms / 1000 + float(p["batch_job_overhead_s"])
-    source = f"price table as of {p['as_of']}, {itype}"
-    est = Estimate(target, photos, itype, use_spot, prices_as_of=p["as_of"], detector=family, rates={
+    # Stage 1's array children run side by side, as many as the compute environment's vCPUs allow
+    parallel = max(1, min(array_size(photos), int(p.get("batch_max_vcpus", 0)) // int(inst.get("vcpus", 1) or 1)))
+    source = f"price table as of {p['as_of']}, {itype}{how}"
+    est = Estimate(target, photos, itype, use_spot, prices_as_of=p["as_of"], detector=family, total_bytes=total_bytes,
+                   rates={
         "stage0": _table_rate(p["lambda"]["ms_per_photo"], f"price table as of {p['as_of']}, Lambda"),
-        "detector": dict(_table_rate(ms, source), name=family), "setup_s": float(p["batch_job_overhead_s"])})
+        "detector": dict(_table_rate(ms, source), name=family), "setup_s": float(p["batch_job_overhead_s"]),
+        "parallel_jobs": parallel})
     est.lines.append((
         f"compute ({itype}, {'spot' if use_spot else 'on-demand'})",
         f"{photos} photos x {ms:g} ms + {p['batch_job_overhead_s']} s start at {rate} USD/h",
@@ -157,7 +183,8 @@ def estimate(
          + photos / 1000 * float(s3["usd_per_1000_put"])
          + (requests - photos) / 1000 * float(s3["usd_per_1000_get"])) * fx,
     ))
-    est.wall_time_s = gpu_s + photos * float(lam["ms_per_photo"]) / 1000
+    est.wall_time_s = float(p["batch_job_overhead_s"]) + photos * ms / 1000 / parallel \
+        + photos * float(lam["ms_per_photo"]) / 1000
     return est
 
 

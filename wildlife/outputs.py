@@ -17,6 +17,7 @@ import pyarrow as pa
 
 import wildlife
 from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1, video_outputs
+from wildlife.answers import tables as answer_tables
 from wildlife.detect import mdjson
 from wildlife.graph import table_uri
 
@@ -114,10 +115,13 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state, camtrap_dp=package)
     report_uri = fs.join(out_uri, "run_report.json")
     html_uri = fs.join(out_uri, "report.html")
+    answers = answer_tables.write(out_uri, media, clusters, deployments_table, params)  # effort, RAI, occupancy...
     created = [fs.join(out_uri, n) for n in files] + [md_uri, *([frames_uri] if frames_uri else []),
-                                                      fs.join(package_uri, "datapackage.json"), html_uri, report_uri]
+                                                      fs.join(package_uri, "datapackage.json"),
+                                                      *answers["main_files"], html_uri, report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
-               "files_created": created, "warnings": deployment_warnings}
+               "files_created": created, "warnings": deployment_warnings + answers.pop("warnings"),
+               "answers": answers}
     state = dict(state, WriteOutputs=dict(payload))
     state.setdefault("timings", {})["WriteOutputs"] = round(time.monotonic() - t0, 3)
     run_report = report(state, media)

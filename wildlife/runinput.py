@@ -58,7 +58,8 @@ class RunInput:
                                 "round a loop). Without it they are listed as skipped.")
     classifier: str = _f("auto", "Species classifier: auto (SpeciesNet when cached, else none), speciesnet, a "
                          "PATH.onnx with its .json sidecar, or none (detections only).", first_read_by="Stage1Detect")
-    country: str | None = _f(None, "ISO 3166-1 alpha-3 country (e.g. DNK) for the species geofence, overriding "
+    country: str | None = _f(None, "ISO 3166-1 alpha-3 country (e.g. DNK) or first-level region (US-WY) for the "
+                             "species geofence, overriding "
                              "the one found from each deployment's location (deployments.csv column country "
                              "overrides per deployment).", first_read_by="Stage2Events")
     expected_empty_share: float = _f(0.7, "Share of photos expected to hold no animal, for the estimate of "

@@ -57,6 +57,16 @@ def frame_items(items: list[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
     return out
 
 
+def with_frame_columns(results: pa.Table) -> pa.Table:
+    """Stage 1 results written before videos were media (shards of an older run): photos only, so each row is
+    its own item and no frame."""
+    for name, kind in FRAME_FIELDS:
+        if name not in results.column_names:
+            column = results.column("photo_id") if name == "item_id" else pa.nulls(results.num_rows, kind)
+            results = results.append_column(name, column)
+    return results
+
+
 def item_fields(item: dict[str, Any]) -> dict[str, Any]:
     """What a result row adds for its item: the key, and for a frame its number, offset and the video's own
     sequence (not the frames' detector grouping)."""
@@ -178,3 +188,21 @@ def items_to_run(table: pa.Table, spec: str | None) -> int:
         elif row["status"] == "pending":
             total += video.sampled_count(stage0.openable(row), spec)
     return total
+
+
+def with_frame_boxes(media: pa.Table, results: pa.Table) -> pa.Table:
+    """``media`` (joined with Stage 1's results) and, for each video frame with boxes, a row of the video with
+    ``photo_id`` ``<photo_id>-f<frame>`` and that frame's boxes: what the species decisions read, so that
+    ``<photo_id>-f<frame>-<n>`` (``frame_detections``' ids) finds its box's classifications."""
+    if "frame_number" not in results.column_names:
+        return media
+    frames = results.filter(pc.and_(pc.is_valid(results.column("frame_number")),
+                                    pc.greater(pc.list_value_length(results.column("detections")), 0)))
+    if frames.num_rows == 0:
+        return media
+    videos = {r["photo_id"]: r for r in media.filter(pc.is_in(media.column("photo_id"),
+                                                             value_set=frames.column("photo_id"))).to_pylist()}
+    rows = [dict(videos[f["photo_id"]], photo_id=f"{f['photo_id']}-f{f['frame_number']:06d}",
+                 detections=f["detections"])
+            for f in frames.select(["photo_id", "frame_number", "detections"]).to_pylist() if f["photo_id"] in videos]
+    return pa.concat_tables([media, pa.Table.from_pylist(rows, schema=media.schema)])

@@ -23,6 +23,7 @@ from wildlife.checkpoint import DEFAULT_EVERY
 from wildlife.cli.common import EXIT_BUDGET, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 from wildlife.errors import InputError
 from wildlife.graph import GRAPH
+from wildlife.presets import NAMES as PRESET_NAMES
 from wildlife.progress import console
 from wildlife.runinput import RunInput
 
@@ -64,7 +65,7 @@ def _common(f):
         _opt("--instance-type", name="instance_type"),
         _opt("--prices", name="prices_uri"),
         _opt("--classifier", name="classifier"),
-        _opt("--speed", name="speed", type=click.Choice(["accurate", "balanced", "fast"])),
+        _opt("--speed", name="speed", type=click.Choice(PRESET_NAMES)),
         _opt("--expected-empty-share", name="expected_empty_share", type=Number(0, 1)),
         _opt("--video-sample", name="video_sample", callback=_video_sample),
     ]
@@ -91,14 +92,42 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
         console.print(f"  rate {label}: {r['ms_per_photo']:g} ms/photo ({r['source']}{timed})")
 
 
+def _preset_detector(detector: str, speed: str | None) -> str:
+    """The detector a run uses (``presets.detector_of``), saying so when ``--speed`` overrides a ``--detector``
+    the user gave."""
+    from wildlife import presets  # noqa: PLC0415
+
+    chosen = presets.detector_of({"speed": speed, "detector": detector})
+    source = click.get_current_context().get_parameter_source("detector")
+    if speed and chosen != detector and source is not click.core.ParameterSource.DEFAULT:
+        console.print(f"[yellow]warning:[/yellow] --speed {speed} runs {chosen}; --detector {escape(detector)} "
+                      "is not used")
+    return chosen
+
+
+def _print_presets(est: budget.Estimate, prices_uri: str | None) -> None:
+    """Each --speed preset's time (and cost) for the same input and target."""
+    from wildlife import presets  # noqa: PLC0415
+
+    console.print("--speed presets for this input:")
+    for preset, pe in presets.estimates(est, budget.load_prices(prices_uri)):
+        rate = pe.rates["detector"]
+        console.print(f"  {presets.describe(preset.name)}", soft_wrap=True)
+        cost = f", {pe.total_dkk:.2f} DKK" if pe.target != "local" else ""
+        console.print(f"      {pe.wall_time_s:,.0f} s{cost} ({rate['ms_per_photo']:,.1f} ms/photo: {rate['source']})",
+                      soft_wrap=True)
+
+
 @cli.command()
 @_common
 def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
              prices_uri, **more):
     """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
+    detector = _preset_detector(detector, more["speed"])
     est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri,
                        video_sample=more.get("video_sample"))
     _print_estimate(est, budget_dkk)
+    _print_presets(est, prices_uri)
     try:
         budget.guard(est, budget_dkk, max_job_duration)
     except budget.BudgetExceeded as exc:
@@ -150,8 +179,11 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     if "://" not in input_uri:
         _has_photos(input_uri)
     from wildlife import detect  # noqa: PLC0415
+    from wildlife.classify import runtime  # noqa: PLC0415
 
-    detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
+    # before any work: a missing model is a usage error, not a half-done run
+    detect.check(_preset_detector(detector, run_input.speed))
+    runtime.check(run_input.classifier)  # and so is a species model that cannot work
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
 
@@ -287,6 +319,9 @@ def _register() -> None:
     for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
                     cloud_cli.data, cloud_cli.cost):
         cli.add_command(command)
+    from wildlife.cli.cost import optimize  # noqa: PLC0415
+
+    cloud_cli.cost.add_command(optimize)
     from wildlife.cli.stop import budget_group  # noqa: PLC0415
 
     cli.add_command(budget_group)
