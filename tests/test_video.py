@@ -361,3 +361,26 @@ def test_the_report_shows_each_videos_best_frame(video_run):
     page = (video_run / "report.html").read_text()
     section = page.split('<section id="videos">', 1)[1].split("</section>", 1)[0]
     assert "62c200a9/clip.mp4 · frame 30 of 90" in section and "data:image/jpeg;base64," in section
+
+
+def test_a_videos_frames_get_species_like_photos(tmp_path):
+    from tinymodels import COLOUR_LABELS, save_classifier, save_planted_detector  # noqa: PLC0415
+
+    # a 160x120 frame: 640x480 letterboxed, padded to 640x512; one planted animal box in the middle
+    det = save_planted_detector(tmp_path / "planted.onnx", [[320, 256, 200, 150, 0.9, 1, 0, 0]])
+    clf = save_classifier(tmp_path / "models", "nchw", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    folder = tmp_path / "in" / "62c200a9"
+    folder.mkdir(parents=True)
+    av_video(folder / "clip.mp4", when="2021-04-12T06:15:00.000000Z", paint=scene)
+    out = tmp_path / "out"
+    result = odin("run", "--input", str(tmp_path / "in"), "--output", str(out), "--budget", "25",
+                  "--detector", str(det), "--classifier", str(clf), "--deployments", str(SAMPLE / "deployments.csv"),
+                  "--weather-provider", "none")
+    assert result.returncode == 0, result.stderr
+    dets = pq.read_table(out / "detections.parquet").to_pylist()
+    assert sorted(d["frame_number"] for d in dets) == [0, 30, 60]  # the planted box in every sampled frame
+    assert all(d["label"] and d["label_source"].startswith("classifier") and d["classifier"] == "colours test-1"
+               for d in dets), dets
+    label = {d["frame_number"]: d["label"] for d in dets}
+    # each frame's crop was classified on its own pixels: grey at frames 0 and 60, the white "animal" at 30
+    assert label[0] == label[60] == COLOUR_LABELS[3] and label[30] != label[0]
