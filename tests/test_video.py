@@ -97,6 +97,19 @@ def test_the_container_header_gives_duration_rate_count_size_and_codec(clips, na
     assert found["format"] == clips[name].suffix[1:]
 
 
+@pytest.mark.parametrize(("tags", "expected"), [
+    ({"creation_time": "2024-05-01T06:30:00.250000Z"}, ("2024:05:01 06:30:00", "25")),
+    ({"creation_time": "Wed May  1 06:30:00 2024"}, ("2024:05:01 06:30:00", None)),  # AVI IDIT's spelling
+    ({"date": "2024-05-01 06:30:00"}, ("2024:05:01 06:30:00", None)),
+    ({"date": "2024-05-01"}, None),  # a date alone: no time is invented
+    ({"creation_time": "1904-01-01T00:00:00.000000Z"}, None),  # QuickTime's zero: not set
+    ({"creation_time": "garbage"}, None),
+])
+def test_container_times_are_read_as_the_cameras_clock_or_not_at_all(tags, expected):
+    found = video._time_fields(tags)
+    assert (found["datetime_original"], found["subsec_time_original"]) == expected if expected else found == {}
+
+
 def test_creation_time_and_make_are_read_and_a_video_without_them_has_none(clips):
     found = video.read_metadata(str(clips["mov"]), "h264.mov")  # FFmpeg's MP4 muxer writes no make; MOV does
     assert found["datetime_original"] == "2024:05:01 06:30:00" and found["make"] == "Browning"

@@ -177,7 +177,8 @@ def _tag(tags: dict[str, str], *names: str) -> str | None:
 
 def _time_fields(tags: dict[str, str]) -> dict[str, Any]:
     """``datetime_original`` (EXIF spelling, the camera's wall clock) from ``creation_time`` (MP4/MOV, and
-    AVI IDIT as FFmpeg reports it) or an AVI ``date`` (ICRD); nothing when absent or unreadable."""
+    AVI IDIT as FFmpeg reports it) or an AVI ``date`` (ICRD) that has a time of day; nothing when absent or
+    unreadable (a date without a time would put the video at midnight)."""
     for key in ("creation_time", "date"):
         when = _parse_time(tags.get(key))
         if when is not None and when.year > 1904:  # 1904-01-01: QuickTime's zero, "not set"
@@ -191,7 +192,7 @@ def _parse_time(text: str | None) -> datetime | None:
         return None
     text = text.strip().rstrip("\x00").strip()
     for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
-                "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S", "%a %b %d %H:%M:%S %Y", "%Y-%m-%d"):
+                "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S", "%a %b %d %H:%M:%S %Y"):  # a date alone is no time
         try:
             return datetime.strptime(text, fmt)
         except ValueError:
