@@ -217,6 +217,16 @@ def test_max_images_counts_a_video_as_its_sampled_frames(clips, tmp_path):
     assert video_results.items_to_run(stage0.scan(str(tmp_path), None), "0.5s") == 12
 
 
+def test_a_resumed_run_keeps_the_frame_cap_for_files_added_since(clips, tmp_path):
+    (tmp_path / "a.mp4").write_bytes(clips["h264"].read_bytes())  # 3 frames at 1s
+    stored = stage0.scan(str(tmp_path), 5, video_sample="1s")
+    (tmp_path / "b.mp4").write_bytes(clips["h264"].read_bytes())  # 3 more: past 5
+    (tmp_path / "c.jpg").write_bytes(next((SAMPLE / "photos" / "62c200a9").glob("*.JPG")).read_bytes())
+    manifest, added, _ = stage0.changed_input(stored, stage0.scan(str(tmp_path), None), 5, "1s")
+    status = {r["relpath"]: r["status"] for r in manifest.to_pylist()}
+    assert added == ["b.mp4", "c.jpg"] and status == {"a.mp4": "pending", "b.mp4": "skipped", "c.jpg": "pending"}
+
+
 class Recording:
     """A stand-in detector that records what it was asked to run and can stop the run at a chosen item."""
 

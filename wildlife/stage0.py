@@ -101,10 +101,12 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
 VANISHED = "vanished from --input before --resume"
 
 
-def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None) -> tuple[pa.Table, list[str], list[str]]:
+def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None,
+                  video_sample: str | None = None) -> tuple[pa.Table, list[str], list[str]]:
     """A resumed run's manifest: the stored rows, plus the files listed now that were not there before
-    (``fresh`` is a scan without ``--max-images``; the cap still holds), with the stored files that are gone
-    marked as vanished. Returns it with the added and vanished relpaths."""
+    (``fresh`` is a scan without ``--max-images``; the cap still holds, a video counting as its sampled
+    frames), with the stored files that are gone marked as vanished. Returns it with the added and vanished
+    relpaths."""
     now = {r["photo_id"]: r for r in fresh.to_pylist()}
     rows = stored.to_pylist()
     before = {r["photo_id"] for r in rows}
@@ -114,12 +116,19 @@ def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None) -> 
             vanished.append(row["relpath"])
             row.update(status="failed" if row["status"] == "pending" else row["status"],
                        reason=f"{VANISHED} (before: {row['reason']})" if row["reason"] else VANISHED)
-    photos = sum(r["status"] == "pending" for r in rows)
+    def items(row: dict[str, Any]) -> int:
+        if max_images is None or not video.is_video(row["relpath"]):
+            return 1
+        return video.sampled_count(openable(row), video_sample)
+
+    photos = sum(items(r) for r in rows if r["status"] == "pending")
     added = [r for r in now.values() if r["photo_id"] not in before]
     for row in sorted(added, key=lambda r: r["relpath"]):
-        if row["status"] == "pending" and max_images is not None and photos >= max_images:
+        n = items(row) if row["status"] == "pending" else 0
+        if n and max_images is not None and photos + n > max_images:
             row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path)")
-        photos += row["status"] == "pending"
+        elif n:
+            photos += n
     merged = sorted(rows + added, key=lambda r: r["relpath"])
     return pa.Table.from_pylist(merged, schema=MANIFEST_SCHEMA), [r["relpath"] for r in added], vanished
 
