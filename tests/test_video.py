@@ -139,6 +139,40 @@ def test_the_frame_asked_for_is_the_frame_decoded(clips, name):
         video.release()
 
 
+class Counting:
+    """An open container that counts the frames decoded from it."""
+
+    decoded = 0
+
+    def __init__(self, container):
+        self.container = container
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    def decode(self, *args, **kwargs):
+        for f in self.container.decode(*args, **kwargs):
+            Counting.decoded += 1
+            yield f
+
+
+@pytest.mark.parametrize(("gop", "most"), [(12, 15), (250, 66)])
+def test_sparse_sampling_decodes_from_keyframes_never_the_whole_video(tmp_path, monkeypatch, gop, most):
+    path = av_video(tmp_path / f"gop{gop}.mp4", gop=gop)  # 90 frames; keyframes at 0, 12, 24, ... or only at 0
+    reference = every_frame(path)
+    opened = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: Counting(opened(*a, **k)))
+    Counting.decoded = 0
+    try:
+        for n in video.sample_frames(30.0, 90, "1s"):  # 0, 30, 60
+            assert np.array_equal(video.read_frame_at(str(path), n, 30.0), reference[n])
+    finally:
+        video.release()
+    # keyframes every 12: 0; 24..30; 60 (9, and a few more held back by B-frames). One keyframe only: 0, then on
+    # to 30 and on to 60 (61 and a few), never from 0 again for each (93). Decoding every frame: 61 or 90.
+    assert Counting.decoded <= most
+
+
 def test_a_frame_past_the_end_or_in_a_cut_file_is_a_reason_not_an_exception(clips):
     with pytest.raises(video.BadVideo, match="past the video's last decodable frame"):
         video.read_frame(str(clips["mjpg"]), 95, 30.0)
