@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs, weather
+from wildlife import fs, privacy, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife.deployments import Deployment
@@ -39,13 +39,14 @@ margin-right:.3rem;vertical-align:middle}
 """
 
 
-def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
+def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]], humans: str | None = None) -> str | None:
     try:
         img = cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
     except OSError:
         return None
     if img is None:
         return None
+    img = privacy.for_image(img, boxes, humans, 0.0)  # boxes are the positives: people blurred unless --humans keep
     scale = 320 / img.shape[1]
     img = cv2.resize(img, (320, max(1, int(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     h, w = img.shape[:2]
@@ -130,7 +131,8 @@ def _failures(f: facts.Failures) -> str:
                      "failed-files") + more)
 
 
-def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int) -> str:
+def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int,
+             humans: str | None = None) -> str:
     boxes_by_photo: dict[str, list] = defaultdict(list)
     for d in positives:
         boxes_by_photo[d["photo_id"]].append(d)
@@ -146,7 +148,7 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
             continue
         best = max(photos_of_event[e["cluster_id"]], key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
         row = rows_by_photo[best]
-        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best])
+        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best], humans)
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
                            f'<figcaption>{html.escape(e["cluster_id"])} · {e["top_category"]} '
@@ -177,7 +179,8 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     est, measured = report.get("estimate") or {}, report.get("measured") or {}
     media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id")
                                 if c in images.column_names]).to_pylist()
-    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events)
+    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events,
+                       (report.get("params") or {}).get("humans"))
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in report.get("warnings", []))

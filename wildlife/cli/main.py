@@ -315,6 +315,9 @@ def _register() -> None:
     from wildlife.cli.models import models  # noqa: PLC0415
 
     cli.add_command(models)
+    from wildlife.cli.export import export  # noqa: PLC0415
+
+    cli.add_command(export)
 
 
 _register()
