@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs, privacy, weather
+from wildlife import fs, privacy, report_answers, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife.deployments import Deployment
@@ -218,6 +218,7 @@ first photo with a trusted time. Boxes and photos are not counted: one visit is 
 ends; from <i>photos</i>: the calendar days from the first to the last photo with a trusted time, both counted.</p>
 {_table(["deployment", "photos", "untrusted times", "camera-days", "camera-days from", "events",
          "independent events", "failed files"], [list(s.values()) for s in summary], "deployment-summary")}</section>
+{report_answers.section(report)}
 <section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
 {_scroll(plots.timeline(placed.events, [s["deployment"] for s in summary]), len(summary))}</section>
 <section><h2>Top events</h2><div class="thumbs">{figures}</div></section>
