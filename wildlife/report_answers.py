@@ -152,7 +152,7 @@ def _curve(taxon: str, series: dict[str, list[tuple[float, float]]], n: str, ind
     out = [f'<svg class="plot curve" id="curve-{index}" viewBox="0 0 {CURVE_W} {CURVE_H}" role="img" '
            f'aria-label="{html.escape(taxon)} activity"><title>{html.escape(taxon)}: {n} records</title>'
            f'<text x="{left}" y="14" font-size="{CURVE_FONT}" font-family="monospace">'
-           f'{html.escape(_cut(f"{taxon} (n={n})", CURVE_CHARS))}</text>']
+           f'{html.escape(_cut(taxon, CURVE_CHARS - len(f" (n={n})")))} (n={n})</text>']
     for basis, pts in series.items():
         colour, dash = BASIS_STYLE[basis]
         xy = " ".join(f"{left + (right - left) * h / 24:.1f},{bottom - (bottom - top) * d / peak:.1f}" for h, d in pts)
@@ -201,8 +201,9 @@ def overlap_table(overlap: list[dict[str, str]]) -> str:
     more = f"<p>{len(rows) - PAIRS_LIMIT} more in answers/activity_overlap.csv.</p>" if len(rows) > PAIRS_LIMIT else ""
     return (f'<p class="note">Overlap coefficient Δ̂ (Ridout &amp; Linkie 2009): Δ̂1 below {DHAT4_FROM} records in '
             "the smaller sample, Δ̂4 from there (activity_overlap.csv has both); 0 no overlap, 1 the same activity."
-            f'</p><div class="matrix"><table id="overlap-table"><thead><tr><th>taxon A</th><th>taxon B</th>'
-            "<th>time</th><th>records A</th><th>records B</th><th>estimator</th><th>Δ̂</th></tr></thead>"
+            f'</p><div class="matrix"><table id="overlap-table"><thead><tr><th>taxon A</th>'
+            '<th class="text">taxon B</th><th class="text">time</th><th>records A</th><th>records B</th>'
+            '<th class="text">estimator</th><th>Δ̂</th></tr></thead>'
             f"<tbody>{body}</tbody></table></div>{more}{note}")
 
 

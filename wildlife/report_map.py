@@ -1,14 +1,15 @@
 """report.html's map: deployments as circles sized by their independent records, the species at each in the
 circle's popup and tooltip.
 
-Leaflet 1.9.4 (``wildlife/vendor/leaflet-1.9.4``, SOURCE.md there) is inlined with the points as inline GeoJSON,
-so the page stays one file and the points are drawn without any tile server, on a plain background. When the
-browser is online, OpenStreetMap tiles are added under them (a tile that cannot load leaves the background);
-the page says so, since tile requests tell the tile server which area is being looked at.
+Leaflet 1.9.4 (``wildlife/vendor/leaflet-1.9.4``, SOURCE.md there) is inlined (a data: URI) with the points as
+inline GeoJSON, so the page stays one file and the points are drawn without any tile server, on a plain
+background. When the browser is online, OpenStreetMap tiles are added under them (a tile that cannot load leaves
+the background); the page says so, since tile requests tell the tile server which area is being looked at.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -18,8 +19,8 @@ from typing import Any
 
 LEAFLET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor", "leaflet-1.9.4")
 TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
-MIN_RADIUS, MAX_RADIUS = 5.0, 22.0  # px; area proportional to records between them
+OSM_COPYRIGHT = "www.openstreetmap.org/copyright"  # the tiles' attribution links here (OSM's licence terms)
+MIN_RADIUS, MAX_RADIUS = 4.0, 16.0  # px; area proportional to records between them
 TAXA_LISTED = 12  # species named in a point's tooltip (the popup lists all)
 
 
@@ -29,7 +30,8 @@ def _assets() -> tuple[str, str]:
         js = "\n".join(line for line in f.read().splitlines() if not line.startswith("//# sourceMappingURL"))
     with open(os.path.join(LEAFLET, "leaflet.css"), encoding="utf-8") as f:
         css = f.read()
-    return js.replace("</script", "<\\/script"), css
+    # a data: URI, so the page holds Leaflet's text as it is without it reading as markup (its attribution link)
+    return "data:text/javascript;base64," + base64.b64encode(js.encode()).decode(), css
 
 
 def radius(records: int, most: int) -> float:
@@ -74,7 +76,9 @@ SCRIPT = """
   const bounds = layer.getBounds();
   if (bounds.isValid()) map.fitBounds(bounds.pad(0.15), {maxZoom: 14}); else map.setView([0, 0], 1);
   if (navigator.onLine) {
-    L.tileLayer("%(tiles)s", {maxZoom: 19, attribution: '%(attribution)s'}).addTo(map);
+    const osm = ["https:", "", "%(copyright)s"].join("/");
+    L.tileLayer("%(tiles)s", {maxZoom: 19,
+      attribution: `&copy; <a href="${osm}">OpenStreetMap</a> contributors`}).addTo(map);
   }
   document.body.dataset.mapPoints = document.querySelectorAll("#map path.leaflet-interactive").length;
 })();
@@ -93,10 +97,10 @@ def section(deployments: list[dict[str, Any]], records: dict[str, dict[str, int]
         return f'<p id="map-none">No deployment has coordinates: nothing to map.</p>{note}'
     js, css = _assets()
     data = json.dumps({"type": "FeatureCollection", "features": points}).replace("</", "<\\/")
-    script = SCRIPT % {"listed": TAXA_LISTED, "tiles": TILES, "attribution": ATTRIBUTION}
+    script = SCRIPT % {"listed": TAXA_LISTED, "tiles": TILES, "copyright": OSM_COPYRIGHT}
     return (f'<style>{css}\n#map{{height:480px;background:#e9eef2;border:1px solid #ccc}}</style>'
             f'<p class="note">Circles: deployments, their area proportional to independent records (grey: none); '
             f"hover for the species, click for all of them. Drawn offline; when the browser is online, "
             f"OpenStreetMap tiles are loaded under them (the tile server then sees the area shown).</p>{note}"
             f'<div id="map"></div><script type="application/json" id="map-data">{data}</script>'
-            f"<script>{js}</script><script>{script}</script>")
+            f'<script src="{js}"></script><script>{script}</script>')
