@@ -18,6 +18,7 @@ import pytest
 from conftest import SAMPLE, odin
 
 from wildlife import camtrapdp, privacy, report_html, stage2
+from wildlife.errors import InputError
 
 PHOTO = SAMPLE / "photos" / "62c200a9" / "20210531082538-RCNX0031.JPG"
 PERSON = {"category": "person", "conf": 0.8, "bbox_x": 0.55, "bbox_y": 0.1, "bbox_w": 0.2, "bbox_h": 0.35}
@@ -47,13 +48,18 @@ def test_blur_removes_detail_inside_a_person_box_and_leaves_the_rest_unchanged()
     assert np.array_equal(out[mask], img[mask])  # not a pixel outside the box and its margin changed
 
 
-def test_keep_leaves_the_image_as_it_is_and_animals_are_never_blurred():
-    img = cv2.imread(str(PHOTO))
-    assert privacy.for_image(img, [PERSON], "keep", 0.2) is img
-    animal = dict(PERSON, category="animal")
-    assert np.array_equal(privacy.for_image(img, [animal], "blur", 0.2), img)
-    below = dict(PERSON, conf=0.1)  # under the run's threshold: not a person Odin reports
-    assert np.array_equal(privacy.for_image(img, [below], "blur", 0.2), img)
+def test_only_people_and_vehicles_at_the_threshold_are_blurred_and_none_with_keep():
+    boxes = [dict(PERSON, photo_id="p1"), dict(PERSON, photo_id="p2", category="vehicle"),
+             dict(PERSON, photo_id="p3", category="animal"),
+             dict(PERSON, photo_id="p4", conf=0.1)]  # under the run's threshold: not a person Odin reports
+    detections = pa.Table.from_pylist([dict(b, suspected_static=False) for b in boxes],
+                                      schema=stage2.DETECTION_SCHEMA)
+    assert sorted(privacy.to_blur(detections, 0.2, "blur")) == ["p1", "p2"]
+    assert sorted(privacy.to_blur(detections, 0.2, "drop")) == ["p1", "p2"]
+    assert privacy.to_blur(detections, 0.2, "keep") == {}
+    assert privacy.people_photos(detections, 0.2) == {"p1", "p2"}
+    with pytest.raises(InputError, match="--humans 'hide'"):
+        privacy.to_blur(detections, 0.2, "hide")
 
 
 def _thumb_pixels(src: str) -> np.ndarray:
@@ -62,9 +68,11 @@ def _thumb_pixels(src: str) -> np.ndarray:
 
 @pytest.mark.parametrize("humans", ["blur", "drop"])
 def test_report_thumbnails_blur_people_unless_keep(humans):
-    box = dict(PERSON, bbox_y=0.5, bbox_h=0.3)  # away from the label drawn above the box
-    kept = _thumb_pixels(report_html._thumbnail(str(PHOTO), [box], "keep"))
-    blurred = _thumb_pixels(report_html._thumbnail(str(PHOTO), [box], humans))
+    box = dict(PERSON, bbox_y=0.5, bbox_h=0.3, photo_id="p", suspected_static=True)  # static: blurred all the same
+    detections = pa.Table.from_pylist([box], schema=stage2.DETECTION_SCHEMA)
+    assert privacy.to_blur(detections, 0.2, "keep") == {}
+    kept = _thumb_pixels(report_html._thumbnail(str(PHOTO), [box]))
+    blurred = _thumb_pixels(report_html._thumbnail(str(PHOTO), [box], privacy.to_blur(detections, 0.2, humans)["p"]))
     inner = dict(box, bbox_x=box["bbox_x"] + 0.02, bbox_y=box["bbox_y"] + 0.03, bbox_w=box["bbox_w"] - 0.04,
                  bbox_h=box["bbox_h"] - 0.06)  # inside the drawn frame
     assert _detail(blurred[_region(blurred, inner)]) < 0.3 * _detail(kept[_region(kept, inner)])

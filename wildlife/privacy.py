@@ -56,6 +56,17 @@ def people_boxes(boxes: list[dict[str, Any]], threshold: float) -> list[dict[str
     return [b for b in boxes if b["category"] in CATEGORIES and b["conf"] >= threshold]
 
 
+def to_blur(detections: pa.Table, threshold: float, humans: str | None) -> dict[str, list[dict[str, Any]]]:
+    """Photo id -> the boxes to blur in any image of it Odin writes (none with ``keep``)."""
+    if mode(humans) == "keep" or detections.num_rows == 0:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    cols = ["photo_id", "category", "conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    for b in people_boxes(detections.select(cols).to_pylist(), threshold):
+        out.setdefault(b["photo_id"], []).append(b)
+    return out
+
+
 def blur(img: np.ndarray, boxes: list[dict[str, Any]]) -> np.ndarray:
     """The image with each box (normalised bbox_x/y/w/h) blurred beyond recognition: a coarse mosaic, smoothed.
     Pixels outside the boxes (and their margin) are not touched."""
@@ -76,11 +87,6 @@ def blur(img: np.ndarray, boxes: list[dict[str, Any]]) -> np.ndarray:
         k = max(3, (step // 2) * 2 + 1)
         out[y0:y1, x0:x1] = cv2.GaussianBlur(mosaic, (k, k), 0)
     return out
-
-
-def for_image(img: np.ndarray, boxes: list[dict[str, Any]], humans: str | None, threshold: float) -> np.ndarray:
-    """An image Odin writes: its people and vehicles blurred unless ``keep``."""
-    return img if mode(humans) == "keep" else blur(img, people_boxes(boxes, threshold))
 
 
 def package(rows: dict[str, list[dict[str, Any]]], people: set[str], humans: str | None) -> dict[str, Any]:

@@ -39,14 +39,14 @@ margin-right:.3rem;vertical-align:middle}
 """
 
 
-def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]], humans: str | None = None) -> str | None:
+def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]], blur: list[dict[str, Any]] = ()) -> str | None:
     try:
         img = cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
     except OSError:
         return None
     if img is None:
         return None
-    img = privacy.for_image(img, boxes, humans, 0.0)  # boxes are the positives: people blurred unless --humans keep
+    img = privacy.blur(img, blur)  # the photo's people and vehicles (none with --humans keep)
     scale = 320 / img.shape[1]
     img = cv2.resize(img, (320, max(1, int(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     h, w = img.shape[:2]
@@ -132,7 +132,7 @@ def _failures(f: facts.Failures) -> str:
 
 
 def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int,
-             humans: str | None = None) -> str:
+             people: dict[str, list[dict]] | None = None) -> str:
     boxes_by_photo: dict[str, list] = defaultdict(list)
     for d in positives:
         boxes_by_photo[d["photo_id"]].append(d)
@@ -148,7 +148,7 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
             continue
         best = max(photos_of_event[e["cluster_id"]], key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
         row = rows_by_photo[best]
-        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best], humans)
+        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best], (people or {}).get(best, []))
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
                            f'<figcaption>{html.escape(e["cluster_id"])} · {e["top_category"]} '
@@ -180,7 +180,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id")
                                 if c in images.column_names]).to_pylist()
     figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events,
-                       (report.get("params") or {}).get("humans"))
+                       privacy.to_blur(detections, threshold, (report.get("params") or {}).get("humans")))
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in report.get("warnings", []))
