@@ -25,17 +25,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from wildlife.errors import InputError
+from wildlife.runinput import RunInput
 
 MODES = ("blur", "drop", "keep")
 CATEGORIES = ("person", "vehicle")
-OBSERVATION_TYPES = ("human", "vehicle")  # Camtrap DP's names of CATEGORIES (camtrapdp.OBSERVATION_TYPE)
 WITHHELD = "withheld"  # media.filePath of a photo whose file is withheld
 MARGIN = 0.1  # each blurred box grows by this share of its size on every side: limbs and edges stay covered
 BLOCKS = 6  # a blurred box is a mosaic of at most this many blocks across its shorter side, then smoothed
 
 
 def mode(humans: str | None) -> str:
-    value = humans or "blur"
+    value = humans or RunInput.default("humans")
     if value not in MODES:
         raise InputError(f"--humans {value!r} is not one of {', '.join(MODES)}",
                          hint="blur (default) blurs people and vehicles, drop leaves them out of the shared "
@@ -105,11 +105,14 @@ def package(rows: dict[str, list[dict[str, Any]]], people: set[str], humans: str
                      mediaComments="file withheld: a person or vehicle was detected (odin --humans blur)")
         counts["files_withheld"] = len(shown)
         return counts
+    from wildlife.camtrapdp import OBSERVATION_TYPE  # noqa: PLC0415 - camtrapdp imports this module
+
+    people_types = {OBSERVATION_TYPE[c] for c in CATEGORIES}
     # in place: the caller's lists are the package's (its counts and taxonomic coverage read them)
     media[:] = [m for m in media if m["mediaID"] not in people]
     obs = rows["observations"]
     before = len(obs)
     obs[:] = [o for o in obs if o.get("mediaID") not in people
-              and not (o.get("observationLevel") == "event" and o.get("observationType") in OBSERVATION_TYPES)]
+              and not (o.get("observationLevel") == "event" and o.get("observationType") in people_types)]
     counts.update(media_dropped=len(shown), observations_dropped=before - len(obs))
     return counts

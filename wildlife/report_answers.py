@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from wildlife import fs, report_map
+from wildlife import fs, privacy, report_map
 from wildlife.answers import FOLDER
 from wildlife.answers.activity import MIN_CURVE_RECORDS, MIN_OVERLAP_RECORDS
 from wildlife.answers.circular import DHAT4_FROM
@@ -208,7 +208,7 @@ def overlap_table(overlap: list[dict[str, str]]) -> str:
 
 
 def privacy_counts(report: dict[str, Any]) -> str:
-    humans = ((report.get("params") or {}).get("humans")) or "blur"
+    humans = privacy.mode((report.get("params") or {}).get("humans"))
     counts = (report.get("camtrap_dp") or {}).get("privacy")
     what = {"blur": "blurred in every image Odin writes (thumbnails here, export annotated); their files are "
                     "withheld from the Camtrap DP package (not public, no file path)",
