@@ -195,3 +195,14 @@ def test_the_report_says_what_was_done_with_people(tmp_path, humans):
     text = report_answers.privacy_counts(report)
     assert "<b>2</b> photo(s) show people or vehicles" in text
     assert ("not blurred" in text) == (humans == "keep")
+
+
+def test_the_map_rounds_coordinates_as_the_project_file_says(tmp_path):
+    _write_answers(tmp_path, ["A", "B"], ["Vulpes vulpes"])
+    (tmp_path / "project.yaml").write_text("title: T\ncontributors: [{title: A}]\ncoordinate_precision: 1\n")
+    report = _report(tmp_path)
+    report["params"]["project_uri"] = str(tmp_path / "project.yaml")
+    points = [f["geometry"]["coordinates"] for f in report_map.features(report_answers.load(report).deployments, {})]
+    assert points == [[9.0, 55.0], [9.0, 55.0]]  # 55.1 to whole degrees
+    report["params"]["project_uri"] = None
+    assert [p["latitude"] for p in report_answers.load(report).deployments] == [55.0, 55.1]

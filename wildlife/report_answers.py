@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from wildlife import fs, privacy, report_map
+from wildlife import fs, privacy, publishing, report_map
 from wildlife.answers import FOLDER
 from wildlife.answers.activity import MIN_CURVE_RECORDS, MIN_OVERLAP_RECORDS
 from wildlife.answers.circular import DHAT4_FROM
@@ -70,6 +70,8 @@ def load(report: dict[str, Any]) -> Answers | None:
             ["deployment_id", "latitude", "longitude"]).to_pylist() if final.get("parquet_uri") else []
     except (OSError, KeyError):
         return None
+    # the map shows no more than the shared package: coordinates rounded to the project file's precision
+    publishing.round_coordinates(deps, publishing.load((report.get("params") or {}).get("project_uri")))
     return Answers(*tables, deployments=deps, folder=folder)
 
 
