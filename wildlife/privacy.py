@@ -67,9 +67,11 @@ def to_blur(detections: pa.Table, threshold: float, humans: str | None) -> dict[
     return out
 
 
-def blur(img: np.ndarray, boxes: list[dict[str, Any]]) -> np.ndarray:
+def blur(img: np.ndarray | None, boxes: list[dict[str, Any]]) -> np.ndarray | None:
     """The image with each box (normalised bbox_x/y/w/h) blurred beyond recognition: a coarse mosaic, smoothed.
-    Pixels outside the boxes (and their margin) are not touched."""
+    Pixels outside the boxes (and their margin) are not touched. No image (one that did not decode) stays None."""
+    if img is None or not boxes:
+        return img
     out = img.copy()
     h, w = img.shape[:2]
     for b in boxes:

@@ -41,12 +41,12 @@ margin-right:.3rem;vertical-align:middle}
 
 def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]], blur: list[dict[str, Any]] = ()) -> str | None:
     try:
-        img = cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+        img = privacy.blur(cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4),
+                           blur)  # the photo's people and vehicles (none with --humans keep)
     except OSError:
         return None
     if img is None:
         return None
-    img = privacy.blur(img, blur)  # the photo's people and vehicles (none with --humans keep)
     scale = 320 / img.shape[1]
     img = cv2.resize(img, (320, max(1, int(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
     h, w = img.shape[:2]
