@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs, weather
+from wildlife import fs, privacy, report_answers, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife import report_species as species_report
@@ -40,9 +40,10 @@ margin-right:.3rem;vertical-align:middle}
 """
 
 
-def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
+def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]], blur: list[dict[str, Any]] = ()) -> str | None:
     try:
-        img = cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+        img = privacy.blur(cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4),
+                           blur)  # the photo's people and vehicles (none with --humans keep)
     except OSError:
         return None
     if img is None:
@@ -132,7 +133,8 @@ def _failures(f: facts.Failures) -> str:
                      "failed-files") + more)
 
 
-def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int) -> str:
+def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int,
+             people: dict[str, list[dict]] | None = None) -> str:
     boxes_by_photo: dict[str, list] = defaultdict(list)
     for d in positives:
         boxes_by_photo[d["photo_id"]].append(d)
@@ -151,7 +153,7 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
             continue
         best = max(photos_of_event[e["cluster_id"]], key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
         row = rows_by_photo[best]
-        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best])
+        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best], (people or {}).get(best, []))
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
                            f'<figcaption>{html.escape(e["cluster_id"])} · {e["top_category"]} '
@@ -182,7 +184,8 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     est, measured = report.get("estimate") or {}, report.get("measured") or {}
     media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id")
                                 if c in images.column_names]).to_pylist()
-    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events)
+    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events,
+                       privacy.to_blur(detections, threshold, (report.get("params") or {}).get("humans")))
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in report.get("warnings", []))
@@ -221,6 +224,7 @@ first photo with a trusted time. Boxes and photos are not counted: one visit is 
 ends; from <i>photos</i>: the calendar days from the first to the last photo with a trusted time, both counted.</p>
 {_table(["deployment", "photos", "untrusted times", "camera-days", "camera-days from", "events",
          "independent events", "failed files"], [list(s.values()) for s in summary], "deployment-summary")}</section>
+{report_answers.section(report)}
 <section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
 {_scroll(plots.timeline(placed.events, [s["deployment"] for s in summary]), len(summary))}</section>
 <section><h2>Top events</h2><div class="thumbs">{figures}</div></section>

@@ -17,7 +17,7 @@ import os
 import click
 from rich.markup import escape
 
-from wildlife import budget
+from wildlife import budget, publishing
 from wildlife.asl import QUEUE_PRIORITIES
 from wildlife.checkpoint import DEFAULT_EVERY
 from wildlife.cli.common import EXIT_BUDGET, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
@@ -161,6 +161,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife import runner  # noqa: PLC0415
 
     run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
+    publishing.load(run_input.project_uri)  # a bad project file is exit 2 before anything starts or is uploaded
     if target != "local" and resume:
         raise InputError(f"--resume continues a local run; a run on {target} is resumed by running it again",
                          hint="On AWS each run is its own execution: photos already uploaded are not sent again.")
@@ -321,6 +322,9 @@ def _register() -> None:
     from wildlife.cli.models import models  # noqa: PLC0415
 
     cli.add_command(models)
+    from wildlife.cli.export import export  # noqa: PLC0415
+
+    cli.add_command(export)
 
 
 _register()

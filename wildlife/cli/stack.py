@@ -112,7 +112,8 @@ def run_cloud(run) -> None:
         console.print(f"uploaded {sent} photo(s) to {remote}/photos")
         _not_uploaded([r for r in rows if r["status"] != "pending"], output_uri)
         local["input_uri"] = f"{remote}/photos"
-    for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml")):
+    for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml"),
+                      ("project_uri", "project.yaml")):
         path = getattr(run, key)
         if path and "://" not in path:
             s3.upload_file(path, outputs["bucket"], f"input/{session}/{name}")
