@@ -213,7 +213,7 @@ def _planted_prices():
 
 def test_cost_optimize_picks_the_cheapest_option_within_budget_and_deadline():
     prices, photos = _planted_prices(), 10_000
-    every = costopt.options(photos, 10**10, prices, budget_dkk=100, deadline_s=None)
+    every = costopt.options(photos, 10**10, prices, budget_dkk=100, deadline_s=None, classifier="none")
     assert len(every) == 2 * 2 * len(presets.PRESETS)
     # 5 array children side by side (64 vCPUs hold 8 of slow.cheap): 10k photos x 10 s / 5 + start + Lambda
     slow = next(o for o in every if (o.instance_type, o.use_spot, o.preset) == ("slow.cheap", True, "accurate"))

@@ -323,7 +323,7 @@ def test_frames_fold_into_one_row_per_video():
 def test_events_span_a_video_from_its_start_to_its_end():
     t0 = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)
     photos = pa.table({
-        "deployment_id": ["d", "d"], "timestamp": [t0, t0 + timedelta(seconds=150)],
+        "photo_id": ["video", "photo"], "deployment_id": ["d", "d"], "timestamp": [t0, t0 + timedelta(seconds=150)],
         "timestamp_end": [t0 + timedelta(seconds=60), t0 + timedelta(seconds=150)],
         "top_category": ["animal", None], "max_conf": [0.9, None], "n_detections": [1, None],
     })
@@ -441,3 +441,15 @@ def test_a_videos_frames_get_species_like_photos(tmp_path):
     label = {d["frame_number"]: d["label"] for d in dets}
     # each frame's crop was classified on its own pixels: grey at frames 0 and 60, the white "animal" at 30
     assert label[0] == label[60] == COLOUR_LABELS[3] and label[30] != label[0]
+
+
+def test_a_videos_count_is_the_most_in_one_frame_never_a_sum_over_frames():
+    from wildlife import species  # noqa: PLC0415
+
+    t0 = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)
+    rows = [{"detection_id": f"v-f{f:06d}-{n}", "photo_id": "v", "deployment_id": "d", "timestamp": t0,
+             "category": "animal", "conf": 0.9 - 0.1 * n, "bbox_x": 0.1 * n, "bbox_y": 0.1, "bbox_w": 0.1,
+             "bbox_h": 0.1, "suspected_static": False, "frame_number": f} for f in (0, 30, 60) for n in range(2)]
+    detections = pa.Table.from_pylist(rows, schema=stage2.DETECTION_SCHEMA)
+    assert species.per_photo_taxa(detections, 0.2).column("n_detections").to_pylist() == [2]
+    assert stage2.per_photo(detections, 0.2).column("n_detections").to_pylist() == [2]

@@ -10,6 +10,7 @@ from typing import Any
 
 from wildlife import budget
 from wildlife.presets import PRESETS
+from wildlife.runinput import RunInput
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,17 @@ class Option:
 
 
 def options(photos: int, total_bytes: int, prices: dict[str, Any], budget_dkk: float, deadline_s: float | None,
-            presets: tuple[str, ...] = tuple(PRESETS)) -> list[Option]:
-    """Every instance type of the price table x spot and on-demand x each of ``presets``, in that order."""
+            presets: tuple[str, ...] = tuple(PRESETS), classifier: str = RunInput.default("classifier"),
+            expected_empty_share: float | None = None) -> list[Option]:
+    """Every instance type of the price table x spot and on-demand x each of ``presets``, in that order; each
+    with the species classification ``run`` would price (``--classifier``, default auto)."""
     out = []
     for itype in prices["instances"]:
         for spot in (True, False):
             for name in presets:
                 est = budget.estimate(photos, total_bytes, target="aws", detector=PRESETS[name].model, use_spot=spot,
-                                      instance_type=itype, prices=prices)
+                                      instance_type=itype, prices=prices, classifier=classifier,
+                                      expected_empty_share=expected_empty_share)
                 out.append(Option(itype, spot, name, est, est.total_dkk <= budget_dkk,
                                   deadline_s is None or est.wall_time_s <= deadline_s))
     return out

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 import wildlife
-from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1, video_outputs
+from wildlife import camtrapdp, clock, deployments, fs, publishing, report_html, stage1, video_outputs
 from wildlife.answers import tables as answer_tables
 from wildlife.detect import mdjson
 from wildlife.graph import table_uri
@@ -107,7 +107,7 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
         package_uri, media, files["detections.parquet"], clusters, deployments_uri=params.get("deployments_uri"),
         coords=deployments.coordinates(params.get("deployments_uri"), media),
         detector=f"{det['name']} {det['version']}", threshold=params["conf_threshold"],
-        session_id=state["session_id"])
+        session_id=state["session_id"], humans=params.get("humans"), project=publishing.load(params.get("project_uri")))
     errors = camtrapdp.validate(package_uri)
     package.update(valid=not errors, errors=errors[:20], error_count=len(errors))  # the report lists them
     if errors:

@@ -55,6 +55,7 @@ def estimates(chosen, prices: dict[str, Any]) -> list[tuple[Preset, Any]]:
     out = []
     for preset in PRESETS.values():
         est = budget.estimate(chosen.photos, chosen.total_bytes, target=chosen.target, detector=preset.model,
-                              use_spot=chosen.use_spot, instance_type=chosen.instance_type, prices=prices)
+                              use_spot=chosen.use_spot, instance_type=chosen.instance_type, prices=prices,
+                              classifier=chosen.classifier, expected_empty_share=chosen.expected_empty_share)
         out.append((preset, chosen if est.detector == chosen.detector else est))
     return out

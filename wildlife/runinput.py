@@ -45,7 +45,8 @@ class RunInput:
     weather_provider: str = _f("open-meteo", "Weather for positive events: Open-Meteo archive, MET Norway "
                                "Frost (needs FROST_CLIENT_ID), or none.",
                                changeable=True, first_read_by="WeatherEnrichment")
-    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and category.",
+    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and taxon (species, or "
+                               "category where no classifier ran).",
                                first_read_by="Stage2Events")
     sequence_gap_s: float = _f(60.0, "Seconds between photos that start a new sequence.", first_read_by="Stage1Detect")
     events_method: str = _f("gap", "How photos become events: a fixed --event-gap (the field's convention) or "

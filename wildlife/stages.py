@@ -41,6 +41,7 @@ from wildlife.events import EventRules
 from wildlife.graph import table_uri
 from wildlife.presets import detector_of
 from wildlife.runinput import RunInput
+from wildlife.species import per_photo_taxa
 
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
 # the looping stages' checkpoints, under the run's work files: re-running such a stage alone starts them afresh
@@ -68,8 +69,8 @@ def _estimate(params: dict[str, Any], photos: int, total_bytes: int, measured: d
         photos, total_bytes,
         target=params["target"], detector=detector_of(params), use_spot=params["use_spot"],
         instance_type=params.get("instance_type"), prices=budget.load_prices(params.get("prices_uri")),
-        measured=measured,
-    )
+        measured=measured, classifier=params.get("classifier") or "none",
+        expected_empty_share=params.get("expected_empty_share"))
 
 
 def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | None:
@@ -227,7 +228,9 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                        else params["event_gap_s"],
                        burst_gap_s=params["sequence_gap_s"],
                        independence_s=params.get("independence_s", EventRules.independence_s))
-    event_ids, table = stage2.group_events(photos, rules)
+    taxa = per_photo_taxa(detections, params["conf_threshold"])  # events per deployment and taxon
+    event_ids, table, taxa_events = stage2.group_taxon_events(photos, rules, taxa)
+    detections = stage2.box_events(detections, taxa, taxa_events, params["conf_threshold"])
     images = media.drop_columns(["detections", "sequence_id"]).append_column("sequence_id", media["sequence_id"])
     images = images.append_column("event_id", event_ids)
     for name in ("top_category", "max_conf", "n_detections"):
@@ -251,7 +254,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
         payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
                                    f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")
     if rules.method == "hdbscan":
-        payload["compared_to_gap"] = stage2.compare_to_gap(photos.append_column("event_id", event_ids), rules)
+        payload["compared_to_gap"] = stage2.compare_to_gap(photos, rules, taxa)
     return payload
 
 

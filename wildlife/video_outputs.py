@@ -108,9 +108,9 @@ def write_frames(out_uri: str, md: dict[str, Any], images: pa.Table, results: pa
 # --- Camtrap DP -------------------------------------------------------------------------------------------
 
 def camtrap_detections(detections: list[dict[str, Any]], threshold: float) -> list[dict[str, Any]]:
-    """The detection rows Camtrap DP's media observations come from: every photo's as they are; for a video one
-    per category (its best detection, as MegaDetector's video entry), with ``frames_first_s``/``frames_last_s``,
-    the offsets of the first and last frame with a positive detection of that category, and ``count``, the
+    """The detection rows Camtrap DP's media observations come from: every photo's as they are; for a video
+    one per category and species (its best detection, as MegaDetector's video entry), with ``frames_first`` and
+    ``frames_last``, the times of the first and last frame with a positive detection of it, and ``count``, the
     most such detections in one frame."""
     out, spans = [], {}
     for d in detections:
@@ -119,7 +119,7 @@ def camtrap_detections(detections: list[dict[str, Any]], threshold: float) -> li
             continue
         if d["suspected_static"] or d["conf"] < threshold:
             continue
-        key = (d["photo_id"], d["category"])
+        key = (d["photo_id"], d["category"], d.get("scientific_name"))  # a species where a classifier named one
         span = spans.setdefault(key, {"best": d, "times": [], "per_frame": {}})
         if d["conf"] > span["best"]["conf"]:
             span["best"] = d

@@ -19,7 +19,7 @@ def records(clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The independent records (cluster rows) with their taxon key in ``taxon``."""
     out = []
     for r in clusters:
-        taxon = record_key(r.get("scientific_name"), r.get("top_category"))
+        taxon = r.get("taxon") or record_key(r.get("scientific_name"), r.get("top_category"))  # Stage 2's key
         if r.get("independent") and taxon is not None and r.get("start_time") is not None:
             out.append(dict(r, taxon=taxon))
     return out

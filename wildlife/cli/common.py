@@ -76,9 +76,11 @@ def fail(code: int, message: str, hint: str | None = None) -> NoReturn:
 
 
 def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri, manifest=None,
-                 video_sample=None):
+                 classifier="none", expected_empty_share=0.7, video_sample=None):
     """The estimate ``run`` would make: for a local run, with this machine's rates timed on the first photos.
-    ``manifest``: the input's listing when the caller has it (the cloud path uploads exactly its photos)."""
+    ``manifest``: the input's listing when the caller has it (the cloud path uploads exactly its photos);
+    ``classifier`` and ``expected_empty_share``: the run's, for the classification line; ``video_sample``:
+    the run's, a video counting as its sampled frames."""
     from wildlife import calibration, stage0, video_results  # noqa: PLC0415
     from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
     from wildlife.events import EventRules  # noqa: PLC0415
@@ -93,6 +95,7 @@ def estimate_for(input_uri, max_images, target, detector, use_spot, instance_typ
         items = video_results.items_to_run(manifest, video_sample)  # a video counts as its sampled frames
         return budget.estimate(items, sum(r["size"] for r in pending), target=target, detector=detector,
                                use_spot=use_spot, instance_type=instance_type,
-                               prices=budget.load_prices(prices_uri), measured=measured)
+                               prices=budget.load_prices(prices_uri), measured=measured, classifier=classifier,
+                               expected_empty_share=expected_empty_share)
     except (ValueError, DetectorUnavailable) as exc:
         fail(EXIT_USAGE, str(exc))

@@ -17,7 +17,7 @@ import os
 import click
 from rich.markup import escape
 
-from wildlife import budget
+from wildlife import budget, publishing
 from wildlife.asl import QUEUE_PRIORITIES
 from wildlife.checkpoint import DEFAULT_EVERY
 from wildlife.cli.common import EXIT_BUDGET, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
@@ -90,6 +90,10 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
         r = est.rates[stage]
         timed = f", {r['photos_timed']} photos timed" if r["photos_timed"] else ""
         console.print(f"  rate {label}: {r['ms_per_photo']:g} ms/photo ({r['source']}{timed})")
+    if "classifier" in est.rates:
+        r = est.rates["classifier"]
+        console.print(f"  rate classifier {r['name']}: {r['ms_per_crop']:g} ms/box, {r['crops']} expected animal "
+                      f"boxes ({r['source']})")
 
 
 def _preset_detector(detector: str, speed: str | None) -> str:
@@ -125,6 +129,7 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
     """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
     detector = _preset_detector(detector, more["speed"])
     est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri,
+                       classifier=more["classifier"], expected_empty_share=more["expected_empty_share"],
                        video_sample=more.get("video_sample"))
     _print_estimate(est, budget_dkk)
     _print_presets(est, prices_uri)
@@ -166,6 +171,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife import runner  # noqa: PLC0415
 
     run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
+    publishing.load(run_input.project_uri)  # a bad project file is exit 2 before anything starts or is uploaded
     if target != "local" and resume:
         raise InputError(f"--resume continues a local run; a run on {target} is resumed by running it again",
                          hint="On AWS each run is its own execution: photos already uploaded are not sent again.")
@@ -269,7 +275,7 @@ def _ended(report: dict) -> None:
 @click.option("--merge-gap", type=float, default=300.0, show_default=True, help="Seconds; hdbscan: always merged.")
 @click.option("--max-gap", type=float, default=1800.0, show_default=True, help="Seconds; hdbscan: always cut.")
 @click.option("--independence", type=float, default=1800.0, show_default=True,
-              help="Seconds between independent records per deployment and category (camtrapR minDeltaTime).")
+              help="Seconds between independent records per deployment and taxon (camtrapR minDeltaTime).")
 def events(table_uri, output_uri, id_column, conf_threshold, method, event_gap, burst_gap, merge_gap, max_gap,
            independence):
     """Re-cut events from a media table without re-running detection (Stage 2 alone)."""
@@ -328,6 +334,9 @@ def _register() -> None:
     from wildlife.cli.models import models  # noqa: PLC0415
 
     cli.add_command(models)
+    from wildlife.cli.export import export  # noqa: PLC0415
+
+    cli.add_command(export)
 
 
 _register()
