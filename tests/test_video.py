@@ -441,6 +441,12 @@ def test_a_videos_frames_get_species_like_photos(tmp_path):
     label = {d["frame_number"]: d["label"] for d in dets}
     # each frame's crop was classified on its own pixels: grey at frames 0 and 60, the white "animal" at 30
     assert label[0] == label[60] == COLOUR_LABELS[3] and label[30] != label[0]
+    md = json.loads((out / "megadetector.json").read_text())
+    (entry,) = md["images"]
+    (cid, _), = entry["detections"][0]["classifications"]  # the video's best box, with its species
+    assert md["classification_category_descriptions"][cid] in {label[0], label[30]}
+    frames = json.loads((out / "megadetector_frames.json").read_text())
+    assert frames["classification_categories"] == md["classification_categories"]
 
 
 def test_a_videos_count_is_the_most_in_one_frame_never_a_sum_over_frames():

@@ -33,9 +33,8 @@ def _videos(images: pa.Table) -> dict[str, dict[str, Any]]:
     return {r["photo_id"]: r for r in rows}
 
 
-def _md_detection(d: dict[str, Any]) -> dict[str, Any]:
-    return {"category": mdjson.CATEGORY_IDS[d["category"]], "conf": float(d["conf"]),
-            "bbox": [d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]], "frame_number": d["frame_number"]}
+def _md_detection(d: dict[str, Any], class_ids: dict[str, str]) -> dict[str, Any]:
+    return dict(mdjson.box(d, class_ids), frame_number=d["frame_number"])
 
 
 def with_videos(md: dict[str, Any], images: pa.Table, detections: pa.Table) -> dict[str, Any]:
@@ -45,6 +44,7 @@ def with_videos(md: dict[str, Any], images: pa.Table, detections: pa.Table) -> d
     videos = _videos(images)
     if not videos:
         return md
+    class_ids = mdjson.classification_ids(detections)  # the ids md's classification maps use
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for d in detections.to_pylist():
         if d["photo_id"] in videos and not d["suspected_static"] and d.get("frame_number") is not None:
@@ -59,7 +59,7 @@ def with_videos(md: dict[str, Any], images: pa.Table, detections: pa.Table) -> d
         if row.get("fps"):
             entry["frame_rate"] = row["fps"]
         if entry.get("detections") is not None:
-            found = [_md_detection(d) for (pid, _), d in best.items() if pid == row["photo_id"]]
+            found = [_md_detection(d, class_ids) for (pid, _), d in best.items() if pid == row["photo_id"]]
             entry["detections"] = sorted(found, key=lambda d: -d["conf"])
     return md
 
@@ -71,10 +71,11 @@ def frames_json(md: dict[str, Any], images: pa.Table, results: pa.Table, detecti
     if not videos or "frame_number" not in results.column_names:
         return None
     frames = results.filter(pc.is_valid(results.column("frame_number")))
+    class_ids = mdjson.classification_ids(detections)
     by_frame: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for d in detections.to_pylist():
         if d.get("frame_number") is not None and not d["suspected_static"]:
-            by_frame.setdefault((d["photo_id"], d["frame_number"]), []).append(_md_detection(d))
+            by_frame.setdefault((d["photo_id"], d["frame_number"]), []).append(_md_detection(d, class_ids))
     entries = []
     for f in sorted(frames.to_pylist(), key=lambda f: (videos.get(f["photo_id"], {}).get("relpath") or "",
                                                         f["frame_number"])):
@@ -91,7 +92,8 @@ def frames_json(md: dict[str, Any], images: pa.Table, results: pa.Table, detecti
         else:
             entry["detections"] = sorted(by_frame.get((f["photo_id"], f["frame_number"]), []), key=lambda d: -d["conf"])
         entries.append(entry)
-    return {"info": md["info"], "detection_categories": md["detection_categories"], "images": entries}
+    maps = {k: md[k] for k in ("classification_categories", "classification_category_descriptions") if k in md}
+    return {"info": md["info"], "detection_categories": md["detection_categories"], **maps, "images": entries}
 
 
 def write_frames(out_uri: str, md: dict[str, Any], images: pa.Table, results: pa.Table,
