@@ -205,21 +205,22 @@ def main():
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for key in keys:
-            cfg = MODELS[key][1]
-            model = weights.load_yolov5(args.weights).model if args.weights and key == "mdv5" else calibrated(cfg)
+            _, cfg, size = MODELS[key]
+            model = (weights.load_yolov5(args.weights).model if args.weights and key == "mdv5"
+                     else calibrated(cfg, size=size))
             n = args.photos if key == "mdv5" else args.small_photos
             rows += run(key, model, n, Path(tmp), args.rounds, modes, notes)
     mdv5_loop = next((statistics.median(r["per_s"]) for r in rows if r["model"] == MODELS["mdv5"][0]), None)
     flags = sorted(backends.cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})
     print(f"\nStage 1 on {backends.threads()} CPU cores ({', '.join(flags)}), torch {torch.__version__}; "
           f"2048x1536 JPEGs; {args.rounds} alternating rounds, median [min-max]\n")
-    print(f"{'model':<16} {'mode':<31} {'runtime':<11} {'n':>3} {'photo/s':>21} {'speed-up':>19} "
+    print(f"{'model':<16} {'mode':<31} {'runtime':<16} {'n':>3} {'photo/s':>21} {'speed-up':>19} "
           f"{'vs MDv5 loop':>12} {'overhead':>19}  agreement with the reference")
     for r in rows:
         speed = spread(r["speedup"], ".2f") if r["speedup"] else "-"
         vs = f"{statistics.median(r['per_s']) / mdv5_loop:.1f}x" if mdv5_loop else "-"
         overhead = spread([100 * o for o in r["overhead"]], ".0f")
-        print(f"{r['model']:<16} {r['mode']:<31} {r['runtime']:<11} {r['photos']:>3} {spread(r['per_s'], '.3f'):>21} "
+        print(f"{r['model']:<16} {r['mode']:<31} {r['runtime']:<16} {r['photos']:>3} {spread(r['per_s'], '.3f'):>21} "
               f"{speed:>19} {vs:>12} {overhead:>17} %  {r['agreement']}")
     for note in notes:
         print(f"note: {note}")

@@ -113,11 +113,14 @@ def test_bf16_is_refused_clearly_on_a_cpu_without_it(tiny_onnx, card, tmp_path, 
 @pytest.mark.skipif(not backends.bf16_supported(), reason="this CPU has no bf16 instructions")
 def test_bf16_mode_carries_its_measured_agreement(tiny_onnx, card, tmp_path):
     out = tmp_path / "tiny.bf16.onnx"
-    checked = [p["uri"] for p in photos(card, 3)]
-    report = quantize.quantize(tiny_onnx, checked, out, precision="bf16")
+    result = CliRunner().invoke(cli, ["models", "quantize", str(tiny_onnx), "--photos", str(card), "--check", "3",
+                                      "--precision", "bf16", "--output", str(out)])
+    assert result.exit_code == 0, result.output
     side = json.loads(out.with_suffix(".json").read_text())
+    report = side["agreement"]
+    assert f"bf16 agreement {report['matched']}/{report['boxes']} fp32 boxes" in " ".join(result.output.split())
     assert side["precision"] == "bf16" and side["version"] == "1+bf16" and side["source_model"] == "tiny.onnx"
-    assert side["agreement"] == report and report["photos"] == 3 and report["calibration_photos"] == 0
+    assert report["photos"] == 3 and report["calibration_photos"] == 0
     assert report["boxes"] > 0 and 0 <= report["matched"] <= report["boxes"]
     detector, warnings = detect.load(str(out))
     assert (detector.backend.runtime, detector.backend.precision) == ("openvino", "bf16")
