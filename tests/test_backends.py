@@ -57,9 +57,19 @@ def test_openvino_gives_onnxruntime_boxes_on_a_tiny_yolo(tiny_onnx, card):
 def test_openvino_fp32_is_not_left_to_its_default_precision(tiny_onnx):
     # on a CPU with bf16 instructions OpenVINO's default is bf16: fp32 boxes would silently change
     backend = backends.OpenVinoBackend(tiny_onnx)
-    compiled = backend.request.get_compiled_model()
+    compiled = backend.compiled
     assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
     assert compiled.get_property("INFERENCE_NUM_THREADS") == backends.threads()
+    assert backend.photos_at_once == len(backend.requests) >= 1
+
+
+def test_photos_run_at_once_give_the_boxes_they_give_one_by_one(tiny_onnx, card):
+    side = Sidecar.read(tiny_onnx.with_suffix(".json"))
+    backend = backends.OpenVinoBackend(tiny_onnx)
+    batch = photos(card, 3)  # a full batch of photos_at_once and a partial one
+    one_by_one = Engine(backend, side, batch_size=1).detect(batch)
+    together = Engine(backend, side).detect(batch)  # photos_at_once per inference call, one per stream
+    assert [r.detections for r in one_by_one] == [r.detections for r in together]
 
 
 @pytest.mark.parametrize(("precision", "openvino_installed", "cuda", "override", "want"), [

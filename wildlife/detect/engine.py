@@ -170,7 +170,7 @@ class Engine:
     def __init__(self, backend, sidecar: Sidecar, batch_size: int | None = None, workers: int | None = None):
         self.backend, self.sidecar = backend, sidecar
         self.name, self.version = sidecar.name, sidecar.version
-        self.batch_size = batch_size or (8 if backend.device == "cuda" else 1)
+        self.batch_size = batch_size or (8 if backend.device == "cuda" else getattr(backend, "photos_at_once", 1))
         self.workers = workers or min(4, os.cpu_count() or 1)
 
     def probe(self) -> None:
