@@ -136,3 +136,15 @@ def test_bf16_mode_carries_its_measured_agreement(tiny_onnx, card, tmp_path):
     assert (detector.backend.runtime, detector.backend.precision) == ("openvino", "bf16")
     assert detector.version == "1+bf16" and bool(warnings) == (report["share"] < quantize.TARGET)
     assert all(r.failure is None for r in detector.detect(photos(card, 2)))
+
+
+def test_megadetector_runs_its_onnx_export_where_openvino_is(tmp_path, monkeypatch):
+    from wildlife.detect import catalog  # noqa: PLC0415
+
+    monkeypatch.setenv("ODIN_MODELS", str(tmp_path))
+    (tmp_path / catalog.KNOWN["md-v5a"]["file"]).write_bytes(b"pt")  # both, as `models fetch` leaves them
+    (tmp_path / "md-v5a.onnx").write_bytes(b"onnx")
+    assert detect._megadetector_path("md-v5a") == tmp_path / "md-v5a.onnx"
+    real = detect._has
+    monkeypatch.setattr(detect, "_has", lambda module: module != "openvino" and real(module))
+    assert detect._megadetector_path("md-v5a") == tmp_path / catalog.KNOWN["md-v5a"]["file"]  # without: as before
