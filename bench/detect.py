@@ -4,8 +4,10 @@
     python bench/detect.py [--photos 2] [--small-photos 6] [--rounds 3] [--models mdv5,small]
                            [--modes torch,onnxruntime,openvino,bf16,int8] [--weights md_v5a.0.0.pt]
 
-The quick default (2 MDv5 photos and 6 small-model photos, 3 rounds, every mode) takes about 6 minutes on a
-quiet 2-core AVX-512 machine, most of it MDv5 at ~3.5 s a photo and its int8 calibration.
+The quick default (2 MDv5 photos and 6 small-model photos, 3 rounds, every mode) should take about 5 minutes
+on a quiet 2-core AVX-512 machine (estimated from its parts: building and exporting the random MDv5 ~1 min,
+~3.5 s a photo for the reference, ~25 MDv5 inferences in all, int8 calibration ~1 min; the small model's
+rows took 27 s). Keep ``--photos`` at 2 or more: the OpenVINO rows run one photo per stream, two at once.
 
 (a) reference: what MegaDetector's run_detector_batch does per photo: PIL full decode, letterbox (rectangular,
     stride-aligned), torch eager fp32 NCHW with batch norm folded into the convolutions (its PTDetector loads
@@ -25,7 +27,9 @@ The models have MegaDetector v5's architecture (YOLOv5x6, 140 M parameters, at 1
 size of MDv1000-spruce, at 640), random weights with batch norm and objectness calibrated so that a photo has
 a handful of confident boxes (``tinymodels.calibrated``); no real weights can be downloaded here. With
 ``--weights md_v5a.0.0.pt`` the MDv5 rows use real weights: their int8 and bf16 agreement is the figure that
-matters, since a random network amplifies rounding noise layer by layer in a way a trained one does not.
+matters. On random weights bf16 and int8 boxes mostly disagree (MDv5: 0 of 11 boxes in bf16), and that says
+little about a trained model: a random network amplifies rounding noise layer by layer, and the calibration
+multiplies the objectness convolution to spread its logits, rounding noise with it.
 Box agreement (``wildlife.detect.quantize.agreement``): share of the reference's boxes (conf >= 0.05)
 matched by a box of the same class with IoU >= 0.9, and the largest coordinate difference of matched boxes.
 """
