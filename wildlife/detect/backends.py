@@ -143,8 +143,11 @@ class OpenVinoBackend:
     device = "cpu"
 
     def __init__(self, path: Path, precision: str = "fp32"):
+        import onnx  # noqa: PLC0415
         import openvino as ov  # noqa: PLC0415
 
+        # a file that is not ONNX fails here, in Python; OpenVINO's reader would first print its bytes to stderr
+        onnx.load(str(path), load_external_data=False)
         core = ov.Core()
         model = core.read_model(str(path))
         inputs = [(i.get_any_name(), [d.get_length() if d.is_static else None for d in i.get_partial_shape()])
@@ -162,10 +165,16 @@ class OpenVinoBackend:
         out = []
         for start in range(0, len(batch), len(self.requests)):
             running = list(zip(self.requests, batch[start:start + len(self.requests)], strict=False))
-            for request, photo in running:
-                request.start_async({0: photo[None]}, share_inputs=True)
-            for request, _ in running:
-                request.wait()
+            try:
+                for request, photo in running:
+                    request.start_async({0: photo[None]}, share_inputs=True)
+                for request, _ in running:
+                    request.wait()
+            except RuntimeError as exc:  # OpenVINO's message is C++ locations, then the reason on its last line
+                for request, _ in running:
+                    request.cancel()
+                reason = [line for line in str(exc).splitlines() if line.strip()]
+                raise ValueError(reason[-1] if reason else "OpenVINO failed") from exc
             # a copy: the request's output memory is overwritten by its next inference
             out += [request.get_output_tensor(0).data.copy() for request, _ in running]
         return np.concatenate(out)
