@@ -81,7 +81,7 @@ def models_export(weights_path, output, imgsz):
 @click.option("--photos", required=True, type=click.Path(exists=True, file_okay=False),
               help="A folder of your own photos: some calibrate, the others check agreement.")
 @click.option("--calibration", default=8, show_default=True, help="Photos used to calibrate.")
-@click.option("--check", default=8, show_default=True, help="Held-out photos on which int8 is compared to fp32.")
+@click.option("--check", default=8, show_default=True, help="Held-out photos: int8 or bf16 against fp32.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False), help="Default: MODEL.PRECISION.onnx")
 @click.option("--precision", type=click.Choice(["int8", "bf16"]), default="int8", show_default=True,
               help="int8: calibrated on your photos, runs anywhere; bf16: no calibration, needs a CPU with bf16 "
