@@ -121,8 +121,10 @@ def int8_model(onnx_path: Path, folder: Path, size: int) -> tuple[Path, float, f
     code = ("import json, sys, pathlib; from wildlife.detect import quantize; a = json.loads(sys.argv[1]); "
             "quantize.quantize(pathlib.Path(a[0]), a[1], pathlib.Path(a[2]), calibration=4)")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, json.dumps([str(onnx_path), calibration, str(out)])], check=True,
-                   cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stderr=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([str(onnx_path), calibration, str(out)])],
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"int8 quantization failed:\n{done.stderr[-3000:]}")
     seconds = time.perf_counter() - start
     return out, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6, seconds  # Linux: KiB
 
