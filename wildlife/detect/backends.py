@@ -10,7 +10,9 @@ Which runtime an ONNX model gets (``runtime_for``), measured on a 2-core AVX-512
   OpenVINO's default (``INFERENCE_PRECISION_HINT``) is bf16, which would silently change the boxes.
 - bf16 (a model made by ``models quantize --precision bf16``): OpenVINO with bf16 convolutions, 1.5 s a photo
   for the same model; only on a CPU with bf16 instructions (``bf16_supported``), refused elsewhere.
-- int8 (``models quantize``), on a GPU, or without OpenVINO: onnxruntime.
+- int8 (``models quantize``), on a GPU, or without OpenVINO: onnxruntime. (OpenVINO ran the int8 QDQ model
+  no faster, 0.13 against 0.14 s a photo for YOLOv5s at 640, and with other rounding: its agreement report
+  was measured on onnxruntime.)
 ``ODIN_ONNX_RUNTIME=onnxruntime|openvino`` overrides the choice for fp32 and int8 (to compare, or to work
 around a runtime's bug); bf16 always needs OpenVINO.
 """
