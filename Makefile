@@ -66,6 +66,9 @@ run:
 	rm -rf $(SAMPLE_OUT)
 	$(RUN_VENV)/bin/odin run --input data/sample/photos --deployments data/sample/deployments.csv \
 		--output $(SAMPLE_OUT) --budget 25
+	rm -rf $(SAMPLE_OUT)-video
+	$(RUN_VENV)/bin/odin run --input data/sample/videos --deployments data/sample/deployments.csv \
+		--output $(SAMPLE_OUT)-video --budget 25
 
 # Four workers, one file each at a time: the two emulator tests (listed first, so they start first) mostly
 # wait on Terraform and the emulators, and the images' environments (made once, kept in the temp folder) on

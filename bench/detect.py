@@ -1,20 +1,35 @@
 #!/usr/bin/env python3
-"""Stage 1 engine against a MegaDetector-equivalent reference loop, same photos, same weights.
+"""Stage 1 engine against a MegaDetector-equivalent reference loop, same photos, same weights, per mode.
 
-    python bench/detect.py [--photos 6] [--small-photos 16]
+    python bench/detect.py [--photos 2] [--small-photos 6] [--rounds 3] [--models mdv5,small]
+                           [--modes torch,onnxruntime,openvino,bf16,int8] [--weights md_v5a.0.0.pt]
 
-(a) reference: what MegaDetector's run_detector_batch does per photo: PIL full decode, 1280 letterbox
-    (rectangular, stride 64), torch eager fp32 with batch norm folded into the convolutions (its
-    PTDetector loads ``checkpoint['model'].float().fuse().eval()``), batch 1, sequential, then NMS;
-(b) Odin's engine: JPEG decode in a thread pool overlapping inference, the same letterbox, channels-last
-    torch fp32, the exported ONNX model under onnxruntime, and the int8 fast mode (``models quantize``,
-    calibrated on other photos than those timed).
+The quick default (2 MDv5 photos and 6 small-model photos, 3 rounds, every mode) should take about 5 minutes
+on a quiet 2-core AVX-512 machine (estimated from its parts: building and exporting the random MDv5 ~1 min,
+~3.5 s a photo for the reference, ~25 MDv5 inferences in all, int8 calibration ~1 min; the small model's
+rows took 27 s). Keep ``--photos`` at 2 or more: the OpenVINO rows run one photo per stream, two at once.
 
-The model has MegaDetector v5's architecture (YOLOv5x6, 140 M parameters) with random weights, batch norm
-and objectness calibrated so that a photo has a handful of confident boxes (``calibrated``); no real
-weights can be downloaded here. With ``--weights md_v5a.0.0.pt`` the same table is made with real weights:
-their int8 agreement is the figure that matters, since a random network amplifies quantization noise
-layer by layer in a way a trained one does not.
+(a) reference: what MegaDetector's run_detector_batch does per photo: PIL full decode, letterbox (rectangular,
+    stride-aligned), torch eager fp32 NCHW with batch norm folded into the convolutions (its PTDetector loads
+    ``checkpoint['model'].float().fuse().eval()``), batch 1, sequential, then NMS;
+(b) Odin's engine, one row per mode: JPEG decode in a thread pool overlapping inference, the same letterbox,
+    and as runtime channels-last torch fp32 (a .pt model), onnxruntime fp32, OpenVINO fp32 (what an fp32 .onnx
+    gets when OpenVINO is installed, ``wildlife.detect.backends``), OpenVINO bf16 (``models quantize
+    --precision bf16``; CPUs with bf16 instructions only) and onnxruntime int8 (``models quantize``, calibrated
+    on other photos than those timed).
+
+Rounds alternate: reference, then each mode, then the reference again..., so a machine that gets busier or
+quieter during the run slows every row alike. Each cell is the median over rounds with the range [min-max]
+beside it: on a shared machine the range is the honest error bar. Speed-up is per round (the reference's time
+in that round over the mode's), so a noisy minute cancels out.
+
+The models have MegaDetector v5's architecture (YOLOv5x6, 140 M parameters, at 1280) and YOLOv5s's (the
+size of MDv1000-spruce, at 640), random weights with batch norm and objectness calibrated so that a photo has
+a handful of confident boxes (``tinymodels.calibrated``); no real weights can be downloaded here. With
+``--weights md_v5a.0.0.pt`` the MDv5 rows use real weights: their int8 and bf16 agreement is the figure that
+matters. On random weights bf16 and int8 boxes mostly disagree (MDv5: 0 of 11 boxes in bf16), and that says
+little about a trained model: a random network amplifies rounding noise layer by layer, and the calibration
+multiplies the objectness convolution to spread its logits, rounding noise with it.
 Box agreement (``wildlife.detect.quantize.agreement``): share of the reference's boxes (conf >= 0.05)
 matched by a box of the same class with IoU >= 0.9, and the largest coordinate difference of matched boxes.
 """
@@ -23,7 +38,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
+import json
 import os
+import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,44 +57,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import photofactory as pf  # noqa: E402
 from PIL import Image  # noqa: E402
+from tinymodels import calibrated  # noqa: E402
 
-from wildlife.detect import engine, quantize, weights, yolo  # noqa: E402
+from wildlife.detect import backends, engine, quantize, weights, yolo  # noqa: E402
 
-
-def calibrated(cfg: dict, seed: int = 0) -> yolo.YoloModel:
-    """A random model that behaves like a detector on photos: batch-norm statistics measured on two generated
-    photos (so every layer's output varies with the picture instead of fading to its biases), objectness
-    spread to a standard deviation of 4 logits and shifted so that about 1 anchor in 2,000 is confident.
-    Without this every anchor scores the same to four decimals and NMS picks among ties, so box agreement
-    would measure tie-breaking, not arithmetic."""
-    torch.manual_seed(seed)
-    model = yolo.YoloModel(cfg)
-    stride = int(model.stride.max())
-
-    def photo(i):
-        img = pf.with_animal(pf.scene(1280, 960, seed=500 + i), (0.2 + 0.1 * i, 0.4, 0.2, 0.25))
-        return torch.from_numpy(engine.to_tensor([engine.letterbox(img, 1280, stride)[0]]))
-
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # a plain average over the calibration photos
-    model.train()
-    with torch.no_grad():
-        model(torch.cat([photo(0), photo(1)]))
-    model.eval()
-    detect = model.model[-1]
-    with torch.no_grad():
-        feats = model._features(photo(2))
-        logits = torch.cat([detect.m[i](f).reshape(detect.na, detect.no, -1)[:, 4].flatten()
-                            for i, f in enumerate(feats)])
-        scale = 4.0 / float(logits.std())
-        shift = float(torch.quantile(logits * scale, 0.9995))
-        for conv in detect.m:
-            conv.weight.view(detect.na, detect.no, -1)[:, 4] *= scale
-            conv.bias.view(detect.na, detect.no)[:, 4] *= scale
-            conv.bias.view(detect.na, detect.no)[:, 4] -= shift
-    return model
+MODES = ("torch", "onnxruntime", "openvino", "bf16", "int8")
+LABELS = {"torch": "fp32 torch (channels-last)", "onnxruntime": "fp32 onnxruntime", "openvino": "fp32 openvino",
+          "bf16": "bf16 openvino", "int8": "int8 onnxruntime"}
+MODELS = {"mdv5": ("MDv5 (YOLOv5x6)", yolo.MDV5, 1280), "small": ("YOLOv5s @640", yolo.SMALL_P5, 640)}
 
 
 def make_photos(folder: Path, n: int, first_seed: int = 0) -> list[Path]:
@@ -105,6 +95,7 @@ def reference(model, paths, size, stride):
 class Timed:
     def __init__(self, backend):
         self.backend, self.device, self.seconds = backend, backend.device, 0.0
+        self.photos_at_once = getattr(backend, "photos_at_once", 1)
 
     def __call__(self, batch):
         t = time.perf_counter()
@@ -117,68 +108,147 @@ def ours(backend, paths, size, stride):
     timed = Timed(backend)
     det = engine.Engine(timed, engine.Sidecar(input_size=size, stride=stride))
     photos = [{"photo_id": str(i), "uri": str(p), "width": 2048, "height": 1536} for i, p in enumerate(paths)]
-    det.detect(photos[:1])  # warm-up, as the reference's is (its result is dropped below)
-    timed.seconds = 0.0
     start = time.perf_counter()
-    results = det.detect(photos[1:])
+    results = det.detect(photos)
     return time.perf_counter() - start, timed.seconds, [r.detections for r in results]
 
 
-def run(name, model, n, folder, size, rows, rounds, fast=False):
-    """Rounds alternate between the runs and each keeps its best, so a noisy machine hurts all alike."""
+def int8_model(onnx_path: Path, folder: Path, size: int) -> tuple[Path, float, float]:
+    """``models quantize``'s int8 model, calibrated on 4 photos other than those timed, in a child process so
+    that its peak memory can be read on its own: (path, peak RSS in GB, seconds)."""
+    calibration = [str(p) for p in make_photos(folder / "calibration", 5, first_seed=1000)]
+    out = folder / "model.int8.onnx"
+    code = ("import json, sys, pathlib; from wildlife.detect import quantize; a = json.loads(sys.argv[1]); "
+            "quantize.quantize(pathlib.Path(a[0]), a[1], pathlib.Path(a[2]), calibration=4)")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([str(onnx_path), calibration, str(out)])],
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"int8 quantization failed:\n{done.stderr[-3000:]}")
+    seconds = time.perf_counter() - start
+    return out, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6, seconds  # Linux: KiB
+
+
+def backends_for(name, model, size, modes, folder, notes) -> list[tuple[str, object]]:
+    """The modes asked for that this machine can run, each with its backend; what cannot run goes to ``notes``."""
+    out = []
+    if "torch" in modes:
+        out.append(("torch", backends.TorchBackend(copy.deepcopy(model))))
+    onnx_modes = [m for m in modes if m != "torch"]
+    if not onnx_modes:
+        return out
+    onnx_path = folder / "model.onnx"
+    weights.export_onnx(weights.Loaded(copy.deepcopy(model), name, "bench", ""), onnx_path, size)
+    if "onnxruntime" in modes:
+        out.append(("onnxruntime", backends.OnnxBackend(onnx_path)))
+    have_ov = importlib.util.find_spec("openvino") is not None
+    for mode, precision in (("openvino", "fp32"), ("bf16", "bf16")):
+        if mode not in modes:
+            continue
+        if not have_ov:
+            notes.append(f"{name}: {LABELS[mode]} skipped: OpenVINO is not installed")
+        elif precision == "bf16" and not backends.bf16_supported():
+            notes.append(f"{name}: {LABELS[mode]} skipped: this CPU has no bf16 instructions")
+        else:
+            out.append((mode, backends.OpenVinoBackend(onnx_path, precision)))
+    if "int8" in modes:
+        path, peak, seconds = int8_model(onnx_path, folder, size)
+        notes.append(f"{name}: int8 calibration (4 photos at {size} px, then the agreement check) took "
+                     f"{seconds:.0f} s with a peak RSS of {peak:.1f} GB (target: < 8 GB)")
+        out.append(("int8", backends.OnnxBackend(path)))
+    return out
+
+
+def run(key, model, n, folder, rounds, modes, notes) -> list[dict]:
+    name, _, size = MODELS[key]
+    folder = folder / key
     stride = int(model.stride.max())
-    paths = make_photos(folder / name.split()[0], n + 1)
+    paths = make_photos(folder / "photos", n + 1)
+    warm, timed = paths[:1], paths[1:]
     reference_model = copy.deepcopy(model).fuse().eval()
-    backends = [("odin engine, torch fp32", engine.TorchBackend(copy.deepcopy(model)))]
-    if fast:
-        onnx_path = folder / "model.onnx"
-        weights.export_onnx(weights.Loaded(copy.deepcopy(model), name, "bench", ""), onnx_path, size)
-        backends.append(("odin engine, onnxruntime fp32", engine.OnnxBackend(onnx_path)))
-        calibration = [str(p) for p in make_photos(folder / "calibration", 5, first_seed=1000)]
-        int8_path = folder / "model.int8.onnx"
-        quantize.quantize(onnx_path, calibration, int8_path, calibration=4)
-        backends.append(("odin engine, onnxruntime int8 (fast)", engine.OnnxBackend(int8_path)))
-    reference(reference_model, paths[:1], size, stride)  # warm-up
-    best: dict[str, tuple] = {}
+    runs = backends_for(name, model, size, modes, folder, notes)
+    reference(reference_model, warm, size, stride)  # warm-ups: the first inference allocates and compiles
+    for _, backend in runs:
+        ours(backend, warm, size, stride)
+    ref: list[tuple] = []
+    got: dict[str, list[tuple]] = {mode: [] for mode, _ in runs}
     for _ in range(rounds):
-        result = reference(reference_model, paths[1:], size, stride)
-        if "ref" not in best or result[0] < best["ref"][0]:
-            best["ref"] = result
-        for label, backend in backends:
-            secs, model_s, out = ours(backend, paths, size, stride)
-            if label not in best or secs < best[label][0]:
-                best[label] = (secs, model_s, out)
-    ref_s, ref_model_s, ref_out = best["ref"]
-    rows.append((name, "reference (PIL, eager fp32, batch 1)", n, ref_s, ref_model_s, "-", "-"))
-    for label, _ in backends:
-        secs, model_s, out = best[label]
-        a = quantize.agreement(ref_out, out, min_conf=0.05)
-        rows.append((name, label, n, secs, model_s, f"{ref_s / secs:.2f}x",
-                     f"{a['matched']}/{a['boxes']} boxes ({a['share']:.1%}), "
-                     f"max diff {a['max_coordinate_difference']:.4f}"))
+        ref.append(reference(reference_model, timed, size, stride))
+        for mode, backend in runs:
+            got[mode].append(ours(backend, timed, size, stride))
+    rows = [dict(model=name, mode="reference: MegaDetector's loop", runtime="torch eager fp32", photos=n,
+                 per_s=[n / r[0] for r in ref], speedup=None, overhead=[(r[0] - r[1]) / r[1] for r in ref],
+                 agreement="(the reference)", same_pixels="-")]
+    # the engine's own fp32 boxes: the same pixels as every mode (the reference decodes a photo at least twice
+    # the input size in full, the engine at 1/2 or 1/4 inside the JPEG decoder), so bf16 and int8 are judged
+    # on their arithmetic alone
+    fp32 = next((got[m][0][2] for m in ("openvino", "onnxruntime", "torch") if m in got), None)
+    for mode, backend in runs:
+        rows.append(dict(model=name, mode=LABELS[mode], runtime=backend.runtime, photos=n,
+                         per_s=[n / g[0] for g in got[mode]],
+                         speedup=[r[0] / g[0] for r, g in zip(ref, got[mode], strict=True)],
+                         overhead=[(g[0] - g[1]) / g[1] for g in got[mode]],
+                         agreement=agreed(ref[0][2], got[mode][0][2]),
+                         same_pixels=agreed(fp32, got[mode][0][2]) if mode in ("bf16", "int8") else "-"))
+    return rows
+
+
+def agreed(reference_boxes, boxes) -> str:
+    a = quantize.agreement(reference_boxes, boxes, min_conf=0.05)
+    return f"{a['matched']}/{a['boxes']} ({a['share']:.1%}) max diff {a['max_coordinate_difference']:.4f}"
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=6)
-    parser.add_argument("--small-photos", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--photos", type=int, default=2, help="MDv5 photos timed per round")
+    parser.add_argument("--small-photos", type=int, default=6, help="small-model photos timed per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default="mdv5,small", help=f"comma-separated: {', '.join(MODELS)}")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated: {', '.join(MODES)}")
     parser.add_argument("--weights", type=Path, help="real MegaDetector v5 weights (.pt) instead of random ones")
     args = parser.parse_args()
-    rows: list[tuple] = []
-    big = weights.load_yolov5(args.weights).model if args.weights else calibrated(yolo.MDV5)
+    modes = [m for m in args.modes.split(",") if m]
+    keys = [k for k in args.models.split(",") if k]
+    if bad := (set(modes) - set(MODES)) | (set(keys) - set(MODELS)):
+        parser.error(f"unknown mode or model: {sorted(bad)}")
+    started = time.perf_counter()
+    rows: list[dict] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        run("MDv5 (YOLOv5x6)", big, args.photos, Path(tmp), 1280, rows, args.rounds, fast=True)
-        run("YOLOv5s-size", calibrated(yolo.SMALL_P5), args.small_photos, Path(tmp), 1280, rows, args.rounds)
-    print(f"\nStage 1 on {os.cpu_count()} CPU cores, torch {torch.__version__}, 2048x1536 JPEGs at 1280 px\n")
-    print(f"{'model':<17} {'run':<40} {'photos':>6} {'s':>7} {'photo/s':>8} {'model s':>8} {'overhead':>9} "
-          f"{'speed-up':>8}  agreement")
-    for name, label, n, secs, model_s, speedup, agree in rows:
-        print(f"{name:<17} {label:<40} {n:>6} {secs:>7.1f} {n / secs:>8.3f} {model_s:>8.1f} "
-              f"{(secs - model_s) / model_s:>8.1%} {speedup:>8}  {agree}")
-    print(f"\nweights: {args.weights or 'random (MDv5 architecture), see the docstring'}")
-    print("overhead: end-to-end time over pure model time (target <= 10%); speed-up vs the reference "
-          "(targets: >= 1.5x with identical boxes in fp32, >= 3x with >= 99% of boxes matched in a fast mode)")
+        for key in keys:
+            _, cfg, size = MODELS[key]
+            model = (weights.load_yolov5(args.weights).model if args.weights and key == "mdv5"
+                     else calibrated(cfg, size=size))
+            n = args.photos if key == "mdv5" else args.small_photos
+            rows += run(key, model, n, Path(tmp), args.rounds, modes, notes)
+    mdv5_loop = next((statistics.median(r["per_s"]) for r in rows if r["model"] == MODELS["mdv5"][0]), None)
+    flags = sorted(backends.cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})
+    print(f"\nStage 1 on {backends.threads()} CPU cores ({', '.join(flags)}), torch {torch.__version__}; "
+          f"2048x1536 JPEGs; {args.rounds} alternating rounds, median [min-max]\n")
+    print(f"{'model':<16} {'mode':<31} {'runtime':<16} {'n':>3} {'photo/s':>21} {'speed-up':>19} "
+          f"{'vs MDv5 loop':>12} {'overhead':>19}  {'boxes agreeing with the reference':<37} with engine fp32")
+    for r in rows:
+        speed = spread(r["speedup"], ".2f") if r["speedup"] else "-"
+        vs = f"{statistics.median(r['per_s']) / mdv5_loop:.1f}x" if mdv5_loop and "MDv5" not in r["model"] else "-"
+        overhead = spread([100 * o for o in r["overhead"]], ".0f")
+        print(f"{r['model']:<16} {r['mode']:<31} {r['runtime']:<16} {r['photos']:>3} {spread(r['per_s'], '.3f'):>21} "
+              f"{speed:>19} {vs:>12} {overhead:>17} %  {r['agreement']:<37} {r['same_pixels']}")
+    for note in notes:
+        print(f"note: {note}")
+    took = time.perf_counter() - started
+    print(f"\nweights: {args.weights or 'random (calibrated), see the docstring'}; the bench took {took:.0f} s")
+    print("speed-up: the reference's time over the mode's in the same round (target: fp32 >= 1.5x with every box\n"
+          "  matched); vs MDv5 loop: photos/s over the MDv5 reference's (fast preset target: >= 20x,\n"
+          "  decode included); overhead: end-to-end time over pure model time (target <= 10%); agreement: boxes\n"
+          "  (conf >= 0.05) matched at IoU >= 0.9, same class (target: all in fp32, >= 99% in bf16/int8 with real\n"
+          "  weights); with engine fp32: the same against the engine's fp32 boxes, same decoded pixels (the engine\n"
+          "  decodes a photo >= 2x the input size at 1/2 or 1/4 size in the JPEG decoder, the reference in full,\n"
+          "  which a random network amplifies into other boxes). On a shared machine numbers are indicative:\n"
+          "  compare rows of one run, not runs.")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import sys
 from wildlife import detect, stage1
 from wildlife.checkpoint import DEFAULT_EVERY
 from wildlife.runinput import RunInput
+from wildlife.video import DEFAULT_SAMPLE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier", default=os.environ.get("ODIN_CLASSIFIER", RunInput.default("classifier")))
     parser.add_argument("--sequence-gap", type=float, default=60.0)
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_EVERY)
+    parser.add_argument("--video-sample", default=DEFAULT_SAMPLE, help="frames of a video to run: '1s' or '30f'")
     args = parser.parse_args(argv)
     index = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
     size = int(os.environ.get("AWS_BATCH_JOB_ARRAY_SIZE", "1"))
     try:
         summary = stage1.run_shard(args.input, args.output, args.detector, args.sequence_gap, index, size,
-                                   args.checkpoint_every, classifier_spec=args.classifier)
+                                   args.checkpoint_every, classifier_spec=args.classifier,
+                                   video_sample=args.video_sample)
     except detect.DetectorUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2  # a bad job definition: Batch's retry strategy does not retry exit 2

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import photofactory as pf
 import pytest
@@ -117,3 +118,13 @@ def test_max_job_duration_does_not_refuse_auto_without_weights(tmp_path):
     rates = state["GuardBudget"]["estimate"]["rates"]
     assert rates["detector"]["name"] == "motion" and rates["detector"]["source"] == calibration.SOURCE
     assert state["Stage1Detect"]["detector"]["name"] == "odin-motion-baseline"
+
+
+def test_the_estimates_parallel_ceiling_is_the_aws_profiles():
+    """The price table's ``batch_max_vcpus`` prices Stage 1's children side by side up to the ceiling the AWS
+    profile deploys; a profile raised or lowered without it would make every AWS wall-time estimate wrong."""
+    from conftest import ROOT  # noqa: PLC0415
+
+    profile = yaml.safe_load((ROOT / "conf" / "profiles" / "aws.yaml").read_text())
+    prices = yaml.safe_load(Path(budget.DEFAULT_PRICES).read_text())
+    assert prices["batch_max_vcpus"] == profile["compute"]["max_vcpus"]

@@ -28,7 +28,7 @@ from conftest import SAMPLE
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from wildlife import ciff, clock, exif, ifd, olympus, reconyx, stage0, xmp
+from wildlife import ciff, clock, exif, ifd, olympus, reconyx, stage0, video, xmp
 from wildlife.headerio import BadPhoto, Block
 
 
@@ -278,3 +278,63 @@ def test_stage0_keeps_every_mutated_file_as_one_row(cases):
     for row in media:
         assert row["status"] in ("ok", "failed") and (row["status"] == "ok") == (row["reason"] is None)
         assert row["timestamp"] is not None
+
+
+def _video_seeds() -> dict[str, bytes]:
+    """Small real videos of the containers and codecs cameras write: MP4 (MPEG-4 Part 2) and AVI (MJPEG) by
+    OpenCV, MP4 (H.264, with creation_time) by PyAV where its FFmpeg has libx264."""
+    import av  # noqa: PLC0415
+
+    seeds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = [np.full((48, 64, 3), 30 + 20 * i, np.uint8) for i in range(8)]
+        for name, fourcc in (("mp4v.mp4", "mp4v"), ("mjpg.avi", "MJPG")):
+            writer = cv2.VideoWriter(str(Path(tmp) / name), cv2.VideoWriter_fourcc(*fourcc), 4, (64, 48))
+            for f in frames:
+                writer.write(f)
+            writer.release()
+            seeds[name] = (Path(tmp) / name).read_bytes()
+        with contextlib.suppress(Exception), av.open(str(Path(tmp) / "h264.mp4"), "w") as out:
+            out.metadata["creation_time"] = "2022-06-01T05:30:12.000000Z"
+            stream = out.add_stream("libx264", rate=4)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for f in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        if (Path(tmp) / "h264.mp4").exists():
+            seeds["h264.mp4"] = (Path(tmp) / "h264.mp4").read_bytes()
+    return seeds
+
+
+VIDEO_SEEDS = _video_seeds()
+VIDEO_SCHEMA = pa.schema([f for f in stage0.MEDIA_SCHEMA if f.name in (
+    "format", "width", "height", "make", "model", "datetime_original", "subsec_time_original", "media_type",
+    "duration_s", "fps", "frame_count", "codec")])
+
+
+@fuzz(300)
+@given(st.sampled_from(sorted(VIDEO_SEEDS)), st.data())
+def test_mutated_videos_give_schema_fields_or_a_reason(name, data):
+    """Container header and frames of damaged videos: fields the media table holds, pixels, or ``BadVideo`` with
+    a reason of its own; never another exception, never a hang."""
+    buf = bytearray(VIDEO_SEEDS[name])
+    for _ in range(data.draw(st.integers(1, 8))):
+        pos = data.draw(st.integers(0, len(buf) - 1))
+        value = struct.pack(data.draw(st.sampled_from(["<I", ">I"])), data.draw(DWORDS)) \
+            if data.draw(st.booleans()) else bytes([data.draw(BYTES)])
+        buf[pos:pos + len(value)] = value[:len(buf) - pos]
+    if data.draw(st.booleans()):
+        del buf[data.draw(st.integers(0, len(buf) - 1)):]
+    try:
+        found = video.read_metadata(io.BytesIO(bytes(buf)), name)
+    except video.BadVideo as exc:
+        assert str(exc)
+        return
+    pa.Table.from_pylist([{k: found.get(k) for k in VIDEO_SCHEMA.names}], schema=VIDEO_SCHEMA)
+    assert found["frame_count"] >= 1 and (found["fps"] is None or 0 < found["fps"] < 10_000)
+    for n in video.sample_frames(found["fps"], found["frame_count"], "1f")[:3]:
+        with contextlib.suppress(video.BadVideo):
+            img = video.read_frame(io.BytesIO(bytes(buf)), n, found["fps"])
+            assert img.ndim == 3 and img.shape[2] == 3

@@ -120,7 +120,7 @@ def test_bad_input_never_crashes_and_never_disappears(tmp_path):
     assert "holds text" in reasons["camB/notes.jpg"]
     assert "decompression bomb" in reasons["camB/bomb.jpg"]
     assert "dangling" in reasons["camB/dangling.jpg"]
-    assert "not a photo file" in reasons["camB/README.txt"]
+    assert "not a photo or video file" in reasons["camB/README.txt"]
     assert all(r["reason"] for r in images if r["status"] != "ok")
     # no EXIF: the file time is used and flagged
     assert "no_exif_time" in by_path["camB/scan.png"]["clock_flags"]

@@ -51,7 +51,7 @@ def test_garbage_onnx_stops_the_cli_before_any_work_and_says_what_to_do(tmp_path
     result = odin("run", "--input", str(_photos(tmp_path, 1)), "--output", str(out), "--budget", "25",
                   "--detector", str(model))
     assert result.returncode == 2, result.stderr
-    assert f"{model} is not a valid ONNX model (InvalidProtobuf)" in result.stderr
+    assert f"{model} is not a valid ONNX model (" in result.stderr  # (the reader's error: onnx's or onnxruntime's)
     assert "scripts/run.py models export" in result.stderr
     assert not out.exists()
 
@@ -62,7 +62,7 @@ def test_truncated_onnx_is_refused(tmp_path):
     model = weights.export_onnx(weights.load_yolov5(checkpoint_path), tmp_path / "tiny.onnx", 640)
     detect.check(str(model))  # whole: fine
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
-    assert "is not a valid ONNX model (InvalidProtobuf)" in str(_refused(str(model)))
+    assert "is not a valid ONNX model (" in str(_refused(str(model)))
 
 
 def test_a_valid_onnx_with_the_wrong_output_shape_is_refused_in_guard_budget(tmp_path):
@@ -97,7 +97,8 @@ def test_a_detector_that_fails_on_every_photo_fails_the_run(tmp_path):
     result = odin("run", "--input", str(_photos(tmp_path)), "--output", str(out), "--budget", "25",
                   "--detector", str(model), "--deployments", str(SAMPLE / "deployments.csv"))
     assert result.returncode == 1, result.stderr
-    assert "Stage 1: all 3 photos failed; first reasons: inference failed: InvalidArgument" in result.stderr
+    assert "Stage 1: all 3 photos failed; first reasons: inference failed: " in result.stderr
+    assert "incompatible" in result.stderr or "InvalidArgument" in result.stderr  # the runtime's own reason
     report = json.loads((out / "run_report.json").read_text())
     assert report["status"] == "failed"
     assert not list((out / "_run" / "stage1").rglob("part-*"))  # --resume after the fix runs them again

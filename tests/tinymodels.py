@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from wildlife.detect import yolo
+from wildlife.detect import engine, yolo
 
 _NAMES = {"Conv": "models.common", "Bottleneck": "models.common", "C3": "models.common", "SPPF": "models.common",
           "Concat": "models.common", "Detect": "models.yolo", "YoloModel": "models.yolo"}
@@ -55,6 +55,49 @@ def save_checkpoint(cfg: dict, path: Path, seed: int = 0) -> yolo.YoloModel:
             sys.modules.pop(name, None)
     # what the file holds, in float: the reference for exactness checks
     model.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    return model
+
+
+def calibrated(cfg: dict, seed: int = 0, size: int = 1280) -> yolo.YoloModel:
+    """A random model that behaves like a detector on photos at ``size`` px: batch-norm statistics measured on
+    two generated photos (so every layer's output varies with the picture instead of fading to its biases),
+    objectness spread to a standard deviation of 4 logits and shifted so that about 1 anchor in 2,000 is
+    confident, class logits spread to a standard deviation of 2 (one class wins clearly). Without this every
+    anchor scores the same to four decimals and NMS picks among ties, so box agreement would measure
+    tie-breaking, not arithmetic."""
+    torch.manual_seed(seed)
+    model = yolo.YoloModel(cfg)
+    stride = int(model.stride.max())
+
+    import photofactory as pf  # noqa: PLC0415
+
+    def photo(i):
+        img = pf.with_animal(pf.scene(1280, 960, seed=500 + i), (0.2 + 0.1 * i, 0.4, 0.2, 0.25))
+        return torch.from_numpy(engine.to_tensor([engine.letterbox(img, size, stride)[0]]))
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the calibration photos
+    model.train()
+    with torch.no_grad():
+        model(torch.cat([photo(0), photo(1)]))
+    model.eval()
+    detect = model.model[-1]
+    with torch.no_grad():
+        feats = model._features(photo(2))
+        raw = torch.cat([detect.m[i](f).reshape(detect.na, detect.no, -1) for i, f in enumerate(feats)], 2)
+        logits, classes = raw[:, 4].flatten(), raw[:, 5:]
+        scale = 4.0 / float(logits.std())
+        shift = float(torch.quantile(logits * scale, 0.9995))
+        class_scale, class_mean = 2.0 / float(classes.std()), float(classes.mean())
+        for conv in detect.m:  # s * (w x + b) - t = (s w) x + (s b - t)
+            conv.weight.view(detect.na, detect.no, -1)[:, 4] *= scale
+            conv.bias.view(detect.na, detect.no)[:, 4] *= scale
+            conv.bias.view(detect.na, detect.no)[:, 4] -= shift
+            conv.weight.view(detect.na, detect.no, -1)[:, 5:] *= class_scale
+            conv.bias.view(detect.na, detect.no)[:, 5:] -= class_mean
+            conv.bias.view(detect.na, detect.no)[:, 5:] *= class_scale
     return model
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import clock, deployments, fs, species, tableschema
+from wildlife import clock, deployments, fs, privacy, publishing, species, video, video_outputs
 from wildlife.classify import RANKS
 
 VERSION = "1.0.2"
@@ -103,6 +103,7 @@ def _ok_rows(images: pa.Table) -> list[dict[str, Any]]:
 def export(
     out_uri: str, images: pa.Table, detections: pa.Table, events: pa.Table, *, deployments_uri: str | None,
     coords: dict[str, tuple[float, float]], detector: str, threshold: float, session_id: str,
+    humans: str | None = None, project: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts, completeness, warnings."""
     table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
@@ -116,7 +117,9 @@ def export(
         "mediaID": r["photo_id"], "deploymentID": r["deployment_id"],
         "captureMethod": "timeLapse" if r.get("trigger_mode") == "Time Lapse" else "activityDetection",
         "timestamp": _stamp(clock.local_time(r)), "filePath": r["relpath"], "filePublic": False,
-        "fileName": r["relpath"].rsplit("/", 1)[-1], "fileMediatype": MEDIATYPE.get(r["format"], "image/jpeg"),
+        "fileName": r["relpath"].rsplit("/", 1)[-1],
+        "fileMediatype": video.mime(r["relpath"]) if r.get("media_type") == "video"
+        else MEDIATYPE.get(r["format"], "image/jpeg"),
         "exifData": json.dumps({k: r[k] for k in ("make", "model", "serial_number", "datetime_original",
                                                   "maker_sequence_index", "maker_sequence_length",
                                                   "ambient_temperature_c", "moon_phase") if r.get(k) is not None}),
@@ -125,22 +128,25 @@ def export(
     obs = []
     positive_photos = set()
 
-    def media_level(photo: dict[str, Any]) -> dict[str, Any]:
+    def media_level(photo: dict[str, Any], detection: dict[str, Any] | None = None) -> dict[str, Any]:
         flags = [f for f in photo.get("clock_flags") or () if f in clock.UNTRUSTED_FLAGS]
+        start = end = clock.local_time(photo)
+        if photo.get("media_type") == "video":  # observations span the frames (wildlife.video_outputs)
+            start, end = video_outputs.span(photo, start, detection)
         return {"deploymentID": photo["deployment_id"], "mediaID": photo["photo_id"], "eventID": photo.get("event_id"),
-                "eventStart": _stamp(clock.local_time(photo)), "eventEnd": _stamp(clock.local_time(photo)),
+                "eventStart": _stamp(start), "eventEnd": _stamp(end),
                 "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": detector,
                 "classificationTimestamp": now,
                 "observationComments": f"timestamp untrusted: {', '.join(flags)}" if flags else None}
 
-    for d in detections.to_pylist():
+    for d in video_outputs.camtrap_detections(detections.to_pylist(), threshold):  # a video: one per category
         photo = by_photo.get(d["photo_id"])
         if photo is None or d["suspected_static"] or d["conf"] < threshold:
             continue
         positive_photos.add(d["photo_id"])
         obs.append(dict(
-            media_level(photo), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
-            count=1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
+            media_level(photo, d), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
+            count=d.get("count") or 1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
             bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4))
             | _species(d.get("scientific_name"), d.get("label_score"),
                        None if (d.get("label_source") or "").startswith("detector") else d.get("classifier"))
@@ -163,11 +169,13 @@ def export(
               "media": [f["name"] for f in _schema("media")["fields"]],
               "observations": [f["name"] for f in _schema("observations")["fields"]]}
     rows = {"deployments": dep_rows, "media": media_rows, "observations": obs}
+    people = privacy.package(rows, privacy.people_photos(detections, threshold), humans)  # --humans
+    publishing.round_coordinates(dep_rows, project)  # --project's coordinate precision
     for name in TABLES:
         fs.write_bytes(fs.join(out_uri, f"{name}.csv"), _csv(rows[name], fields[name]))
     descriptor = _descriptor(dep_rows, ok, session_id, detector,
                              taxonomic(obs, species.labels(detections, threshold)), classifier)
-    fs.write_json(fs.join(out_uri, "datapackage.json"), descriptor)
+    fs.write_json(fs.join(out_uri, "datapackage.json"), publishing.descriptor(descriptor, project))
     warnings = []
     no_deployment = len(all_ok) - len([r for r in all_ok if r["deployment_id"]])
     if left_out:
@@ -183,7 +191,14 @@ def export(
     return {"uri": out_uri, "deployments": len(dep_rows), "media": len(media_rows), "observations": len(obs),
             "complete": len(media_rows) == len(all_ok),
             "left_out": {"deployments": len(left_out), "media": len(all_ok) - len(media_rows)},
-            "warnings": warnings}
+            "warnings": warnings + _privacy_warnings(people), "privacy": people}
+
+
+def _privacy_warnings(people: dict[str, Any]) -> list[str]:
+    if not people["media_dropped"]:
+        return []
+    return [f"Camtrap DP: {people['media_dropped']} photo(s) showing people or vehicles left out, with "
+            f"{people['observations_dropped']} observation(s) (--humans drop)"]
 
 
 def _species(scientific_name: str | None, score: float | None, classifier: str | None) -> dict[str, Any]:
@@ -264,34 +279,8 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
 
 
 def validate(package_uri: str) -> list[str]:
-    """Errors of a package against the Camtrap DP profile and table schemas (empty when valid), offline."""
-    import jsonschema  # noqa: PLC0415
-    from referencing import Registry, Resource  # noqa: PLC0415
+    """Errors of a package against the Camtrap DP profile and table schemas (empty when valid), offline, by the
+    Frictionless validator (``wildlife.package_check``)."""
+    from wildlife import package_check  # noqa: PLC0415 - it imports this module's constants
 
-    def local(name: str) -> Resource:
-        with open(os.path.join(SCHEMA_DIR, "offline", name)) as f:
-            return Resource.from_contents(json.load(f), default_specification=_draft4())
-
-    registry = Registry().with_resources([
-        ("https://specs.frictionlessdata.io/schemas/data-package.json", local("data-package.json")),
-        ("http://json.schemastore.org/geojson.json", local("geojson.json")),
-    ])
-    descriptor = fs.read_json(fs.join(package_uri, "datapackage.json"))
-    validator = jsonschema.Draft4Validator(_schema("profile"), registry=registry,
-                                           format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
-    errors = [f"datapackage.json: {'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(descriptor)]
-    tables, schemas = {}, {}
-    for resource in descriptor.get("resources", []):
-        if resource.get("name") not in TABLES:
-            continue
-        schemas[resource["name"]] = _schema(resource["name"])
-        tables[resource["name"]] = tableschema.read_csv(fs.read_bytes(fs.join(package_uri, resource["path"])).decode())
-        errors += tableschema.validate_rows(tables[resource["name"]], schemas[resource["name"]], resource["name"])
-    errors += tableschema.validate_foreign_keys(tables, schemas)
-    return errors
-
-
-def _draft4():
-    from referencing.jsonschema import DRAFT4  # noqa: PLC0415
-
-    return DRAFT4
+    return package_check.validate(package_uri)

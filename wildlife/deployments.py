@@ -36,7 +36,10 @@ import pyarrow.compute as pc
 
 from wildlife import fs, geo
 from wildlife.errors import InputError
-from wildlife.tableschema import FALSE, TRUE
+
+# the spellings of a boolean in a deployments table (Table Schema's defaults: trueValues / falseValues)
+TRUE = {"true", "True", "TRUE", "1"}
+FALSE = {"false", "False", "FALSE", "0"}
 
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")

@@ -82,18 +82,28 @@ def _ordered(group: np.ndarray, seconds: np.ndarray):
     return out, order, group[order], seconds[order].astype(np.float64)
 
 
-def assign_gap(group: np.ndarray, seconds: np.ndarray, positive: np.ndarray, gap_s: float) -> np.ndarray:
+def assign_gap(group: np.ndarray, seconds: np.ndarray, positive: np.ndarray, gap_s: float,
+               ends: np.ndarray | None = None) -> np.ndarray:
     """An event number per row by the fixed gap (0, 1, ... across all groups; -1 where none).
 
     ``group``: integer deployment code per row, -1 for rows that take part in no sequence (no usable time).
     Rows of one group are cut where consecutive times are more than ``gap_s`` apart; a sequence is an event when
-    ``positive`` holds for one of its rows, and then all its rows carry the event's number.
+    ``positive`` holds for one of its rows, and then all its rows carry the event's number. ``ends``: each
+    row's end where it lasts (a video): the gap to the next row counts from the latest end so far.
     """
     out, order, g, t = _ordered(group, seconds)
     if order.size == 0:
         return out
     cut = np.ones(len(order), dtype=bool)
-    cut[1:] = (g[1:] != g[:-1]) | (t[1:] - t[:-1] > gap_s)
+    if ends is None:
+        cut[1:] = (g[1:] != g[:-1]) | (t[1:] - t[:-1] > gap_s)
+    else:
+        e = np.maximum(ends[order].astype(np.float64), t)
+        latest = np.empty_like(e)
+        bounds = [*np.flatnonzero(np.r_[True, g[1:] != g[:-1]]).tolist(), len(e)]
+        for lo, hi in itertools.pairwise(bounds):  # the latest end so far, within each group
+            latest[lo:hi] = np.maximum.accumulate(e[lo:hi])
+        cut[1:] = (g[1:] != g[:-1]) | (t[1:] - latest[:-1] > gap_s)
     sequence = np.cumsum(cut) - 1
     has_positive = np.zeros(int(sequence[-1]) + 1, dtype=bool)
     has_positive[sequence[positive[order]]] = True

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 import wildlife
-from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1
+from wildlife import camtrapdp, clock, deployments, fs, publishing, report_html, stage1, video_outputs
 from wildlife.answers import tables as answer_tables
 from wildlife.detect import mdjson
 from wildlife.graph import table_uri
@@ -105,14 +105,19 @@ def _write_all(state: dict[str, Any], step: Callable[..., None]) -> dict[str, An
             fs.write_table(table, fs.join(out_uri, name))
     det = state["Stage1Detect"]["detector"]
     md_uri = fs.join(out_uri, "megadetector.json")
-    fs.write_json(md_uri, mdjson.build(media, files["detections.parquet"], det))
+    md = video_outputs.with_videos(mdjson.build(media, files["detections.parquet"], det), media,
+                                   files["detections.parquet"])  # MegaDetector's video convention
+    fs.write_json(md_uri, md)
+    frames_uri = video_outputs.write_frames(out_uri, md, media, stage1.read_results(table_uri(state, "results")),
+                                            files["detections.parquet"])
+    del md  # megadetector.json's objects: a million photos' worth
     step(1, doing="Camtrap DP")
     package_uri = fs.join(out_uri, "camtrap-dp")
     package = camtrapdp.export(
         package_uri, media, files["detections.parquet"], clusters, deployments_uri=params.get("deployments_uri"),
         coords=deployments.coordinates(params.get("deployments_uri"), media),
         detector=f"{det['name']} {det['version']}", threshold=params["conf_threshold"],
-        session_id=state["session_id"])
+        session_id=state["session_id"], humans=params.get("humans"), project=publishing.load(params.get("project_uri")))
     step(1, doing="Camtrap DP validation")
     errors = camtrapdp.validate(package_uri)
     package.update(valid=not errors, errors=errors[:20], error_count=len(errors))  # the report lists them
@@ -123,7 +128,8 @@ def _write_all(state: dict[str, Any], step: Callable[..., None]) -> dict[str, An
     html_uri = fs.join(out_uri, "report.html")
     step(1, doing="answers")
     answers = answer_tables.write(out_uri, media, clusters, deployments_table, params)  # effort, RAI, occupancy...
-    created = [fs.join(out_uri, n) for n in files] + [md_uri, fs.join(package_uri, "datapackage.json"),
+    created = [fs.join(out_uri, n) for n in files] + [md_uri, *([frames_uri] if frames_uri else []),
+                                                      fs.join(package_uri, "datapackage.json"),
                                                       *answers["main_files"], html_uri, report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
                "files_created": created, "warnings": deployment_warnings + answers.pop("warnings"),

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs, weather
+from wildlife import fs, privacy, report_answers, video_outputs, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife import report_species as species_report
@@ -40,11 +40,16 @@ margin-right:.3rem;vertical-align:middle}
 """
 
 
-def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
+def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]], blur: list[dict[str, Any]] = ()) -> str | None:
     try:
-        img = cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+        img = privacy.blur(cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4),
+                           blur)  # the photo's people and vehicles (none with --humans keep)
     except OSError:
         return None
+    return _drawn(img, boxes)
+
+
+def _drawn(img: np.ndarray | None, boxes: list[dict[str, Any]]) -> str | None:
     if img is None:
         return None
     scale = 320 / img.shape[1]
@@ -141,7 +146,8 @@ def _failures(f: facts.Failures) -> str:
                      "failed-files") + more)
 
 
-def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int) -> str:
+def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int,
+             people: dict[str, list[dict]] | None = None) -> str:
     boxes_by_photo: dict[str, list] = defaultdict(list)
     for d in positives:
         boxes_by_photo[d["photo_id"]].append(d)
@@ -160,13 +166,38 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
             continue
         best = max(photos_of_event[e["cluster_id"]], key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
         row = rows_by_photo[best]
-        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best])
+        if row.get("media_type") == "video":  # its best frame is shown under Videos
+            continue
+        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best], (people or {}).get(best, []))
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
                            f'<figcaption>{html.escape(e["cluster_id"])} · {e["top_category"]} '
                            f'{e["max_conf"]:.2f} · {html.escape(species_report.caption(e))}{e["photo_count"]} photos · '
                            f'{html.escape(row["relpath"])}</figcaption></figure>')
     return "".join(figures) or "<p>No positive events.</p>"
+
+
+def _videos(images: pa.Table, positives: list[dict], detections: pa.Table, threshold: float,
+            humans: str | None) -> str:
+    """Each video with a positive detection (the best first): the frame of its best detection, boxes drawn,
+    its people and vehicles blurred as in a photo's thumbnail (``privacy``)."""
+    people: dict[tuple, list[dict]] = {}
+    if privacy.mode(humans) != "keep" and "frame_number" in detections.column_names:
+        frames = [d for d in detections.to_pylist() if d["frame_number"] is not None]
+        for b in privacy.people_boxes(frames, threshold):
+            people.setdefault((b["photo_id"], b["frame_number"]), []).append(b)
+    figures = []
+    for row, img, boxes in video_outputs.best_frames(images, positives):
+        src = _drawn(privacy.blur(img, people.get((row["photo_id"], row["best_frame"]), [])), boxes)
+        caption = (f'{html.escape(row["relpath"])} · frame {row["best_frame"]} of {row.get("frame_count")} · '
+                   f'{row["top_category"]} {row["max_conf"]:.2f} · {len(row.get("frames_with_detections") or [])} of '
+                   f'{row.get("frames_sampled")} sampled frames with detections')
+        figures.append(f'<figure><img class="thumb" alt="{html.escape(row["relpath"])}" src="{src}">'
+                       f'<figcaption>{caption}</figcaption></figure>' if src
+                       else f'<figure><figcaption>{caption} (frame cannot be decoded now)</figcaption></figure>')
+    if not figures:
+        return ""
+    return f'<section id="videos"><h2>Videos</h2><div class="thumbs">{"".join(figures)}</div></section>'
 
 
 def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clusters: pa.Table,
@@ -188,9 +219,10 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
                     + [e.get(c) for c in weather_cols] for e in events[:LIST_LIMIT]]
     weather_more = (f"<p>{len(events) - LIST_LIMIT} more events in clusters.parquet.</p>"
                     if len(events) > LIST_LIMIT else "")
-    media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id")
+    media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id", "media_type")
                                 if c in images.column_names]).to_pylist()
-    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events)
+    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events,
+                       privacy.to_blur(detections, threshold, (report.get("params") or {}).get("humans")))
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in report.get("warnings", []))
@@ -229,9 +261,11 @@ first photo with a trusted time. Boxes and photos are not counted: one visit is 
 ends; from <i>photos</i>: the calendar days from the first to the last photo with a trusted time, both counted.</p>
 {_table(["deployment", "photos", "untrusted times", "camera-days", "camera-days from", "events",
          "independent events", "failed files"], [list(s.values()) for s in summary], "deployment-summary")}</section>
+{report_answers.section(report)}
 <section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
 {_scroll(plots.timeline(placed.events, [s["deployment"] for s in summary]), len(summary))}</section>
 <section><h2>Top events</h2><div class="thumbs">{figures}</div></section>
+{_videos(images, positives, detections, threshold, (report.get("params") or {}).get("humans"))}
 <section><h2>Failed and skipped files</h2>{_failures(facts.failures(rows, LIST_LIMIT))}</section>
 <section id="clock-flags"><h2>Clock flags</h2>
 {_table(["flag", "photos", "time left out", "examples"],

@@ -67,7 +67,8 @@ class RunInput:
                                      "classification cost (camera-trap cards are mostly empty).", changeable=True)
     speed: str | None = _f(None, "Preset choosing the detector: accurate, balanced or fast (overrides --detector).")
     video_sample: str = _f("1s", "Frames of a video to run: every N seconds ('1s', '0.5s') or every N frames "
-                           "('30f').", first_read_by="Stage1Detect")
+                           "('30f'). The budget guard counts a video as these frames, so it is read from there on.",
+                           first_read_by="GuardBudget")
     humans: str = _f("blur", "People and vehicles in images Odin writes: blur, drop (left out of the shared "
                      "package) or keep.", first_read_by="WriteOutputs")
     occasion_days: int = _f(7, "Days per occasion in the detection histories for occupancy models.",

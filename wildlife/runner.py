@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from wildlife import fs, outputs, stage0
+from wildlife import fs, outputs, stage0, video_results
 from wildlife.budget import BudgetExceeded
 from wildlife.checkpoint import DEFAULT_EVERY, DeadlineReached
 from wildlife.errors import InputError, OdinError, StageFailed
@@ -82,12 +82,13 @@ def _see_input_changes(state: dict[str, Any]) -> None:
     stored = fs.read_table(guard["manifest_uri"])
     fresh = stage0.scan(params["input_uri"], None, follow_links=bool(params.get("follow_links")),
                         output_uri=params["output_uri"])
-    manifest, added, vanished = stage0.changed_input(stored, fresh, params.get("max_images"))
+    manifest, added, vanished = stage0.changed_input(stored, fresh, params.get("max_images"),
+                                                     params.get("video_sample"))
     if not added and not vanished:
         return
     fs.write_table(manifest, guard["manifest_uri"])
     pending = pc.equal(manifest.column("status"), "pending")
-    guard.update(files=manifest.num_rows, photos=pc.sum(pending.cast("int64")).as_py() or 0,
+    guard.update(files=manifest.num_rows, photos=video_results.items_to_run(manifest, params.get("video_sample")),
                  bytes=pc.sum(pc.if_else(pending, manifest.column("size"), 0)).as_py() or 0)
     note = (f"--resume: the input changed since run {state['session_id']} started: {len(added)} file(s) added "
             f"(processed now), {len(vanished)} vanished (kept in images.parquet with the reason)")

@@ -90,13 +90,29 @@ def per_photo_taxa(detections: pa.Table, threshold: float) -> pa.Table:
     grouped = rows.group_by(["photo_id", "taxon"], use_threads=False).aggregate([
         ("category", "first"), ("conf", "first"), ("conf", "count"), ("scientific_name", "first"),
         ("common_name", "first"), ("taxon_rank", "first"), ("label_score", "max")])
+    count = grouped.column("conf_count").cast(pa.int32())
+    if "frame_number" in pos.column_names and pos.column("frame_number").null_count < n:
+        count = _most_in_one_frame(pos, grouped)  # a video's boxes are per frame: never a sum over frames
     return pa.table({
         "photo_id": grouped.column("photo_id"), "taxon": grouped.column("taxon"),
         "top_category": grouped.column("category_first"), "max_conf": grouped.column("conf_first"),
-        "n_detections": grouped.column("conf_count").cast(pa.int32()),
+        "n_detections": count,
         "scientific_name": grouped.column("scientific_name_first"), "common_name": grouped.column("common_name_first"),
         "taxon_rank": grouped.column("taxon_rank_first"), "score": grouped.column("label_score_max"),
     }, schema=TAXA_SCHEMA)
+
+
+def _most_in_one_frame(pos: pa.Table, grouped: pa.Table) -> pa.Array:
+    """Per ``grouped`` (photo, taxon) row: its most boxes in one frame of a video (a photo is one frame)."""
+    per_frame: dict[tuple, int] = {}
+    for key in zip(pos.column("photo_id").to_pylist(), taxon_keys(pos).to_pylist(),
+                   pos.column("frame_number").to_pylist(), strict=True):
+        per_frame[key] = per_frame.get(key, 0) + 1
+    most: dict[tuple, int] = {}
+    for (pid, taxon, _), n in per_frame.items():
+        most[(pid, taxon)] = max(most.get((pid, taxon), 0), n)
+    keys = zip(grouped.column("photo_id").to_pylist(), grouped.column("taxon").to_pylist(), strict=True)
+    return pa.array([most[k] for k in keys], pa.int32())
 
 
 def from_photos(photos: pa.Table) -> pa.Table:

@@ -1,8 +1,8 @@
 """Stage 0: list the input, read every photo's header, assign deployments, fix the clock.
 
-Every file under the input gets exactly one row in the media table, whatever it is: photos get
-``status=ok``; files that cannot be used get ``failed`` with the reason; files outside the run
-(not photos, beyond ``--max-images``) get ``skipped`` with the reason.
+Every file under the input gets exactly one row in the media table, whatever it is: photos and videos
+(``wildlife.video``) get ``status=ok``; files that cannot be used get ``failed`` with the reason; files
+outside the run (neither photos nor videos, beyond ``--max-images``) get ``skipped`` with the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import clock, exif, fs
+from wildlife import clock, exif, fs, video
 from wildlife.deployments import Deployment, assign, by_deployment
 from wildlife.errors import OdinError
 from wildlife.progress import progress_bar
@@ -56,6 +56,7 @@ MEDIA_SCHEMA = pa.schema([
     ("clock_flags", pa.list_(pa.string())),
     ("timestamp_trusted", pa.bool_()),  # clock.trusted(clock_flags) and a timestamp exists
     *HEADER_FIELDS,
+    *video.VIDEO_FIELDS,
 ])
 
 
@@ -64,10 +65,11 @@ def photo_id(relpath: str) -> str:
 
 
 def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
-         output_uri: str | None = None) -> pa.Table:
+         output_uri: str | None = None, video_sample: str | None = None) -> pa.Table:
     """The manifest: one row per file under ``input_uri``, in relative-path order.
 
-    ``--max-images N`` keeps the first N photo files in that order; the rest are skipped with a reason.
+    ``--max-images N`` keeps the first N photo files in that order (a video counts as its frames sampled
+    under ``video_sample``); the rest are skipped with a reason.
     ``output_uri`` (the run's own folder, when it lies inside the input) is never listed.
     """
     rows = []
@@ -85,12 +87,15 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
             row.update(status="failed", reason=entry.error)
         elif entry.skipped:
             row.update(status="skipped", reason=entry.skipped)
-        elif ext not in PHOTO_EXTENSIONS:
-            row.update(status="skipped", reason=f"not a photo file (extension {ext or 'none'!r})")
-        elif max_images is not None and photos >= max_images:
-            row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path)")
-        else:
-            photos += 1
+        elif ext not in PHOTO_EXTENSIONS and ext not in video.VIDEO_EXTENSIONS:
+            row.update(status="skipped", reason=f"not a photo or video file (extension {ext or 'none'!r})")
+        elif max_images is not None:
+            items = video.sampled_count(openable(row), video_sample) if ext in video.VIDEO_EXTENSIONS else 1
+            if photos + items > max_images:
+                why = f"; a video counts as its sampled frames: {items}" if ext in video.VIDEO_EXTENSIONS else ""
+                row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path{why})")
+            else:
+                photos += items
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
 
@@ -98,10 +103,12 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
 VANISHED = "vanished from --input before --resume"
 
 
-def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None) -> tuple[pa.Table, list[str], list[str]]:
+def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None,
+                  video_sample: str | None = None) -> tuple[pa.Table, list[str], list[str]]:
     """A resumed run's manifest: the stored rows, plus the files listed now that were not there before
-    (``fresh`` is a scan without ``--max-images``; the cap still holds), with the stored files that are gone
-    marked as vanished. Returns it with the added and vanished relpaths."""
+    (``fresh`` is a scan without ``--max-images``; the cap still holds, a video counting as its sampled
+    frames), with the stored files that are gone marked as vanished. Returns it with the added and vanished
+    relpaths."""
     now = {r["photo_id"]: r for r in fresh.to_pylist()}
     rows = stored.to_pylist()
     before = {r["photo_id"] for r in rows}
@@ -111,12 +118,19 @@ def changed_input(stored: pa.Table, fresh: pa.Table, max_images: int | None) -> 
             vanished.append(row["relpath"])
             row.update(status="failed" if row["status"] == "pending" else row["status"],
                        reason=f"{VANISHED} (before: {row['reason']})" if row["reason"] else VANISHED)
-    photos = sum(r["status"] == "pending" for r in rows)
+    def items(row: dict[str, Any]) -> int:
+        if max_images is None or not video.is_video(row["relpath"]):
+            return 1
+        return video.sampled_count(openable(row), video_sample)
+
+    photos = sum(items(r) for r in rows if r["status"] == "pending")
     added = [r for r in now.values() if r["photo_id"] not in before]
     for row in sorted(added, key=lambda r: r["relpath"]):
-        if row["status"] == "pending" and max_images is not None and photos >= max_images:
+        n = items(row) if row["status"] == "pending" else 0
+        if n and max_images is not None and photos + n > max_images:
             row.update(status="skipped", reason=f"beyond --max-images {max_images} (input order: path)")
-        photos += row["status"] == "pending"
+        elif n:
+            photos += n
     merged = sorted(rows + added, key=lambda r: r["relpath"])
     return pa.Table.from_pylist(merged, schema=MANIFEST_SCHEMA), [r["relpath"] for r in added], vanished
 
@@ -153,9 +167,12 @@ def read_headers(
         try:
             try:
                 with fs.open_read(openable(item)) as f:
-                    row.update(exif.read_header(f, item["size"], max_megapixels))
+                    if video.is_video(item["relpath"]):
+                        row.update(video.read_metadata(f, item["relpath"]))
+                    else:
+                        row.update(exif.read_header(f, item["size"], max_megapixels))
                 row["status"], row["reason"] = "ok", None
-            except exif.BadPhoto as exc:
+            except (exif.BadPhoto, video.BadVideo) as exc:
                 row["status"], row["reason"] = "failed", str(exc)
             except OSError as exc:
                 row["status"], row["reason"] = "failed", f"cannot read file: {exc.strerror or exc}"
@@ -188,6 +205,7 @@ def finish(
     clocks = clock.deployment_clocks(media_rows, deployments or {})
     for row in media_rows:
         row["mtime"] = clock.epoch_utc(row.get("mtime"))
+        row["media_type"] = video.media_type(row["relpath"])
         if row.get("deployment_assigned_by") is None:  # skipped before reading: no time to place
             continue
         found = clocks.get(row["deployment_id"], clock.NO_DEPLOYMENT)

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import checkpoint, exif, fs, sequences, stage0
+from wildlife import checkpoint, exif, fs, sequences, stage0, video, video_results
 from wildlife import detect as detectors
 from wildlife.classify import RULES_FILE
 from wildlife.classify import runtime as classifiers
@@ -40,6 +40,7 @@ RESULT_SCHEMA = pa.schema([
     ("failure", pa.string()),
     ("note", pa.string()),
     ("assessed", pa.bool_()),  # False: the detector did not judge the photo; its empty list means nothing
+    *video_results.FRAME_FIELDS,  # a video's sampled frames: one row each (``wildlife.video_results``)
 ])
 
 
@@ -60,6 +61,7 @@ def join_results(media: pa.Table, results: pa.Table) -> pa.Table:
     mean something) and False for every other row: failed, skipped, or left unjudged (the motion baseline's
     lone photos).
     """
+    results = video_results.fold(results)  # one row per video, as per photo
     matched = take_by_key(media.column("photo_id"), results, "photo_id")
     failure = matched.column("failure")
     status = pc.if_else(pc.is_valid(failure), "failed", media.column("status"))
@@ -81,15 +83,18 @@ def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> 
     return table.take(pc.index_in(keys, value_set=table.column(key)))
 
 
-def photos_to_detect(media: pa.Table, gap_s: float,
-                     max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS) -> list[dict[str, Any]]:
-    """The ok photos, in sequence order (so a sequence is contiguous), with the URI to open, each photo's
-    place in its sequence (``sequence_index`` of ``sequence_size``) and the run's pixel limit."""
+def photos_to_detect(media: pa.Table, gap_s: float, max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS,
+                     video_sample: str = video.DEFAULT_SAMPLE) -> list[dict[str, Any]]:
+    """The ok photos and each ok video's sampled frames (``video_results.frame_items``), in sequence order
+    (so a sequence is contiguous), with the URI to open, each item's place in its sequence
+    (``sequence_index`` of ``sequence_size``) and the run's pixel limit. ``item_id`` keys each item."""
     media = media.append_column("sequence_id", sequences.assign(media, gap_s))
     cols = ["photo_id", "uri", "uri_raw", "width", "height", "sequence_id", "status"]
+    cols += [c for c in ("media_type", "fps", "frame_count") if c in media.column_names]
     photos = [dict(r, uri=stage0.openable(r), max_megapixels=max_megapixels)
               for r in media.select(cols).to_pylist() if r["status"] == "ok"]
-    photos.sort(key=lambda r: (r["sequence_id"] or "", r["photo_id"]))
+    photos = video_results.frame_items(photos, video_sample)
+    photos.sort(key=lambda r: (r["sequence_id"] or "", r["photo_id"], r.get("frame_number") or 0))
     sizes = Counter(sequence_of(p) for p in photos)
     seen: Counter = Counter()
     for p in photos:
@@ -121,21 +126,27 @@ def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
     A chunk may end inside a sequence (at a boundary the detector's ``chunk_key`` allows); it then brings
     the ``detector.context`` neighbours on each side that its photos are compared with.
     """
-    position = {p["photo_id"]: i for i, p in enumerate(photos)}
+    photos = [p if "item_id" in p else dict(p, item_id=p["photo_id"]) for p in photos]  # photos key themselves
+    position = {p["item_id"]: i for i, p in enumerate(photos)}
 
     def work(chunk):
-        first, last = position[chunk[0]["photo_id"]], position[chunk[-1]["photo_id"]]
+        first, last = position[chunk[0]["item_id"]], position[chunk[-1]["item_id"]]
         wanted = {sequence_of(p) for p in chunk}
-        ids = {p["photo_id"] for p in chunk}
+        ids = {p["item_id"] for p in chunk}
         span = photos[max(0, first - detector.context):last + detector.context + 1]
-        batch = [p for p in span if p["photo_id"] in ids or sequence_of(p) in wanted]
-        results = dict(zip((p["photo_id"] for p in batch), detector.detect(batch), strict=True))
-        return [result_row(p["photo_id"], results[p["photo_id"]], p["sequence_id"]) for p in chunk]
+        batch = [p for p in span if p["item_id"] in ids or sequence_of(p) in wanted]
+        results = dict(zip((p["item_id"] for p in batch), detector.detect(batch), strict=True))
+        return [dict(result_row(p["photo_id"], results[p["item_id"]], p["sequence_id"]), **video_results.item_fields(p))
+                for p in chunk]
 
-    return checkpoint.run_chunks(
-        photos, key="photo_id", parts_uri=parts_uri, schema=RESULT_SCHEMA, every=every,
-        label=f"Stage 1  {detector.name}", deadline=deadline, work=work, group=detector.chunk_key,
-    )
+    try:
+        return checkpoint.run_chunks(
+            photos, key="item_id", parts_uri=parts_uri, schema=RESULT_SCHEMA, every=every,
+            label=f"Stage 1  {detector.name}", deadline=deadline, work=work,
+            group=lambda p: p["photo_id"] if p.get("frame_number") is not None else detector.chunk_key(p),
+        )
+    finally:
+        video.release()  # a video this thread decoded frames of (the motion baseline decodes here)
 
 
 def require_some_success(results: pa.Table, parts_uri: str | None = None) -> None:
@@ -159,7 +170,8 @@ def require_some_success(results: pa.Table, parts_uri: str | None = None) -> Non
 def run_shard(media_uri: str, folder_uri: str, detector_spec: str, gap_s: float, index: int = 0, size: int = 1,
               every: int = 500, deadline: float | None = None,
               max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS,
-              classifier_spec: str = RunInput.default("classifier")) -> dict[str, Any]:
+              classifier_spec: str = RunInput.default("classifier"),
+              video_sample: str = video.DEFAULT_SAMPLE) -> dict[str, Any]:
     """Shard ``index`` of ``size`` of Stage 1 over the media table at ``media_uri``; returns its summary.
 
     The species classifier (``classifier_spec``, ``--classifier``) classifies the detector's animal boxes in
@@ -169,7 +181,7 @@ def run_shard(media_uri: str, folder_uri: str, detector_spec: str, gap_s: float,
     detector, warnings = detectors.load(detector_spec)
     classifier = _attach_classifier(detector, classifier_spec, warnings)
     write_rules(folder_uri, classifier)
-    photos = shard(photos_to_detect(fs.read_table(media_uri), gap_s, max_megapixels), index, size)
+    photos = shard(photos_to_detect(fs.read_table(media_uri), gap_s, max_megapixels, video_sample), index, size)
     name = fs.join(folder_uri, f"shard-{index:05d}")
     results, resumed = detect(photos, detector, name, every, deadline)
     fs.write_table(results, f"{name}.parquet")
@@ -217,8 +229,8 @@ def _shards(folder_uri: str) -> list[str]:
 
 def read_results(folder_uri: str) -> pa.Table:
     """Stage 1's results: every shard's, as one table (the shards are the only copy)."""
-    tables = [fs.read_table(fs.join(folder_uri, n)).select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
-              for n in _shards(folder_uri)]
+    tables = [video_results.with_frame_columns(fs.read_table(fs.join(folder_uri, n))).select(RESULT_SCHEMA.names)
+              .cast(RESULT_SCHEMA) for n in _shards(folder_uri)]
     return pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
 
 
@@ -232,16 +244,19 @@ def collect(folder_uri: str, requested: str) -> dict[str, Any]:
 
 
 def _summary(tables: list[pa.Table], sides: list[dict[str, Any]], requested: str) -> dict[str, Any]:
-    results = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+    items = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+    results = video_results.fold(items)  # counts per file; frames are counted on their own
+    frames = pc.sum(pc.is_valid(items.column("frame_number")).cast(pa.int64())).as_py() or 0
     detector = sides[0]["detector"] if sides else {"name": "unknown", "version": "unknown"}
     loading = [w for side in sides for w in side["warnings"]]
     notes = Counter(n for n in results.column("note").to_pylist() if n)
-    has_det = pc.greater(pc.list_value_length(results.column("detections")), 0)
+    has_det = pc.greater(pc.list_value_length(items.column("detections")), 0)
+    with_detections = pc.count_distinct(items.column("photo_id").filter(has_det)).as_py() or 0
     classifier = sides[0].get("classifier") if sides else None
     if classifier is None and not any(w.startswith(classifiers.NO_MODEL) for w in loading):
         loading.append(classifiers.NO_MODEL + "Stage 1 ran without a species classifier")
-    return {"detector": dict(detector, requested=requested), "classifier": classifier,
-            "photos": results.num_rows, "with_detections": pc.sum(has_det.cast(pa.int64())).as_py() or 0,
+    return {"detector": dict(detector, requested=requested), "classifier": classifier, "video_frames": frames,
+            "photos": results.num_rows, "with_detections": with_detections,
             "failed": results.num_rows - pc.count(results.column("failure"), mode="only_null").as_py(),
             "resumed": sum(side["resumed"] for side in sides),
             "warnings": list(dict.fromkeys(loading)) + [f"{count} photo(s): {note}" for note, count in notes.items()]}

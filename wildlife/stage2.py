@@ -26,6 +26,7 @@ DETECTION_SCHEMA = pa.schema([
     ("taxon_rank", pa.string()), ("class_score", pa.float64()), ("label_score", pa.float64()),
     ("label_source", pa.string()), ("classifier", pa.string()),
     ("event_id", pa.string()),  # the box's event (clusters.parquet cluster_id): its photo's and its taxon's
+    ("frame_number", pa.int64()),  # a video's frame (``wildlife.video_results``; its time is ``timestamp``), else null
 ])
 
 EVENT_SCHEMA = pa.schema([
@@ -69,12 +70,17 @@ def per_photo(detections: pa.Table, threshold: float) -> pa.Table:
     """photo_id, top_category, max_conf, count (detections of the top category) over positive detections."""
     pos = species.positive(detections, threshold)
     best: dict[str, tuple[str, float]] = {}
-    counts: dict[tuple[str, str], int] = {}
-    for pid, cat, conf in zip(pos.column("photo_id").to_pylist(), pos.column("category").to_pylist(),
-                              pos.column("conf").to_pylist(), strict=True):
+    counts: dict[tuple, int] = {}
+    frames = pos.column("frame_number").to_pylist() if "frame_number" in pos.column_names else [None] * pos.num_rows
+    for pid, cat, conf, frame in zip(pos.column("photo_id").to_pylist(), pos.column("category").to_pylist(),
+                                     pos.column("conf").to_pylist(), frames, strict=True):
         if pid not in best or conf > best[pid][1]:
             best[pid] = (cat, conf)
-        counts[(pid, cat)] = counts.get((pid, cat), 0) + 1
+        counts[(pid, frame, cat)] = counts.get((pid, frame, cat), 0) + 1
+    per_frame: dict[tuple[str, str], int] = {}  # a video's count: its largest in one frame, never a sum
+    for (pid, _, cat), n in counts.items():
+        per_frame[(pid, cat)] = max(per_frame.get((pid, cat), 0), n)
+    counts = per_frame
     ids = sorted(best)
     return pa.table({
         "photo_id": pa.array(ids, pa.string()),
@@ -96,6 +102,15 @@ class _Cut:
     names: list[str]
     micros: np.ndarray
     n_events: int
+    ends: np.ndarray  # each photo's end in microseconds: a video's start + duration, else its time
+
+
+def _end_micros(photos: pa.Table, micros: np.ndarray) -> np.ndarray:
+    """Each row's end (``timestamp_end``: a video's start + duration), else its ``timestamp``."""
+    if "timestamp_end" not in photos.column_names:
+        return micros
+    ends = photos.column("timestamp_end").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return np.maximum(np.where(np.isnan(ends.astype(float)), micros, ends), micros).astype(np.int64)
 
 
 def _cut(photos: pa.Table, taxa: pa.Table, rules: EventRules, method: str | None = None) -> _Cut:
@@ -110,6 +125,7 @@ def _cut(photos: pa.Table, taxa: pa.Table, rules: EventRules, method: str | None
     if "usable_time" in photos.column_names:
         usable &= np.asarray(photos.column("usable_time").fill_null(False).to_numpy(zero_copy_only=False))
     micros = photos.column("timestamp").cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    ends = _end_micros(photos, micros)
     photo = pc.index_in(taxa.column("photo_id"), value_set=photos.column("photo_id")).fill_null(-1)
     photo = photo.to_numpy(zero_copy_only=False).astype(np.int64)
     taxon_arr = pc.dictionary_encode(taxa.column("taxon").fill_null("(none)")).combine_chunks()
@@ -120,7 +136,8 @@ def _cut(photos: pa.Table, taxa: pa.Table, rules: EventRules, method: str | None
     if (method or rules.method) == "gap":
         positive = np.zeros(photos.num_rows, dtype=bool)
         positive[photo[photo >= 0]] = True
-        visit = events.assign_gap(np.where(usable, codes, -1), micros / 1e6, positive, rules.event_gap_s)
+        visit = events.assign_gap(np.where(usable, codes, -1), micros / 1e6, positive, rules.event_gap_s,
+                                  ends / 1e6)  # a video: the gap to the next photo counts from its end
         pair_visit = np.where(ok, visit[np.maximum(photo, 0)], -1)
         raw = np.where(pair_visit >= 0, pair_visit * n_taxa + taxon, -1)
     else:
@@ -140,7 +157,7 @@ def _cut(photos: pa.Table, taxa: pa.Table, rules: EventRules, method: str | None
     rank[np.lexsort((taxon_names[tax].astype(str), start, dep))] = np.arange(m)
     event = np.full(len(raw), -1, dtype=np.int64)
     event[has] = rank[inverse]
-    return _Cut(event, visit, photo, codes, names, micros, m)
+    return _Cut(event, visit, photo, codes, names, micros, m, ends)
 
 
 def group_events(photos: pa.Table, rules: EventRules, taxa: pa.Table | None = None) -> tuple[pa.Array, pa.Table]:
@@ -157,7 +174,8 @@ def group_taxon_events(photos: pa.Table, rules: EventRules,
 
     ``photos`` has ``deployment_id``, ``timestamp`` and, for positive rows, ``top_category``, ``max_conf`` and
     ``n_detections`` (null elsewhere); optionally ``usable_time`` (False: the row takes part in no event, e.g.
-    a photo whose clock cannot be trusted). ``taxa`` (``species.TAXA_SCHEMA``): each photo's taxa; without it a
+    a photo whose clock cannot be trusted) and ``timestamp_end`` (a video's end: its event spans it, and the gap
+    to the next photo counts from it). ``taxa`` (``species.TAXA_SCHEMA``): each photo's taxa; without it a
     positive photo's taxon is its ``top_category``. Gap method: an event's times and photo count cover all
     photos of its sequence, empty ones too; HDBSCAN: its taxon's photos. Its category, confidence, species and
     score come from its taxon's most confident box, its count is the most boxes of its taxon in one photo.
@@ -193,14 +211,14 @@ def group_taxon_events(photos: pa.Table, rules: EventRules,
         v_start = np.full(n_visits, np.iinfo(np.int64).max)
         v_end = np.full(n_visits, np.iinfo(np.int64).min)
         np.minimum.at(v_start, cut.visit[in_visit], cut.micros[in_visit])
-        np.maximum.at(v_end, cut.visit[in_visit], cut.micros[in_visit])
+        np.maximum.at(v_end, cut.visit[in_visit], cut.ends[in_visit])  # a video spans [start, start + duration]
         v_count = np.bincount(cut.visit[in_visit], minlength=n_visits)
         visit_of_event = np.zeros(m, dtype=np.int64)
         visit_of_event[pev] = cut.visit[pphoto]
         start, end, photo_count = v_start[visit_of_event], v_end[visit_of_event], v_count[visit_of_event]
     else:
         np.minimum.at(start, pev, cut.micros[pphoto])
-        np.maximum.at(end, pev, cut.micros[pphoto])
+        np.maximum.at(end, pev, cut.ends[pphoto])
         photo_count = np.bincount(pev, minlength=m)
     taxon = np.asarray(taxa.column("taxon").to_pylist(), dtype=object)
     independent = events.independence(dep_of_event, taxon[top] if m else np.array([], dtype=object),

@@ -29,6 +29,8 @@ from wildlife import (
     stage0,
     stage1,
     stage2,
+    video,
+    video_results,
     weather,
 )
 from wildlife import deployments as deps
@@ -86,16 +88,17 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     monthly_stop.refuse_run_if_stopped(params)  # the stack stopped spending this month: exit 3, nothing started
+    video.parse_sample(params.get("video_sample") or video.DEFAULT_SAMPLE)  # a bad --video-sample: exit 2 now
     if params.get("country"):
         geo.place_code(params["country"])  # a bad --country is exit 2 before any work, not after detection
     if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
         detectors.check(detector_of(params))  # opens the model, runs it once: a bad file is exit 2 before any work
         classifiers.check(params.get("classifier", RunInput.default("classifier")))  # and the species model
     manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),
-                           output_uri=params["output_uri"])
+                           output_uri=params["output_uri"], video_sample=params.get("video_sample"))
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
     pending = pc.equal(manifest.column("status"), "pending")
-    photos = pc.sum(pending.cast(pa.int64())).as_py() or 0
+    photos = video_results.items_to_run(manifest, params.get("video_sample"))  # a video counts as its frames
     total_bytes = pc.sum(pc.if_else(pending, manifest.column("size"), 0)).as_py() or 0
     measured = _calibrate(params, manifest)
     est = _estimate(params, photos, total_bytes, measured)
@@ -172,7 +175,7 @@ def _counts(values: pa.ChunkedArray) -> dict[str, int]:
 def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     media = fs.read_table(table_uri(state, "media"), )
     ok = pc.equal(media.column("status"), "ok")
-    photos = pc.sum(ok.cast(pa.int64())).as_py() or 0
+    photos = video_results.items_to_run(media, state["params"].get("video_sample"))  # a video counts as its frames
     total_bytes = pc.sum(pc.if_else(ok, media.column("size"), 0)).as_py() or 0
     est = _estimate(state["params"], photos, total_bytes, state["GuardBudget"].get("calibration"))
     params = state["params"]
@@ -183,7 +186,8 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                "stage1_command": ["--input", table_uri(state, "media"),
                                   "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
                                   "--detector", detector_of(params), "--sequence-gap", str(params["sequence_gap_s"]),
-                                  "--classifier", params.get("classifier", RunInput.default("classifier"))]}
+                                  "--classifier", params.get("classifier", RunInput.default("classifier")),
+                                  "--video-sample", params.get("video_sample") or video.DEFAULT_SAMPLE]}
     state["CostEstimation"] = payload
     budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
     return payload
@@ -195,7 +199,8 @@ def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     stage1.run_shard(table_uri(state, "media"), work_uri(state, CHECKPOINTS["Stage1Detect"]), detector_of(params),
                      params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
                      params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS),
-                     params.get("classifier", RunInput.default("classifier")))
+                     params.get("classifier", RunInput.default("classifier")),
+                     params.get("video_sample") or video.DEFAULT_SAMPLE)
     return stage1_collect(state, ctx)
 
 
@@ -209,11 +214,15 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Detections, per-photo summaries and events; writes ``detections.parquet`` (the user's, once) and the
     photos table that becomes ``images.parquet``."""
     params = state["params"]
-    media = stage1.join_results(fs.read_table(table_uri(state, "media")),
-                                stage1.read_results(table_uri(state, "results")))
+    results = stage1.read_results(table_uri(state, "results"))
+    media = stage1.join_results(fs.read_table(table_uri(state, "media")), results)
     det = state["Stage1Detect"]["detector"]
-    detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
-    detections, species = decisions.apply(detections, media, table_uri(state, "results"), params)
+    detections = pa.concat_tables([stage2.explode(media, f"{det['name']} {det['version']}"),
+                                   video_results.frame_detections(media, results, f"{det['name']} {det['version']}",
+                                                                  stage2.DETECTION_SCHEMA)])
+    detections = stage2.flag_static(detections)
+    detections, species = decisions.apply(detections, video_results.with_frame_boxes(media, results),
+                                          table_uri(state, "results"), params)  # a video's frames get species too
     best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
                               "photo_id")
     photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
@@ -222,6 +231,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     ok = media.column("status").to_pylist()
     usable = [s == "ok" and clock.trusted(f) for s, f in zip(ok, media.column("clock_flags").to_pylist(), strict=True)]
     photos = photos.append_column("usable_time", pa.array(usable, pa.bool_()))
+    photos = photos.append_column("timestamp_end", video_results.end_times(media))
     rules = EventRules(method=params.get("events_method") or "gap",
                        event_gap_s=EventRules.event_gap_s if params.get("event_gap_s") is None
                        else params["event_gap_s"],
@@ -234,6 +244,8 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     images = images.append_column("event_id", event_ids)
     for name in ("top_category", "max_conf", "n_detections"):
         images = images.append_column(name, best.column(name))
+    for name, column in video_results.video_columns(media, results, detections, params["conf_threshold"]).items():
+        images = images.append_column(name, column)
     uris = {"images": work_uri(state, "images.parquet"), "events": work_uri(state, "events.parquet"),
             "detections": fs.join(params["output_uri"], "detections.parquet")}
     fs.write_table(images, uris["images"])

@@ -39,7 +39,7 @@ class Classifier:
     """An ONNX classifier and its sidecar: crops in, the top labels out."""
 
     def __init__(self, path: Path, side: sidecar.Sidecar):
-        from wildlife.detect.engine import onnx_session  # noqa: PLC0415 - onnxruntime only when a model runs
+        from wildlife.detect.backends import onnx_session  # noqa: PLC0415 - onnxruntime only when a model runs
 
         self.path, self.sidecar = path, side
         self.name, self.version = side.name, side.version

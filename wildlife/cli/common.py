@@ -76,22 +76,24 @@ def fail(code: int, message: str, hint: str | None = None) -> NoReturn:
 
 
 def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri, manifest=None,
-                 classifier="none", expected_empty_share=0.7):
+                 classifier="none", expected_empty_share=0.7, video_sample=None):
     """The estimate ``run`` would make: for a local run, with this machine's rates timed on the first photos.
     ``manifest``: the input's listing when the caller has it (the cloud path uploads exactly its photos);
-    ``classifier`` and ``expected_empty_share``: the run's, for the classification line."""
-    from wildlife import calibration, stage0  # noqa: PLC0415
+    ``classifier`` and ``expected_empty_share``: the run's, for the classification line; ``video_sample``:
+    the run's, a video counting as its sampled frames."""
+    from wildlife import calibration, stage0, video_results  # noqa: PLC0415
     from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
     from wildlife.events import EventRules  # noqa: PLC0415
 
     try:
-        manifest = manifest if manifest is not None else stage0.scan(input_uri, max_images)
+        manifest = manifest if manifest is not None else stage0.scan(input_uri, max_images, video_sample=video_sample)
     except FileNotFoundError as exc:
         fail(EXIT_USAGE, f"{exc}. Check --input.")
     pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
     try:
         measured = calibration.calibrate(pending, detector, EventRules.burst_gap_s) if target == "local" else None
-        return budget.estimate(len(pending), sum(r["size"] for r in pending), target=target, detector=detector,
+        items = video_results.items_to_run(manifest, video_sample)  # a video counts as its sampled frames
+        return budget.estimate(items, sum(r["size"] for r in pending), target=target, detector=detector,
                                use_spot=use_spot, instance_type=instance_type,
                                prices=budget.load_prices(prices_uri), measured=measured, classifier=classifier,
                                expected_empty_share=expected_empty_share)

@@ -17,7 +17,7 @@ import os
 import click
 from rich.markup import escape
 
-from wildlife import budget
+from wildlife import budget, publishing
 from wildlife.asl import QUEUE_PRIORITIES
 from wildlife.checkpoint import DEFAULT_EVERY
 from wildlife.cli.common import EXIT_BUDGET, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
@@ -44,6 +44,15 @@ def _opt(*decls, name: str, **kw):
     return click.option(*decls, name, help=field.metadata["help"], **kw)
 
 
+def _video_sample(ctx, param, value):
+    """Refuse a --video-sample that is not '1s'/'0.5s'/'30f' before anything starts (exit 2, with the hint)."""
+    from wildlife import video  # noqa: PLC0415
+
+    if value is not None:
+        video.parse_sample(value)
+    return value
+
+
 def _common(f):
     options = [
         _opt("--input", name="input_uri", required=True),
@@ -58,7 +67,7 @@ def _common(f):
         _opt("--classifier", name="classifier"),
         _opt("--speed", name="speed", type=click.Choice(PRESET_NAMES)),
         _opt("--expected-empty-share", name="expected_empty_share", type=Number(0, 1)),
-        _opt("--video-sample", name="video_sample"),
+        _opt("--video-sample", name="video_sample", callback=_video_sample),
     ]
     for option in reversed(options):
         f = option(f)
@@ -120,7 +129,8 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
     """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
     detector = _preset_detector(detector, more["speed"])
     est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri,
-                       classifier=more["classifier"], expected_empty_share=more["expected_empty_share"])
+                       classifier=more["classifier"], expected_empty_share=more["expected_empty_share"],
+                       video_sample=more.get("video_sample"))
     _print_estimate(est, budget_dkk)
     _print_presets(est, prices_uri)
     try:
@@ -161,6 +171,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife import runner  # noqa: PLC0415
 
     run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
+    publishing.load(run_input.project_uri)  # a bad project file is exit 2 before anything starts or is uploaded
     if target != "local" and resume:
         raise InputError(f"--resume continues a local run; a run on {target} is resumed by running it again",
                          hint="On AWS each run is its own execution: photos already uploaded are not sent again.")
@@ -219,12 +230,14 @@ def _has_photos(folder: str) -> None:
     """Refuse (exit 2, nothing written) a local input folder without a single photo file. Stops at the first
     photo; a linked or unreadable folder is left to the run, which lists what it finds there."""
     from wildlife.stage0 import PHOTO_EXTENSIONS  # noqa: PLC0415
+    from wildlife.video import VIDEO_EXTENSIONS  # noqa: PLC0415
 
+    media = PHOTO_EXTENSIONS | VIDEO_EXTENSIONS
     files, unsure = 0, []
     for parent, dirs, names in os.walk(folder, onerror=unsure.append):
         if unsure or any(os.path.islink(os.path.join(parent, d)) for d in dirs):
             return
-        if any(os.path.splitext(n)[1].lower() in PHOTO_EXTENSIONS for n in names):
+        if any(os.path.splitext(n)[1].lower() in media for n in names):
             return
         files += len(names)
     if not unsure:
@@ -321,6 +334,9 @@ def _register() -> None:
     from wildlife.cli.models import models  # noqa: PLC0415
 
     cli.add_command(models)
+    from wildlife.cli.export import export  # noqa: PLC0415
+
+    cli.add_command(export)
 
 
 _register()

@@ -11,7 +11,7 @@ from wildlife.progress import console
 
 @click.group()
 def models() -> None:
-    """Detection models: fetch MegaDetector, list the cache, export to ONNX, quantize to int8."""
+    """Detection models: fetch MegaDetector, list the cache, export to ONNX, quantize to int8 or bf16."""
 
 
 def _known_keys() -> list[str]:
@@ -104,10 +104,13 @@ def models_export(weights_path, output, imgsz):
 @click.option("--photos", required=True, type=click.Path(exists=True, file_okay=False),
               help="A folder of your own photos: some calibrate, the others check agreement.")
 @click.option("--calibration", default=8, show_default=True, help="Photos used to calibrate.")
-@click.option("--check", default=8, show_default=True, help="Held-out photos on which int8 is compared to fp32.")
-@click.option("--output", default=None, type=click.Path(dir_okay=False), help="Default: MODEL.int8.onnx")
-def models_quantize(model_path, photos, calibration, check, output):
-    """The int8 fast mode of an ONNX detector, with its measured agreement with fp32 in the sidecar."""
+@click.option("--check", default=8, show_default=True, help="Held-out photos: int8 or bf16 against fp32.")
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="Default: MODEL.PRECISION.onnx")
+@click.option("--precision", type=click.Choice(["int8", "bf16"]), default="int8", show_default=True,
+              help="int8: calibrated on your photos, runs anywhere; bf16: no calibration, needs a CPU with bf16 "
+                   "instructions (AVX512-BF16 or AMX) and OpenVINO.")
+def models_quantize(model_path, photos, calibration, check, output, precision):
+    """A fast mode of an ONNX detector (int8 or bf16), with its measured agreement with fp32 in the sidecar."""
     from pathlib import Path  # noqa: PLC0415
 
     import onnx  # noqa: PLC0415
@@ -120,17 +123,20 @@ def models_quantize(model_path, photos, calibration, check, output):
         raise InputError(f"{model_path}: not an ONNX model ({type(exc).__name__}: {exc})",
                          hint="Give the .onnx file that `models fetch` or `models export` wrote.") from exc
     found = sorted(str(p) for p in Path(photos).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    if precision == "bf16":
+        calibration = 0  # nothing to calibrate: every chosen photo checks agreement
     want = calibration + check
     step = max(len(found) / want, 1.0)
     chosen = [found[int(i * step)] for i in range(min(want, len(found)))]  # spread over the whole card
     source = Path(model_path)
-    out = Path(output) if output else source.with_suffix(".int8.onnx")
+    out = Path(output) if output else source.with_suffix(f".{precision}.onnx")
     try:
-        report = quantize.quantize(source, chosen, out, calibration, progress=lambda m: console.print(f"  {m}"))
+        report = quantize.quantize(source, chosen, out, calibration, progress=lambda m: console.print(f"  {m}"),
+                                   precision=precision)
     except ValueError as exc:
         fail(EXIT_USAGE, str(exc))
     colour = "green" if report["share"] >= quantize.TARGET else "yellow"
-    console.print(f"[{colour}]agreement[/{colour}] {report['matched']}/{report['boxes']} fp32 boxes "
+    console.print(f"[{colour}]{precision} agreement[/{colour}] {report['matched']}/{report['boxes']} fp32 boxes "
                   f"(conf >= {report['min_conf']}) reproduced at IoU >= {report['iou']} "
                   f"({report['share']:.1%}; target {quantize.TARGET:.0%}) on {report['photos']} held-out photos; "
                   f"at the typical threshold {report['typical']['matched']}/{report['typical']['boxes']}")

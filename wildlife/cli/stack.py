@@ -88,11 +88,13 @@ def run_cloud(run) -> None:
     # a local input: only the photos the run will process are uploaded, and the estimate prices exactly those
     # (their bytes, one PUT each); the other files are listed in <output>/not_uploaded.csv with the reason
     manifest = None if "://" in run.input_uri else \
-        stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri)
+        stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri,
+                    video_sample=run.video_sample)
     if not emulated:
         est = estimate_for(run.input_uri, run.max_images, "aws", run.detector,  # budget prices auto for AWS
                            run.use_spot, run.instance_type, run.prices_uri, manifest=manifest,
-                           classifier=run.classifier, expected_empty_share=run.expected_empty_share)
+                           classifier=run.classifier, expected_empty_share=run.expected_empty_share,
+                           video_sample=run.video_sample)
         try:
             budget.guard(est, run.budget_dkk, run.max_job_duration)  # before anything is uploaded or started
         except budget.BudgetExceeded as exc:
@@ -112,7 +114,8 @@ def run_cloud(run) -> None:
         console.print(f"uploaded {sent} photo(s) to {remote}/photos")
         _not_uploaded([r for r in rows if r["status"] != "pending"], output_uri)
         local["input_uri"] = f"{remote}/photos"
-    for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml")):
+    for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml"),
+                      ("project_uri", "project.yaml")):
         path = getattr(run, key)
         if path and "://" not in path:
             s3.upload_file(path, outputs["bucket"], f"input/{session}/{name}")

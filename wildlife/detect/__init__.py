@@ -168,6 +168,8 @@ def _megadetector_path(key: str) -> Path:
     folder = catalog.cache_dir()
     pt, onnx = folder / catalog.KNOWN[key]["file"], folder / f"{key}.onnx"
     usable = ([pt] if _has("torch") else []) + ([onnx] if _has("onnxruntime") else [])
+    if _has("openvino"):  # the ONNX export runs faster on OpenVINO than the .pt on torch (backends.py)
+        usable.sort(key=lambda path: path != onnx)
     for candidate in usable:
         if candidate.exists():
             return candidate
@@ -230,7 +232,7 @@ def _open_pt(p: Path):
 
 
 def _open_onnx(p: Path):
-    from wildlife.detect import engine, quantize  # noqa: PLC0415
+    from wildlife.detect import backends, engine, quantize  # noqa: PLC0415
 
     sidecar_path = p.with_suffix(".json")
     warnings = []
@@ -246,7 +248,9 @@ def _open_onnx(p: Path):
         warnings.append(f"{p.name}: no sidecar {sidecar_path.name}; assumed MegaDetector v5 settings "
                         "(1280 px, stride 64, v5 layout, classes animal/person/vehicle)")
     try:
-        backend = engine.OnnxBackend(p)
+        backend = backends.open_onnx(p, side.precision)
+    except DetectorUnavailable:  # the runtime or the CPU cannot run this model: its message says why
+        raise
     except ValueError as exc:  # a valid model of the wrong kind
         raise DetectorUnavailable(f"{p} does not work as a YOLO detector: {exc}",
                                   hint="Export it again with `scripts/run.py models export`.") from exc

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from wildlife import exif, fs
+from wildlife import exif, fs, video
 
 MAX_FILE_BYTES = 512 * 2**20  # camera-trap JPEGs are under 20 MB; a file this big is not a photo to decode
 
@@ -30,6 +30,8 @@ def read_image(photo: dict[str, Any], flag: int | Callable[[int, int], int]) -> 
     ``flag`` may be a function of the pixel size (width, height) the file's header declares now, which
     may differ from what Stage 0 read.
     """
+    if photo.get("frame_number") is not None:  # a video's sampled frame (``wildlife.video``)
+        return _video_frame(photo, flag)
     limit = photo.get("max_megapixels") or exif.DEFAULT_MAX_MEGAPIXELS
     try:
         with fs.open_read(photo["uri"]) as f:
@@ -60,3 +62,28 @@ def read_image(photo: dict[str, Any], flag: int | Callable[[int, int], int]) -> 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[-1] if text else "")[:200]
+
+
+_REDUCED = {cv2.IMREAD_REDUCED_GRAYSCALE_2: 2, cv2.IMREAD_REDUCED_COLOR_2: 2, cv2.IMREAD_REDUCED_GRAYSCALE_4: 4,
+            cv2.IMREAD_REDUCED_COLOR_4: 4, cv2.IMREAD_REDUCED_GRAYSCALE_8: 8, cv2.IMREAD_REDUCED_COLOR_8: 8}
+_GRAY = {cv2.IMREAD_GRAYSCALE, cv2.IMREAD_REDUCED_GRAYSCALE_2, cv2.IMREAD_REDUCED_GRAYSCALE_4,
+         cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+def _video_frame(photo: dict[str, Any], flag: int | Callable[[int, int], int]) -> np.ndarray:
+    """A video frame's pixels as the OpenCV ``flag`` would give a photo's (grey, reduced), or ``Undecodable``."""
+    try:
+        img = video.read_frame_at(photo["uri"], photo["frame_number"], photo.get("fps"))
+    except video.BadVideo as exc:
+        raise Undecodable(str(exc)) from exc
+    except OSError as exc:
+        raise Undecodable(f"cannot read file: {exc.strerror or exc}") from exc
+    if callable(flag):
+        flag = flag(img.shape[1], img.shape[0])
+    if flag in _GRAY:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    factor = _REDUCED.get(flag, 1)
+    if factor > 1:
+        img = cv2.resize(img, (max(1, img.shape[1] // factor), max(1, img.shape[0] // factor)),
+                         interpolation=cv2.INTER_AREA)
+    return img

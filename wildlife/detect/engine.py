@@ -25,6 +25,7 @@ import numpy as np
 
 from wildlife.classify import runtime
 from wildlife.detect import Detection, Result, decode, naming
+from wildlife.detect.backends import OnnxBackend, TorchBackend  # noqa: F401 - their home before backends.py
 
 MD_CLASSES = {"1": "animal", "2": "person", "3": "vehicle"}
 # What a model's one output holds, per photo (``postprocess`` decodes each, ``check_output`` checks the shape):
@@ -197,55 +198,6 @@ def to_tensor(images: list[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32) / 255.0
 
 
-def onnx_session(path: Path):
-    """An onnxruntime session on CUDA where present, else the CPU with every core; and its device name.
-    The one place Stage 1's ONNX models (the detector, the species classifier) get their providers."""
-    import onnxruntime as ort  # noqa: PLC0415
-
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(str(path), options, providers=providers)
-    return session, "cuda" if providers[0].startswith("CUDA") else "cpu"
-
-
-class OnnxBackend:
-    def __init__(self, path: Path):
-        self.session, self.device = onnx_session(path)
-        inputs = self.session.get_inputs()
-        shape = inputs[0].shape if len(inputs) == 1 else []
-        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-            raise ValueError(f"the model takes {[(i.name, i.shape) for i in inputs]}; the engine feeds one "
-                             "input of (batch, 3, height, width)")
-        self.input = inputs[0].name
-        fixed = shape[2:]  # a model exported with a fixed size takes only that size
-        self.fixed_size = tuple(fixed) if all(isinstance(d, int) and d > 0 for d in fixed) else None
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: batch})[0]
-
-
-class TorchBackend:
-    def __init__(self, model, half: bool | None = None):
-        import torch  # noqa: PLC0415
-
-        self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.half = self.device == "cuda" if half is None else half
-        self.model = model.fuse().eval().to(self.device)
-        if self.half:
-            self.model = self.model.half()
-        elif self.device == "cpu":  # measured: channels-last convolutions are ~1.5x faster on CPU
-            self.model = self.model.to(memory_format=torch.channels_last)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device)
-            x = x.half() if self.half else x.contiguous(memory_format=torch.channels_last)
-            return self.model(x).float().cpu().numpy()
-
-
 class Engine:
     """A Detector (see ``wildlife.detect``) over a backend and a sidecar.
 
@@ -263,7 +215,7 @@ class Engine:
     def __init__(self, backend, sidecar: Sidecar, batch_size: int | None = None, workers: int | None = None):
         self.backend, self.sidecar = backend, sidecar
         self.name, self.version = sidecar.name, sidecar.version
-        self.batch_size = batch_size or (8 if backend.device == "cuda" else 1)
+        self.batch_size = batch_size or (8 if backend.device == "cuda" else getattr(backend, "photos_at_once", 1))
         self.workers = workers or min(4, os.cpu_count() or 1)
 
     def probe(self) -> None:

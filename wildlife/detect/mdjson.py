@@ -40,12 +40,7 @@ def build(images: pa.Table, detections: pa.Table, detector: dict[str, Any],
     by_photo: dict[str, list[dict[str, Any]]] = {}
     for d in detections.to_pylist():
         if not d["suspected_static"]:
-            entry = {"category": CATEGORY_IDS[d["category"]], "conf": float(d["conf"]),
-                     "bbox": [d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]]}
-            score = d.get("label_score") if d.get("label_score") is not None else d.get("class_score")
-            if d.get("label") in class_ids and score is not None:
-                entry["classifications"] = [[class_ids[d["label"]], round(float(score), 4)]]
-            by_photo.setdefault(d["photo_id"], []).append(entry)
+            by_photo.setdefault(d["photo_id"], []).append(box(d, class_ids))
     entries = []
     cols = [c for c in ("photo_id", "relpath", "status", "reason", "assessed", "detection_note")
             if c in images.column_names]
@@ -77,6 +72,16 @@ def build(images: pa.Table, detections: pa.Table, detector: dict[str, Any],
         out["classification_categories"] = {i: _name(line) for line, i in class_ids.items()}
         out["classification_category_descriptions"] = {i: line for line, i in class_ids.items()}
     return out
+
+
+def box(d: dict[str, Any], class_ids: dict[str, str]) -> dict[str, Any]:
+    """One detections.parquet row as the format's detection, with its ``classifications`` where decided."""
+    entry = {"category": CATEGORY_IDS[d["category"]], "conf": float(d["conf"]),
+             "bbox": [d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]]}
+    score = d.get("label_score") if d.get("label_score") is not None else d.get("class_score")
+    if d.get("label") in class_ids and score is not None:
+        entry["classifications"] = [[class_ids[d["label"]], round(float(score), 4)]]
+    return entry
 
 
 def classification_ids(detections: pa.Table) -> dict[str, str]:
