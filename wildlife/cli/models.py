@@ -11,15 +11,20 @@ from wildlife.progress import console
 
 @click.group()
 def models() -> None:
-    """Detection models: fetch MegaDetector, list the cache, export to ONNX, quantize to int8."""
+    """Detection and species models: fetch MegaDetector or SpeciesNet, list the cache, export, quantize."""
 
 
 @models.command("fetch")
-@click.argument("key", type=click.Choice(["md-v5a", "md-v5b"]))
-@click.option("--sha256", default=None, help="Check the download against this SHA-256, not the pinned MD5.")
-@click.option("--url", default=None, help="Download from this address instead of the official release.")
+@click.argument("key", type=click.Choice(["md-v5a", "md-v5b", "speciesnet"]))
+@click.option("--sha256", default=None, help="Check the download against this SHA-256, not the pinned MD5 "
+              "(MegaDetector) or the SHA-256 recorded at the first download (SpeciesNet).")
+@click.option("--url", default=None, help="Download from this address instead of the official release "
+              "(file:///path/to/copy for a copy on disk).")
 def models_fetch(key, sha256, url):
-    """Download MegaDetector weights, verify their pinned hash, convert to ONNX, cache them."""
+    """Download MegaDetector or SpeciesNet, verify the hash, convert to ONNX, cache them."""
+    if key == "speciesnet":
+        _fetch_speciesnet(sha256, url)
+        return
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
 
     from wildlife.detect import weights  # noqa: PLC0415
@@ -36,6 +41,26 @@ def models_fetch(key, sha256, url):
         fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the weights "
                            "file over and use --detector /path/to/it.pt")
     console.print(f"[green]cached[/green] {path} and {path.parent / (key + '.onnx')}; use --detector {key}")
+
+
+def _fetch_speciesnet(sha256, url):
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
+
+    from wildlife.classify import speciesnet  # noqa: PLC0415
+
+    try:
+        with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"downloading SpeciesNet v{speciesnet.RELEASE['version']}", total=None)
+            path = speciesnet.fetch(sha256=sha256, url=url,
+                                    progress=lambda n, total: bar.update(task, advance=n, total=total or None))
+    except ValueError as exc:
+        fail(EXIT_USAGE, str(exc))
+    except OSError as exc:
+        fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the release "
+                          f"archive over and use --url file:///path/to/{speciesnet.RELEASE['file']}")
+    console.print(f"[green]cached[/green] {path} with {speciesnet.SIDECAR_FILE}, {speciesnet.LABELS_FILE}, "
+                  f"{speciesnet.GEOFENCE_FILE}; use --classifier speciesnet")
 
 
 @models.command("list")

@@ -108,8 +108,11 @@ class _Unpickler(pickle.Unpickler):
         return self.storages(key, dtype, numel)
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """The unpickled object of a torch zip checkpoint, with tensors real and classes inert."""
+def read_checkpoint(path: str | Path, unpickler: type[pickle.Unpickler] | None = None) -> Any:
+    """The unpickled object of a torch zip checkpoint, with tensors real and classes inert.
+
+    ``unpickler``: a subclass of this module's allow-list unpickler that knows a few more globals (SpeciesNet).
+    """
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         pkl = next((n for n in names if n.endswith("/data.pkl")), None)
@@ -128,7 +131,7 @@ def read_checkpoint(path: str | Path) -> Any:
             raw = zf.read(f"{root}data/{key}")
             return torch.from_numpy(np.frombuffer(raw, dtype=_np_dtype(dtype)).copy())
 
-        return _Unpickler(zf.read(pkl), storage).load()
+        return (unpickler or _Unpickler)(zf.read(pkl), storage).load()
 
 
 def _np_dtype(dtype: torch.dtype):
@@ -205,26 +208,31 @@ def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
     return out
 
 
+def download(url: str, target: Path, progress=None) -> None:
+    """``url`` (https://, or file:// for a copy on disk) to ``target``, in 1 MiB blocks."""
+    import urllib.request  # noqa: PLC0415
+
+    request = urllib.request.Request(url, headers={"User-Agent": "odin-wildlife"})
+    with urllib.request.urlopen(request, timeout=60) as resp, open(target, "wb") as f:
+        total = int(resp.headers.get("Content-Length") or 0)
+        while block := resp.read(1 << 20):
+            f.write(block)
+            if progress:
+                progress(len(block), total)
+
+
 def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=None) -> Path:
     """Download a known model, check it against its pinned hash, load it strictly, export ONNX.
 
     The check is the publisher's MD5 from ``KNOWN``, or ``sha256`` when given (a mirror's own file, or a
     hash from the release notes). A download that does not match is deleted. Returns the weights path.
     """
-    import urllib.request  # noqa: PLC0415
-
     info = KNOWN[key]
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / info["file"]
     partial = target.with_suffix(".part")
-    request = urllib.request.Request(url or info["url"], headers={"User-Agent": "odin-wildlife"})
-    with urllib.request.urlopen(request, timeout=60) as resp, open(partial, "wb") as f:
-        total = int(resp.headers.get("Content-Length") or 0)
-        while block := resp.read(1 << 20):
-            f.write(block)
-            if progress:
-                progress(len(block), total)
+    download(url or info["url"], partial, progress)
     sha, md5 = digests(partial)
     kind, expected, got = ("SHA-256", sha256.lower(), sha) if sha256 else ("MD5", info["md5"], md5)
     if got != expected:

@@ -1,0 +1,438 @@
+"""SpeciesNet's official release, converted to ``speciesnet.onnx`` + sidecar without running anything from it.
+
+What Google publishes (README "Species models" has the sources): a Kaggle model archive holding ``info.json``
+(version, type, and the names of the files below), the classifier as a PyTorch file
+(``always_crop_99710272_22x8_v12_epoch_00148.pt``), its label list (``...labels.txt``, one 7-field label a
+line in output order), ``taxonomy_release.txt`` and ``geofence_release.json``. The classifier file is
+``torch.save`` of a whole ``torch.fx.GraphModule`` that onnx2torch made from a tf2onnx export of the Keras
+model: loading it the usual way runs the Python source inside the pickle (``reduce_graph_module`` execs the
+module's import block and compiles its forward code).
+
+Here the pickle is read with the detector's allow-list unpickler (``wildlife.detect.weights``) taught three
+more things: a GraphModule becomes an inert record of its attributes (its code is never compiled or run),
+onnx2torch's and torch.fx's classes become inert records, and torch dtypes are plain values. Anything else it
+names (``os.system``, ``builtins.eval``...) is refused. The convolutions it holds are then matched, in the
+order the graph runs them and strictly by shape, stride and groups, to our own EfficientNetV2-M
+(``wildlife.classify.effnetv2``); batch norms are folded; a dense layer is found as ``nn.Linear`` or as
+onnx2torch's MatMul initializer; and any other float tensor left over refuses the conversion, since our model
+would not use it and its numbers would differ from the release's. The result is exported to ONNX and checked
+against our torch model before it is cached.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import tarfile
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wildlife.classify import Label, effnetv2
+from wildlife.classify.effnetv2 import INPUT_SIZE, EfficientNetV2, convolutions
+from wildlife.detect import weights
+from wildlife.detect.catalog import cache_dir, digests, known_local
+from wildlife.errors import InputError
+
+# The release Odin fetches: SpeciesNet's default model in speciesnet 5.0.6 (speciesnet/__init__.py,
+# DEFAULT_MODEL = "kaggle:google/speciesnet/pyTorch/v4.0.3a/1"), at the direct download link the project's
+# README gives. Kaggle publishes no checksum for it (neither the model page nor the README or model card list
+# one), so ``fetch`` records the SHA-256 of the first download in known.json and holds later downloads to it;
+# ``--sha256`` pins one explicitly.
+RELEASE = {"key": "speciesnet-v4.0.3a", "version": "4.0.3a", "file": "speciesnet-v4.0.3a.tar.gz",
+           "url": "https://www.kaggle.com/api/v1/models/google/speciesnet/pyTorch/v4.0.3a/1/download"}
+ONNX_FILE = "speciesnet.onnx"
+SIDECAR_FILE = "speciesnet.json"
+LABELS_FILE = "speciesnet.labels.txt"
+GEOFENCE_FILE = "speciesnet.geofence.json"
+TAXONOMY_FILE = "speciesnet.taxonomy.txt"
+# speciesnet/constants.py DEFAULT_DETECTION_THRESHOLD_FOR_CLASSIFICATION: boxes below it are not classified
+MIN_DETECTION_CONF = 0.1
+# What an archive may hold: the release is six files and about 250 MB; declared sizes are checked first.
+MAX_MEMBERS = 64
+MAX_UNPACKED_BYTES = 2 * 2**30
+ONNX_TOLERANCE = 1e-3  # largest |ONNX - torch| logit difference accepted, relative to the largest logit
+
+
+def sidecar(version: str, sha256: str | None, output: str = "logits") -> dict[str, Any]:
+    """How to run ``speciesnet.onnx`` (the keys the classifier runtime reads), from SpeciesNet's classifier.py:
+    crop the box, stretch it to 480x480 (no aspect kept, bilinear), RGB values / 255, NHWC float32; logits."""
+    return {"kind": "classifier", "name": "speciesnet", "version": version, "input_size": INPUT_SIZE,
+            "layout": "nhwc", "crop": "box", "resize": "stretch", "scale": 255.0, "mean": [0.0, 0.0, 0.0],
+            "std": [1.0, 1.0, 1.0], "output": output, "labels": LABELS_FILE, "geofence": GEOFENCE_FILE,
+            "taxonomy": TAXONOMY_FILE, "min_detection_conf": MIN_DETECTION_CONF, "source_sha256": sha256}
+
+
+# ---------------------------------------------------------------- reading the classifier file, safely
+
+
+class _GraphModuleRecord(weights.Record):
+    qualified = "torch.fx.graph_module.GraphModule"
+
+
+def _graph_module(body, *rest):
+    """What ``torch.fx.graph_module.reduce_graph_module`` becomes: its attributes, its import block ignored."""
+    record = _GraphModuleRecord()
+    record.state = body if isinstance(body, dict) else {}
+    return record
+
+
+class _ReleaseUnpickler(weights._Unpickler):
+    def find_class(self, module: str, name: str):
+        full = f"{module}.{name}"
+        if full in ("torch.fx.graph_module.reduce_graph_module", "torch.fx.graph_module._deserialize_graph_module"):
+            return _graph_module
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if full.startswith(("onnx2torch.", "torch.fx.")):
+            return weights._record_class(full)
+        return super().find_class(module, name)
+
+
+def _call_order(code: Any) -> list[str]:
+    """The submodules a GraphModule's forward source calls, in order, read with ``ast`` (never run)."""
+    if not isinstance(code, str):
+        return []
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    calls: list[tuple[int, int, str]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if (isinstance(f, ast.Call) and isinstance(f.func, ast.Name) and f.func.id == "getattr" and len(f.args) == 2
+                and isinstance(f.args[0], ast.Name) and f.args[0].id == "self" and isinstance(f.args[1], ast.Constant)):
+            calls.append((node.lineno, node.col_offset, str(f.args[1].value)))
+        elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self":
+            calls.append((node.lineno, node.col_offset, f.attr))
+    return list(dict.fromkeys(name for *_, name in sorted(calls)))
+
+
+def _leaves(record: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, record) of every submodule in forward order: the graph's call order, then declaration order."""
+    state = getattr(record, "state", None)
+    modules = (state.get("_modules") or {}) if isinstance(state, dict) else {}
+    if not modules:
+        return [(prefix.rstrip("."), record)]
+    called = [n for n in _call_order(state.get("_code")) if n in modules]
+    names = called + [n for n in modules if n not in called]
+    out = []
+    for name in names:
+        if modules[name] is not None:
+            out.extend(_leaves(modules[name], f"{prefix}{name}."))
+    return out
+
+
+def _kind(record: Any) -> str:
+    return str(getattr(type(record), "qualified", "")).rsplit(".", 1)[-1]
+
+
+def _own(record: Any, name: str) -> torch.Tensor | None:
+    state = getattr(record, "state", None) or {}
+    for group in ("_parameters", "_buffers"):
+        t = (state.get(group) or {}).get(name)
+        if isinstance(t, torch.Tensor):
+            return t
+    return None
+
+
+@dataclass
+class _Conv:
+    name: str
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    stride: int
+    groups: int
+    bn: bool = False
+
+
+def load_classifier(path: str | Path, num_classes: int) -> EfficientNetV2:
+    """SpeciesNet's classifier file as our EfficientNetV2-M, strictly; fp32, eval mode. Raises
+    ``RefusedPickle`` for a file that names code, ``ValueError`` for one that is not this architecture."""
+    root = weights.read_checkpoint(path, unpickler=_ReleaseUnpickler)
+    if not isinstance(getattr(root, "state", None), dict):
+        raise ValueError(f"{path}: not a saved PyTorch module (SpeciesNet's classifier is a whole GraphModule)")
+    used: set[int] = set()
+    convs: list[_Conv] = []
+    linears = []
+    for name, rec in _leaves(root):
+        kind = _kind(rec)
+        w = _own(rec, "weight")
+        if kind in ("Conv2d", "Conv") and w is not None and w.dim() == 4:
+            st = rec.state
+            stride = st.get("stride", (1, 1))
+            convs.append(_Conv(name, w, _own(rec, "bias"), int(stride[0] if isinstance(stride, tuple) else stride),
+                               int(st.get("groups", 1))))
+            used.update(id(t) for t in (w, _own(rec, "bias")) if t is not None)
+        elif kind.startswith("BatchNorm") and convs and not convs[-1].bn:
+            t = [_own(rec, k) for k in ("weight", "bias", "running_mean", "running_var")]
+            if any(x is None for x in t):
+                raise ValueError(f"{path}: batch norm {name} lacks its statistics")
+            c = convs[-1]
+            c.weight, c.bias = effnetv2.fold_batchnorm(c.weight.float(), None if c.bias is None else c.bias.float(),
+                                              *(x.float() for x in t), float(rec.state.get("eps", 1e-5)))
+            c.bn = True
+            used.update(id(x) for x in t)
+        elif kind == "Linear" and w is not None:
+            linears.append((w, _own(rec, "bias")))
+    head_w, head_b = _dense(path, root, linears, convs, num_classes, used)
+    model = _fit(path, convs, head_w, head_b, num_classes)
+    leftover = [f"{k} {tuple(t.shape)}" for k, t in weights._tensors(root).items()
+                if id(t) not in used and t.is_floating_point() and t.numel() > 0]
+    if leftover:
+        raise ValueError(f"{path}: holds float tensors an EfficientNetV2-M does not use ({', '.join(leftover[:5])}"
+                         f"{'...' if len(leftover) > 5 else ''}); converted without them its outputs would differ")
+    return model
+
+
+def _dense(path, root, linears, convs, num_classes, used):
+    """The dense layer: an ``nn.Linear``, or onnx2torch's MatMul + Add initializers (weight stored in x out)."""
+    c_head = convs[-1].weight.shape[0] if convs else -1
+    if len(linears) == 1:
+        w, b = linears[0]
+        used.update(id(t) for t in (w, b) if t is not None)
+        return w, b
+    spare = [t for t in weights._tensors(root).values() if id(t) not in used and t.is_floating_point()]
+    mats = [t for t in spare if t.dim() == 2 and sorted(t.shape) == sorted((c_head, num_classes))]
+    biases = [t for t in spare if t.dim() == 1 and t.shape[0] == num_classes]
+    if len(mats) != 1 or len(biases) > 1 or c_head == num_classes:
+        raise ValueError(f"{path}: no single dense layer from {c_head} features to the {num_classes} labels "
+                         f"({len(mats)} candidate weights)")
+    used.update(id(t) for t in (mats[0], *biases))
+    w = mats[0] if mats[0].shape[0] == num_classes else mats[0].t()
+    return w, biases[0] if biases else None
+
+
+def _fit(path, convs: list[_Conv], head_w, head_b, num_classes: int) -> EfficientNetV2:
+    """Our EfficientNetV2-M of the release's width, filled with its tensors layer by layer, strictly."""
+    if not convs:
+        raise ValueError(f"{path}: no convolutions inside; not an EfficientNetV2 classifier")
+    # The M model's head has 1280 channels; a narrower or shallower file (the tests' tiny ones) is the same
+    # structure scaled, found from its head width and its number of layers.
+    width = convs[-1].weight.shape[0] / effnetv2.HEAD_CHANNELS
+    for depth in (1.0, *(x / 10 for x in range(1, 10))):
+        model = EfficientNetV2(num_classes, width=width, depth=depth)
+        ours = convolutions(model)
+        if len(ours) == len(convs):
+            break
+    if len(ours) != len(convs):
+        raise ValueError(f"{path}: {len(convs)} convolutions, where an EfficientNetV2-M has {len(ours)}")
+    state = {}
+    for (name, conv), theirs in zip(ours, convs, strict=True):
+        if (tuple(conv.weight.shape) != tuple(theirs.weight.shape) or conv.stride[0] != theirs.stride
+                or conv.groups != theirs.groups):
+            raise ValueError(f"{path}: layer {theirs.name} (weight {tuple(theirs.weight.shape)}, stride "
+                             f"{theirs.stride}, groups {theirs.groups}) does not fit EfficientNetV2-M's {name} "
+                             f"(weight {tuple(conv.weight.shape)}, stride {conv.stride[0]}, groups {conv.groups})")
+        state[f"{name}.weight"] = theirs.weight.float()
+        state[f"{name}.bias"] = (theirs.bias.float() if theirs.bias is not None
+                                 else torch.zeros(conv.weight.shape[0]))
+    if tuple(head_w.shape) != tuple(model.fc.weight.shape):
+        raise ValueError(f"{path}: dense layer {tuple(head_w.shape)} does not fit {tuple(model.fc.weight.shape)}")
+    state["fc.weight"] = head_w.float()
+    state["fc.bias"] = head_b.float() if head_b is not None else torch.zeros(num_classes)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+# ---------------------------------------------------------------- the release archive
+
+
+def unpack(archive: Path, into: Path) -> Path:
+    """The release's files from a .tar(.gz) or .zip archive (or a folder as it is), with nothing but regular
+    files of safe relative names, and no more than the release can need: a bomb or a path trick is refused."""
+    if archive.is_dir():
+        return archive
+    into.mkdir(parents=True, exist_ok=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            _check_members(archive, [(i.filename, i.file_size) for i in infos])
+            for i in infos:
+                _copy(zf.open(i), into / i.filename, i.file_size)
+        return into
+    try:
+        tf = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed by the with below; open's error is ours)
+    except tarfile.TarError as exc:
+        raise InputError(f"{archive}: not a SpeciesNet release archive (.tar.gz or .zip): {exc}",
+                         hint="Download the release again with `scripts/run.py models fetch speciesnet`.") from exc
+    with tf:
+        members = []
+        for m in tf:
+            if len(members) >= MAX_MEMBERS:
+                break
+            if m.isdir():
+                continue
+            if not m.isfile():
+                raise InputError(f"{archive}: {m.name} is a link or a device, which a model release never holds",
+                                 hint="This is not SpeciesNet's archive; do not use it.")
+            members.append(m)
+            _check_members(archive, [(x.name, x.size) for x in members])
+        for m in members:
+            _copy(tf.extractfile(m), into / m.name, m.size)
+    return into
+
+
+def _check_members(archive: Path, members: list[tuple[str, int]]) -> None:
+    if len(members) > MAX_MEMBERS:
+        raise InputError(f"{archive}: over {MAX_MEMBERS} files; SpeciesNet's release has six",
+                         hint="This is not SpeciesNet's archive; do not use it.")
+    total = sum(size for _, size in members)
+    if total > MAX_UNPACKED_BYTES:
+        raise InputError(f"{archive}: would unpack to {total / 2**30:.1f} GiB, over the "
+                         f"{MAX_UNPACKED_BYTES / 2**30:.0f} GiB SpeciesNet's release can need (a zip bomb?)",
+                         hint="This is not SpeciesNet's archive; do not use it.")
+    for name, _ in members:
+        parts = Path(name).parts
+        if Path(name).is_absolute() or ".." in parts or not parts:
+            raise InputError(f"{archive}: member {name!r} would be written outside the model folder",
+                             hint="This is not SpeciesNet's archive; do not use it.")
+
+
+def _copy(src, dest: Path, size: int) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with src, open(dest, "wb") as out:
+        left = size
+        while left > 0 and (block := src.read(min(1 << 20, left))):
+            out.write(block)
+            left -= len(block)
+
+
+@dataclass
+class Release:
+    folder: Path
+    version: str
+    classifier: Path
+    labels: list[str]
+    geofence: Path
+    taxonomy: Path
+
+
+def read_release(folder: Path) -> Release:
+    """``info.json`` and the files it names, checked: an always-crop model, labels in the 7-field format."""
+    infos = sorted(folder.rglob("info.json"), key=lambda p: len(p.parts))
+    if not infos:
+        raise InputError(f"{folder}: no info.json, so not a SpeciesNet model release",
+                         hint="Give the archive from Kaggle (models fetch speciesnet downloads it).")
+    base = infos[0].parent
+    try:
+        info = json.loads(infos[0].read_text())
+        files = {k: base / Path(info[k]).name for k in ("classifier", "classifier_labels", "geofence", "taxonomy")}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{infos[0]}: not SpeciesNet's info.json ({exc})",
+                         hint="It names the classifier, classifier_labels, taxonomy and geofence files.") from exc
+    if info.get("type") != "always_crop":
+        raise InputError(f"{infos[0]}: a {info.get('type')!r} model; Odin classifies each detection's box and "
+                         "needs the always-crop classifier (the 'a' variant, e.g. v4.0.3a)",
+                         hint="Fetch the default: `scripts/run.py models fetch speciesnet`.")
+    missing = [str(p.name) for p in files.values() if not p.is_file()]
+    if missing:
+        raise InputError(f"{base}: info.json names {', '.join(missing)}, which the release does not hold",
+                         hint="Download the release again; the archive is incomplete.")
+    labels = [line.strip() for line in files["classifier_labels"].read_text(encoding="utf-8").splitlines()
+              if line.strip()]
+    for line in labels:
+        try:
+            Label.parse(line)
+        except ValueError as exc:
+            raise InputError(f"{files['classifier_labels']}: {exc}", hint="This is not SpeciesNet's label file.") \
+                from exc
+    try:
+        json.loads(files["geofence"].read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{files['geofence']}: not JSON ({exc})", hint="Download the release again.") from exc
+    return Release(base, str(info.get("version", "unknown")), files["classifier"], labels, files["geofence"],
+                   files["taxonomy"])
+
+
+# ---------------------------------------------------------------- ONNX export and the cache
+
+
+def export_onnx(model: EfficientNetV2, out: Path, size: int = INPUT_SIZE) -> Path:
+    """``model`` as ONNX: input ``images`` (batch, size, size, 3) float32 in [0, 1], output ``logits``."""
+    if size % effnetv2.SIZE_MULTIPLE:
+        raise ValueError(f"input size {size} is not a multiple of {effnetv2.SIZE_MULTIPLE}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.rand(1, size, size, 3)
+    with warnings.catch_warnings(), torch.no_grad():  # the TorchScript exporter is deprecated but exact here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model.eval(), (dummy,), str(out), dynamo=False, opset_version=17, input_names=["images"],
+                          output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+    return out
+
+
+def check_onnx(model: EfficientNetV2, path: Path, size: int = INPUT_SIZE, seed: int = 0) -> float:
+    """Largest |ONNX - torch| logit difference on two random crops, relative to the largest logit; raises over
+    ``ONNX_TOLERANCE`` (a model that exported wrongly is never cached)."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    x = torch.rand(2, size, size, 3, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
+    diff = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-6))
+    if diff > ONNX_TOLERANCE:
+        raise ValueError(f"{path}: ONNX logits differ from the torch model's by {diff:.2e} (relative), over "
+                         f"{ONNX_TOLERANCE:.0e}; not cached")
+    return diff
+
+
+def convert(source: Path, folder: Path | None = None, sha256: str | None = None) -> Path:
+    """A release archive (or unpacked folder) to ``speciesnet.onnx`` + sidecar + labels + geofence + taxonomy
+    in ``folder`` (the model cache by default). Returns the ONNX path. Nothing is written unless all is well."""
+    folder = folder or cache_dir()
+    with tempfile.TemporaryDirectory(prefix="speciesnet-") as tmp:
+        release = read_release(unpack(Path(source), Path(tmp) / "release"))
+        model = load_classifier(release.classifier, len(release.labels))
+        staged = Path(tmp) / "out"
+        onnx_path = export_onnx(model, staged / ONNX_FILE)
+        check_onnx(model, onnx_path)
+        (staged / LABELS_FILE).write_text("\n".join(release.labels) + "\n", encoding="utf-8")
+        shutil.copyfile(release.geofence, staged / GEOFENCE_FILE)
+        shutil.copyfile(release.taxonomy, staged / TAXONOMY_FILE)
+        side = sidecar(release.version, sha256 or digests(release.classifier)[0])
+        (staged / SIDECAR_FILE).write_text(json.dumps(side, indent=2))
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (LABELS_FILE, GEOFENCE_FILE, TAXONOMY_FILE, ONNX_FILE, SIDECAR_FILE):  # the sidecar last
+            shutil.move(staged / name, folder / name)
+    return folder / ONNX_FILE
+
+
+def fetch(sha256: str | None = None, url: str | None = None, progress=None) -> Path:
+    """Download SpeciesNet's release, hold it to its digest, convert it, cache it. Returns the ONNX path.
+
+    The digest is ``sha256`` when given, else the one recorded at the first download (Kaggle publishes
+    none); a download that does not match, or that does not convert, is deleted and nothing is recorded."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / RELEASE["file"]
+    partial = target.with_name(target.name + ".part")
+    weights.download(url or RELEASE["url"], partial, progress)
+    sha = digests(partial)[0]
+    recorded = sorted(s for s, key in known_local().items() if key == RELEASE["key"])
+    expected, source = ((sha256.lower(), "the SHA-256 you gave") if sha256 else
+                        (recorded[0], "the SHA-256 recorded at the first download (known.json)") if recorded else
+                        (None, ""))
+    if expected and sha != expected:
+        partial.unlink()
+        raise ValueError(f"SHA-256 mismatch for {RELEASE['file']}: expected {expected} ({source}), got {sha}; the "
+                         "download was deleted. Check the address (--url) or the hash you gave (--sha256).")
+    partial.replace(target)
+    try:
+        onnx_path = convert(target, folder, sha)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    known = known_local()
+    known[sha] = RELEASE["key"]
+    (folder / "known.json").write_text(json.dumps(known, indent=2))
+    return onnx_path
