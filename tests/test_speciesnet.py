@@ -46,10 +46,19 @@ def onnx2torch_like(model: EfficientNetV2, unfold_every: int = 3) -> torch.fx.Gr
     """``model`` as SpeciesNet's release holds it: a flat torch.fx GraphModule as onnx2torch builds from a tf2onnx
     export: submodules named after ONNX nodes, the dense layer as MatMul + Add on ``initializers`` buffers, and
     (as a Keras graph would be without tf2onnx's fusion) some convolutions followed by a BatchNorm2d."""
+    rescale, model.rescale = model.rescale, None
     traced = torch.fx.symbolic_trace(model)
+    model.rescale = rescale
     graph, env, root = torch.fx.Graph(), {}, {}
     convs = 0
     for node in traced.graph.nodes:
+        if node.op == "placeholder" and rescale:  # Keras' Rescaling: Mul and Add on two scalar initializers
+            root["initializers.onnx_initializer_2"] = torch.tensor(rescale[0])
+            root["initializers.onnx_initializer_3"] = torch.tensor(rescale[1])
+            scale = graph.get_attr("initializers.onnx_initializer_2")
+            x = graph.call_function(torch.mul, (graph.node_copy(node), scale))
+            env[node.name] = graph.call_function(torch.add, (x, graph.get_attr("initializers.onnx_initializer_3")))
+            continue
         if node.op != "call_module":
             env[node.name] = graph.node_copy(node, lambda n: env[n.name])
             continue
@@ -156,6 +165,22 @@ def test_release_loads_strictly_into_our_model_without_its_code(release, tmp_pat
         assert torch.allclose(loaded(x), model(x), atol=1e-4)
     with pytest.raises(ValueError, match="dense layer"):  # a label file that does not fit the classifier
         speciesnet.load_classifier(rel.classifier, len(rel.labels) + 1)
+
+
+def test_kerass_input_rescaling_is_kept_and_any_other_unused_tensor_refuses(tmp_path):
+    model = tiny_model(seed=7)
+    model.rescale = effnetv2.KERAS_RESCALE
+    pt = tmp_path / "rescaled.pt"
+    torch.save(onnx2torch_like(model), pt)
+    loaded = speciesnet.load_classifier(pt, len(LABELS))
+    x = crops(2, seed=4)
+    with torch.no_grad():
+        assert loaded.rescale == effnetv2.KERAS_RESCALE and torch.allclose(loaded(x), model(x), atol=1e-4)
+    gm = onnx2torch_like(tiny_model(seed=7))
+    gm.initializers.register_buffer("onnx_initializer_9", torch.ones(3))  # a normalisation we would not apply
+    torch.save(gm, pt)
+    with pytest.raises(ValueError, match=r"does not use \(initializers.onnx_initializer_9 \(3,\)\)"):
+        speciesnet.load_classifier(pt, len(LABELS))
 
 
 def test_a_release_whose_code_would_run_on_load_converts_without_running_it(tmp_path, monkeypatch):

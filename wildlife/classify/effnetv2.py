@@ -39,6 +39,9 @@ STAGES_M = (
     ("mb", 5, 3, 1, 6, 304, 512, 0.25),
 )
 HEAD_CHANNELS = 1280
+# Keras' EfficientNetV2 builds in ``Rescaling(scale=1/128, offset=-1)`` unless include_preprocessing=False
+# (keras/src/applications/efficientnet_v2.py); a release whose graph has it keeps it.
+KERAS_RESCALE = (1.0 / 128.0, -1.0)
 INPUT_SIZE = 480
 SIZE_MULTIPLE = 32  # five stride-2 layers: TF-same padding below is exact on sides that divide by 32
 
@@ -115,10 +118,12 @@ class Spec:
 class EfficientNetV2(nn.Module):
     """EfficientNetV2-M (at width=depth=1). ``nhwc``: the input is (batch, height, width, 3), as SpeciesNet's."""
 
-    def __init__(self, num_classes: int, width: float = 1.0, depth: float = 1.0, nhwc: bool = True):
+    def __init__(self, num_classes: int, width: float = 1.0, depth: float = 1.0, nhwc: bool = True,
+                 rescale: tuple[float, float] | None = None):
         super().__init__()
         self.spec = Spec(num_classes, width, depth)
         self.nhwc = nhwc
+        self.rescale = rescale  # Keras' Rescaling layer in the graph, x * scale + offset, where a model has one
         c_stem = round_channels(STAGES_M[0][5], width)
         self.stem = Conv(3, c_stem, 3, 2)
         blocks = []
@@ -133,6 +138,8 @@ class EfficientNetV2(nn.Module):
         self.fc = nn.Linear(round_channels(HEAD_CHANNELS, width), num_classes)
 
     def forward(self, x):
+        if self.rescale is not None:
+            x = x * self.rescale[0] + self.rescale[1]
         if self.nhwc:
             x = x.permute(0, 3, 1, 2)
         x = self.head(self.blocks(self.stem(x)))

@@ -14,8 +14,9 @@ onnx2torch's and torch.fx's classes become inert records, and torch dtypes are p
 names (``os.system``, ``builtins.eval``...) is refused. The convolutions it holds are then matched, in the
 order the graph runs them and strictly by shape, stride and groups, to our own EfficientNetV2-M
 (``wildlife.classify.effnetv2``); batch norms are folded; a dense layer is found as ``nn.Linear`` or as
-onnx2torch's MatMul initializer; and any other float tensor left over refuses the conversion, since our model
-would not use it and its numbers would differ from the release's. The result is exported to ONNX and checked
+onnx2torch's MatMul initializer; Keras' built-in input Rescaling (two scalars, 1/128 and -1) is kept where the
+graph has it; and any other float tensor left over refuses the conversion, since our model would not use it and
+its numbers would differ from the release's. The result is exported to ONNX and checked
 against our torch model before it is cached.
 """
 
@@ -186,8 +187,12 @@ def load_classifier(path: str | Path, num_classes: int) -> EfficientNetV2:
             linears.append((w, _own(rec, "bias")))
     head_w, head_b = _dense(path, root, linears, convs, num_classes, used)
     model = _fit(path, convs, head_w, head_b, num_classes)
-    leftover = [f"{k} {tuple(t.shape)}" for k, t in weights._tensors(root).items()
-                if id(t) not in used and t.is_floating_point() and t.numel() > 0]
+    rest = {k: t for k, t in weights._tensors(root).items()
+            if id(t) not in used and t.is_floating_point() and t.numel() > 0}
+    values = sorted(float(t) for t in rest.values() if t.numel() == 1)
+    if len(rest) == 2 and len(values) == 2 and np.allclose(values, sorted(effnetv2.KERAS_RESCALE), atol=1e-7):
+        model.rescale, rest = effnetv2.KERAS_RESCALE, {}  # the graph's two scalars are Keras' Rescaling layer
+    leftover = [f"{k} {tuple(t.shape)}" for k, t in rest.items()]
     if leftover:
         raise ValueError(f"{path}: holds float tensors an EfficientNetV2-M does not use ({', '.join(leftover[:5])}"
                          f"{'...' if len(leftover) > 5 else ''}); converted without them its outputs would differ")
