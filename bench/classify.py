@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Odin's species classifier path against a SpeciesNet-equivalent reference loop, same crops, same weights.
+
+    python bench/classify.py [--crops 8] [--batch 8] [--weights SPECIESNET_RELEASE]
+
+(a) reference: what SpeciesNet's classifier does per detection (speciesnet 5.0.6, classifier.py): PIL decode
+    of the photo, the box cropped from the float image (pixel edges truncated), resized to 480x480 bilinear
+    without antialiasing (torchvision ``F.resize(..., antialias=False)``, i.e. ``interpolate``), converted to
+    uint8 and back to [0, 1], NHWC, eager torch fp32, batch 1, softmax, top-5;
+(b) Odin: the photo decoded once by OpenCV, each box cropped from the decoded array and stretched to
+    480x480 (``cv2.INTER_LINEAR``) as ``speciesnet.json`` says (crop box, resize stretch, scale 255,
+    NHWC), crops batched (8 by default) through the converted ``speciesnet.onnx`` under onnxruntime.
+    ``odin_classify`` is the function to re-point at the species-core runtime once it is merged.
+
+Both use the same EfficientNetV2-M weights (``wildlife.classify.effnetv2``, 2,498 outputs like SpeciesNet
+v4.0.x). No real weights can be downloaded here, so by default they are random, calibrated so that each
+layer's output varies with the crop (``calibrated``): without that a deep random network gives every crop
+the same top label and agreement would be trivially perfect. ``--weights`` takes SpeciesNet's release
+(archive or unpacked folder) and converts it as ``models fetch speciesnet`` does.
+
+Crops come from the bundled sample photos (data/sample), several fixed boxes per photo. Both paths start from
+the JPEG files and end at top-1 labels; "model s" is the model call alone. The default run (8 crops) takes
+about two and a half minutes on 2 CPU cores shared with other work (the reference needs ~10 s a crop there);
+``--crops 32 --batch 16`` is the fuller run for a quiet machine. Numbers from a busy machine are indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT)]
+
+from PIL import Image, ImageOps  # noqa: E402
+
+from wildlife.classify import effnetv2, speciesnet  # noqa: E402
+
+NUM_LABELS = 2498  # SpeciesNet v4.0.x model card: "Number of labels: 2498"
+# (x, y, width, height), normalised like MegaDetector's boxes: small and large, wide and tall
+BOXES = [(0.10, 0.30, 0.25, 0.35), (0.45, 0.20, 0.40, 0.55), (0.05, 0.05, 0.90, 0.80), (0.60, 0.55, 0.15, 0.30)]
+
+
+def calibrated(model: effnetv2.EfficientNetV2, crops: np.ndarray) -> effnetv2.EfficientNetV2:
+    """Random weights rescaled in one forward pass (data-dependent init) so that every convolution's output
+    has zero mean and unit variance per channel on real crops, as batch norm would make it in training, and
+    the logits spread over a few units. Squeeze-and-excitation convolutions (1x1 outputs) are left as drawn."""
+    def normalise(conv, _inputs, out):
+        if out.shape[-1] == 1:
+            return None
+        mean, std = out.mean((0, 2, 3)), out.std((0, 2, 3)) + 1e-5
+        conv.weight.div_(std.reshape(-1, 1, 1, 1))
+        conv.bias.sub_(mean).div_(std)
+        return (out - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1)
+
+    hooks = [m.register_forward_hook(normalise) for _, m in effnetv2.convolutions(model)]
+    with torch.no_grad():
+        model(torch.from_numpy(crops[:, ::2, ::2]))  # half size keeps it quick; the statistics carry over
+        for h in hooks:
+            h.remove()
+        logits = model(torch.from_numpy(crops[:4, ::2, ::2]))
+        model.fc.weight.mul_(3.0 / float(logits.std()))
+    return model.eval()
+
+
+def jobs(n: int) -> list[tuple[Path, tuple[float, float, float, float]]]:
+    photos = sorted((ROOT / "data" / "sample" / "photos").rglob("*.JPG"))
+    pairs = [(p, b) for p in photos for b in BOXES]
+    return [pairs[i % len(pairs)] for i in range(n)]
+
+
+def reference(model, work) -> tuple[float, float, list[int]]:
+    """SpeciesNet's loop: per photo a PIL decode, per box its torch preprocessing and a batch-1 forward pass."""
+    top1, model_s, start = [], 0.0, time.perf_counter()
+    loaded: dict[Path, torch.Tensor] = {}
+    for path, (x, y, w, h) in work:
+        if path not in loaded:  # SpeciesNet decodes each image once and preprocesses each of its boxes
+            img = ImageOps.exif_transpose(Image.open(path).convert("RGB"))
+            loaded = {path: torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0}
+        img = loaded[path]
+        height, width = img.shape[1:]
+        crop = img[:, int(y * height):int(y * height) + int(h * height), int(x * width):int(x * width) + int(w * width)]
+        crop = torch.nn.functional.interpolate(crop[None], size=(480, 480), mode="bilinear", align_corners=False,
+                                               antialias=False)[0]
+        crop = (crop * (255 + 1 - 1e-3)).to(torch.uint8)  # torchvision's convert_image_dtype to uint8
+        batch = (crop.permute(1, 2, 0).numpy() / 255).astype(np.float32)[None]
+        t = time.perf_counter()
+        with torch.no_grad():
+            scores = torch.softmax(model(torch.from_numpy(batch)), -1)
+        model_s += time.perf_counter() - t
+        top1.append(int(torch.topk(scores, 5, -1).indices[0, 0]))
+    return time.perf_counter() - start, model_s, top1
+
+
+def odin_classify(session, side: dict, work, batch: int) -> tuple[float, float, list[int]]:
+    """Odin's path: decode once, crop and stretch per the sidecar, batch the crops, one ONNX call per batch."""
+    size, scale = side["input_size"], side["scale"]
+    mean, std = np.float32(side["mean"]), np.float32(side["std"])
+    top1, model_s, start, pending = [], 0.0, time.perf_counter(), []
+    decoded: dict[Path, np.ndarray] = {}
+
+    def flush():
+        nonlocal model_s
+        t = time.perf_counter()
+        logits = session.run(None, {"images": np.stack(pending)})[0]
+        model_s += time.perf_counter() - t
+        top1.extend(int(i) for i in logits.argmax(1))
+        pending.clear()
+
+    for path, (x, y, w, h) in work:
+        if path not in decoded:
+            decoded = {path: cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)}
+        img = decoded[path]
+        height, width = img.shape[:2]
+        crop = img[int(y * height):int(y * height) + int(h * height), int(x * width):int(x * width) + int(w * width)]
+        # stretched in float (half-pixel bilinear, no antialiasing: the same arithmetic as torch's interpolate),
+        # then rounded down to 8 bits as SpeciesNet's uint8 conversion does, then scaled as the sidecar says
+        crop = cv2.resize(crop.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+        crop = np.floor(crop * ((255 + 1 - 1e-3) / 255))
+        pending.append((crop / scale - mean) / std)
+        if len(pending) == batch:
+            flush()
+    if pending:
+        flush()
+    return time.perf_counter() - start, model_s, top1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--crops", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--weights", help="SpeciesNet's release (the Kaggle archive or its unpacked folder)")
+    args = ap.parse_args()
+
+    import onnxruntime as ort  # noqa: PLC0415
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    work = jobs(args.crops)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        if args.weights:
+            release = speciesnet.read_release(speciesnet.unpack(Path(args.weights), Path(tmp) / "release"))
+            model = speciesnet.load_classifier(release.classifier, len(release.labels))
+        else:
+            torch.manual_seed(0)
+            sample = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (480, 480))
+                               for p, _ in jobs(8)[::4]]).astype(np.float32) / 255
+            model = calibrated(effnetv2.EfficientNetV2(NUM_LABELS).eval(), sample)
+        onnx_path = speciesnet.export_onnx(model, Path(tmp) / speciesnet.ONNX_FILE)
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        side = speciesnet.sidecar("bench", None)
+        prepared = time.perf_counter() - t0
+        # warm-up both (first calls allocate), then time each once on the same crops
+        reference(model, work[:1])
+        odin_classify(session, side, work[:1], 1)
+        ref_s, ref_model_s, ref_top1 = reference(model, work)
+        odin_s, odin_model_s, odin_top1 = odin_classify(session, side, work, args.batch)
+
+    n = len(work)
+    agree = sum(a == b for a, b in zip(ref_top1, odin_top1, strict=True))
+    print(f"\nSpecies classifier on {os.cpu_count()} CPU cores, torch {torch.__version__}, onnxruntime "
+          f"{ort.__version__}; EfficientNetV2-M, {NUM_LABELS if not args.weights else len(release.labels)} labels, "
+          f"480x480 crops from {len({p for p, _ in work})} sample photos\n")
+    print(f"{'run':<52} {'crops':>5} {'s':>7} {'crop/s':>7} {'model s':>8} {'speed-up':>8}")
+    print(f"{'reference: SpeciesNet loop, torch eager fp32, batch 1':<52} {n:>5} {ref_s:>7.1f} {n / ref_s:>7.2f} "
+          f"{ref_model_s:>8.1f} {1.0:>7.2f}x")
+    print(f"{f'Odin: decode once, ONNX Runtime fp32, batch {args.batch}':<52} {n:>5} {odin_s:>7.1f} "
+          f"{n / odin_s:>7.2f} {odin_model_s:>8.1f} {ref_s / odin_s:>7.2f}x")
+    print(f"\ntop-1 agreement: {agree}/{n} crops ({agree / n:.0%}); {len(set(ref_top1))} distinct top-1 labels "
+          f"among the reference's {n}")
+    print(f"weights: {args.weights or 'random, calibrated (see the docstring)'}; model built, converted and "
+          f"loaded in {prepared:.0f} s (not timed above). Target: >= 1.5x with identical top-1.")
+
+
+if __name__ == "__main__":
+    main()
