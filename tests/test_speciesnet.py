@@ -167,6 +167,17 @@ def test_release_loads_strictly_into_our_model_without_its_code(release, tmp_pat
         speciesnet.load_classifier(rel.classifier, len(rel.labels) + 1)
 
 
+def test_layers_are_matched_in_the_order_the_graph_runs_them_not_the_order_they_were_declared(tmp_path):
+    model = tiny_model(seed=11)
+    gm = onnx2torch_like(model)
+    gm._modules = dict(reversed(gm._modules.items()))  # declaration order says nothing; the forward code does
+    pt = tmp_path / "shuffled.pt"
+    torch.save(gm, pt)
+    x = crops(1, seed=6)
+    with torch.no_grad():
+        assert torch.allclose(speciesnet.load_classifier(pt, len(LABELS))(x), model(x), atol=1e-4)
+
+
 def test_kerass_input_rescaling_is_kept_and_any_other_unused_tensor_refuses(tmp_path):
     model = tiny_model(seed=7)
     model.rescale = effnetv2.KERAS_RESCALE
