@@ -3,26 +3,16 @@
 What Google publishes (README "Species models" has the sources): a Kaggle model archive holding ``info.json``
 (version, type, and the names of the files below), the classifier as a PyTorch file
 (``always_crop_99710272_22x8_v12_epoch_00148.pt``), its label list (``...labels.txt``, one 7-field label a
-line in output order), ``taxonomy_release.txt`` and ``geofence_release.json``. The classifier file is
-``torch.save`` of a whole ``torch.fx.GraphModule`` that onnx2torch made from a tf2onnx export of the Keras
-model: loading it the usual way runs the Python source inside the pickle (``reduce_graph_module`` execs the
-module's import block and compiles its forward code).
+line in output order), ``taxonomy_release.txt`` and ``geofence_release.json``.
 
-Here the pickle is read with the detector's allow-list unpickler (``wildlife.detect.weights``) taught three
-more things: a GraphModule becomes an inert record of its attributes (its code is never compiled or run),
-onnx2torch's and torch.fx's classes become inert records, and torch dtypes are plain values. Anything else it
-names (``os.system``, ``builtins.eval``...) is refused. The convolutions it holds are then matched, in the
-order the graph runs them and strictly by shape, stride and groups, to our own EfficientNetV2-M
-(``wildlife.classify.effnetv2``); batch norms are folded; a dense layer is found as ``nn.Linear`` or as
-onnx2torch's MatMul initializer; Keras' built-in input Rescaling (two scalars, 1/128 and -1) is kept where the
-graph has it; and any other float tensor left over refuses the conversion, since our model would not use it and
-its numbers would differ from the release's. The result is exported to ONNX and checked
-against our torch model before it is cached.
+The archive is unpacked with limits (regular files only, safe names, a size cap), ``info.json`` and the label
+file are checked, the classifier is read as tensors into our EfficientNetV2-M (``safeload``: its pickled code
+never runs), exported to ONNX, checked against the torch model, and cached with its sidecar, labels, geofence
+and taxonomy. ``fetch`` downloads it first and holds it to a digest.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import tarfile
@@ -37,7 +27,8 @@ import numpy as np
 import torch
 
 from wildlife.classify import Label, effnetv2
-from wildlife.classify.effnetv2 import INPUT_SIZE, EfficientNetV2, convolutions
+from wildlife.classify.effnetv2 import INPUT_SIZE, EfficientNetV2
+from wildlife.classify.safeload import load_classifier
 from wildlife.detect import weights
 from wildlife.detect.catalog import cache_dir, digests, known_local
 from wildlife.errors import InputError
@@ -69,184 +60,6 @@ def sidecar(version: str, sha256: str | None, output: str = "logits") -> dict[st
             "layout": "nhwc", "crop": "box", "resize": "stretch", "scale": 255.0, "mean": [0.0, 0.0, 0.0],
             "std": [1.0, 1.0, 1.0], "output": output, "labels": LABELS_FILE, "geofence": GEOFENCE_FILE,
             "taxonomy": TAXONOMY_FILE, "min_detection_conf": MIN_DETECTION_CONF, "source_sha256": sha256}
-
-
-# ---------------------------------------------------------------- reading the classifier file, safely
-
-
-class _GraphModuleRecord(weights.Record):
-    qualified = "torch.fx.graph_module.GraphModule"
-
-
-def _graph_module(body, *rest):
-    """What ``torch.fx.graph_module.reduce_graph_module`` becomes: its attributes, its import block ignored."""
-    record = _GraphModuleRecord()
-    record.state = body if isinstance(body, dict) else {}
-    return record
-
-
-class _ReleaseUnpickler(weights._Unpickler):
-    def find_class(self, module: str, name: str):
-        full = f"{module}.{name}"
-        if full in ("torch.fx.graph_module.reduce_graph_module", "torch.fx.graph_module._deserialize_graph_module"):
-            return _graph_module
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if full.startswith(("onnx2torch.", "torch.fx.")):
-            return weights._record_class(full)
-        return super().find_class(module, name)
-
-
-def _call_order(code: Any) -> list[str]:
-    """The submodules a GraphModule's forward source calls, in order, read with ``ast`` (never run)."""
-    if not isinstance(code, str):
-        return []
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return []
-    calls: list[tuple[int, int, str]] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        f = node.func
-        if (isinstance(f, ast.Call) and isinstance(f.func, ast.Name) and f.func.id == "getattr" and len(f.args) == 2
-                and isinstance(f.args[0], ast.Name) and f.args[0].id == "self" and isinstance(f.args[1], ast.Constant)):
-            calls.append((node.lineno, node.col_offset, str(f.args[1].value)))
-        elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self":
-            calls.append((node.lineno, node.col_offset, f.attr))
-    return list(dict.fromkeys(name for *_, name in sorted(calls)))
-
-
-def _leaves(record: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(path, record) of every submodule in forward order: the graph's call order, then declaration order."""
-    state = getattr(record, "state", None)
-    modules = (state.get("_modules") or {}) if isinstance(state, dict) else {}
-    if not modules:
-        return [(prefix.rstrip("."), record)]
-    called = [n for n in _call_order(state.get("_code")) if n in modules]
-    names = called + [n for n in modules if n not in called]
-    out = []
-    for name in names:
-        if modules[name] is not None:
-            out.extend(_leaves(modules[name], f"{prefix}{name}."))
-    return out
-
-
-def _kind(record: Any) -> str:
-    return str(getattr(type(record), "qualified", "")).rsplit(".", 1)[-1]
-
-
-def _own(record: Any, name: str) -> torch.Tensor | None:
-    state = getattr(record, "state", None) or {}
-    for group in ("_parameters", "_buffers"):
-        t = (state.get(group) or {}).get(name)
-        if isinstance(t, torch.Tensor):
-            return t
-    return None
-
-
-@dataclass
-class _Conv:
-    name: str
-    weight: torch.Tensor
-    bias: torch.Tensor | None
-    stride: int
-    groups: int
-    bn: bool = False
-
-
-def load_classifier(path: str | Path, num_classes: int) -> EfficientNetV2:
-    """SpeciesNet's classifier file as our EfficientNetV2-M, strictly; fp32, eval mode. Raises
-    ``RefusedPickle`` for a file that names code, ``ValueError`` for one that is not this architecture."""
-    root = weights.read_checkpoint(path, unpickler=_ReleaseUnpickler)
-    if not isinstance(getattr(root, "state", None), dict):
-        raise ValueError(f"{path}: not a saved PyTorch module (SpeciesNet's classifier is a whole GraphModule)")
-    used: set[int] = set()
-    convs: list[_Conv] = []
-    linears = []
-    for name, rec in _leaves(root):
-        kind = _kind(rec)
-        w = _own(rec, "weight")
-        if kind in ("Conv2d", "Conv") and w is not None and w.dim() == 4:
-            st = rec.state
-            stride = st.get("stride", (1, 1))
-            convs.append(_Conv(name, w, _own(rec, "bias"), int(stride[0] if isinstance(stride, tuple) else stride),
-                               int(st.get("groups", 1))))
-            used.update(id(t) for t in (w, _own(rec, "bias")) if t is not None)
-        elif kind.startswith("BatchNorm") and convs and not convs[-1].bn:
-            t = [_own(rec, k) for k in ("weight", "bias", "running_mean", "running_var")]
-            if any(x is None for x in t):
-                raise ValueError(f"{path}: batch norm {name} lacks its statistics")
-            c = convs[-1]
-            c.weight, c.bias = effnetv2.fold_batchnorm(c.weight.float(), None if c.bias is None else c.bias.float(),
-                                              *(x.float() for x in t), float(rec.state.get("eps", 1e-5)))
-            c.bn = True
-            used.update(id(x) for x in t)
-        elif kind == "Linear" and w is not None:
-            linears.append((w, _own(rec, "bias")))
-    head_w, head_b = _dense(path, root, linears, convs, num_classes, used)
-    model = _fit(path, convs, head_w, head_b, num_classes)
-    rest = {k: t for k, t in weights._tensors(root).items()
-            if id(t) not in used and t.is_floating_point() and t.numel() > 0}
-    values = sorted(float(t) for t in rest.values() if t.numel() == 1)
-    if len(rest) == 2 and len(values) == 2 and np.allclose(values, sorted(effnetv2.KERAS_RESCALE), atol=1e-7):
-        model.rescale, rest = effnetv2.KERAS_RESCALE, {}  # the graph's two scalars are Keras' Rescaling layer
-    leftover = [f"{k} {tuple(t.shape)}" for k, t in rest.items()]
-    if leftover:
-        raise ValueError(f"{path}: holds float tensors an EfficientNetV2-M does not use ({', '.join(leftover[:5])}"
-                         f"{'...' if len(leftover) > 5 else ''}); converted without them its outputs would differ")
-    return model
-
-
-def _dense(path, root, linears, convs, num_classes, used):
-    """The dense layer: an ``nn.Linear``, or onnx2torch's MatMul + Add initializers (weight stored in x out)."""
-    c_head = convs[-1].weight.shape[0] if convs else -1
-    if len(linears) == 1:
-        w, b = linears[0]
-        used.update(id(t) for t in (w, b) if t is not None)
-        return w, b
-    spare = [t for t in weights._tensors(root).values() if id(t) not in used and t.is_floating_point()]
-    mats = [t for t in spare if t.dim() == 2 and sorted(t.shape) == sorted((c_head, num_classes))]
-    biases = [t for t in spare if t.dim() == 1 and t.shape[0] == num_classes]
-    if len(mats) != 1 or len(biases) > 1 or c_head == num_classes:
-        raise ValueError(f"{path}: no single dense layer from {c_head} features to the {num_classes} labels "
-                         f"({len(mats)} candidate weights)")
-    used.update(id(t) for t in (mats[0], *biases))
-    w = mats[0] if mats[0].shape[0] == num_classes else mats[0].t()
-    return w, biases[0] if biases else None
-
-
-def _fit(path, convs: list[_Conv], head_w, head_b, num_classes: int) -> EfficientNetV2:
-    """Our EfficientNetV2-M of the release's width, filled with its tensors layer by layer, strictly."""
-    if not convs:
-        raise ValueError(f"{path}: no convolutions inside; not an EfficientNetV2 classifier")
-    # The M model's head has 1280 channels; a narrower or shallower file (the tests' tiny ones) is the same
-    # structure scaled, found from its head width and its number of layers.
-    width = convs[-1].weight.shape[0] / effnetv2.HEAD_CHANNELS
-    for depth in (1.0, *(x / 10 for x in range(1, 10))):
-        model = EfficientNetV2(num_classes, width=width, depth=depth)
-        ours = convolutions(model)
-        if len(ours) == len(convs):
-            break
-    if len(ours) != len(convs):
-        raise ValueError(f"{path}: {len(convs)} convolutions, where an EfficientNetV2-M has {len(ours)}")
-    state = {}
-    for (name, conv), theirs in zip(ours, convs, strict=True):
-        if (tuple(conv.weight.shape) != tuple(theirs.weight.shape) or conv.stride[0] != theirs.stride
-                or conv.groups != theirs.groups):
-            raise ValueError(f"{path}: layer {theirs.name} (weight {tuple(theirs.weight.shape)}, stride "
-                             f"{theirs.stride}, groups {theirs.groups}) does not fit EfficientNetV2-M's {name} "
-                             f"(weight {tuple(conv.weight.shape)}, stride {conv.stride[0]}, groups {conv.groups})")
-        state[f"{name}.weight"] = theirs.weight.float()
-        state[f"{name}.bias"] = (theirs.bias.float() if theirs.bias is not None
-                                 else torch.zeros(conv.weight.shape[0]))
-    if tuple(head_w.shape) != tuple(model.fc.weight.shape):
-        raise ValueError(f"{path}: dense layer {tuple(head_w.shape)} does not fit {tuple(model.fc.weight.shape)}")
-    state["fc.weight"] = head_w.float()
-    state["fc.bias"] = head_b.float() if head_b is not None else torch.zeros(num_classes)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 # ---------------------------------------------------------------- the release archive
@@ -370,6 +183,7 @@ def export_onnx(model: EfficientNetV2, out: Path, size: int = INPUT_SIZE) -> Pat
     dummy = torch.rand(1, size, size, 3)
     with warnings.catch_warnings(), torch.no_grad():  # the TorchScript exporter is deprecated but exact here
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", "Constant folding", UserWarning)  # the pads' Slice; onnxruntime folds it
         torch.onnx.export(model.eval(), (dummy,), str(out), dynamo=False, opset_version=17, input_names=["images"],
                           output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
     return out
