@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import operator
 import os
+import sys
 import tarfile
+import types
 import zipfile
 
 import numpy as np
@@ -42,10 +46,52 @@ def tiny_model(seed: int = 0) -> EfficientNetV2:
     return model
 
 
+O2T = "onnx2torch.node_converters.binary_math_operations"
+
+
+class OnnxBinaryMathOperation(nn.Module):
+    """Stands for onnx2torch's module of that name: it keeps the torch function it calls (``torch.add``)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.math_op_function = fn
+
+    def forward(self, a, b):
+        return self.math_op_function(a, b)
+
+
+OnnxBinaryMathOperation.__module__ = O2T
+
+
+@contextlib.contextmanager
+def onnx2torch_importable():
+    """While saving, the stand-in class is importable under onnx2torch's name, so the pickle names it so."""
+    names = ["onnx2torch", "onnx2torch.node_converters", O2T]
+    fakes = {n: types.ModuleType(n) for n in names}
+    fakes[O2T].OnnxBinaryMathOperation = OnnxBinaryMathOperation
+    saved = {n: sys.modules.get(n) for n in names}
+    sys.modules.update(fakes)
+    try:
+        yield
+    finally:
+        for n, m in saved.items():
+            if m is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = m
+
+
+def save(gm: torch.fx.GraphModule, path):
+    with onnx2torch_importable():
+        torch.save(gm, path)
+    return path
+
+
 def onnx2torch_like(model: EfficientNetV2, unfold_every: int = 3) -> torch.fx.GraphModule:
     """``model`` as SpeciesNet's release holds it: a flat torch.fx GraphModule as onnx2torch builds from a tf2onnx
     export: submodules named after ONNX nodes, the dense layer as MatMul + Add on ``initializers`` buffers, and
-    (as a Keras graph would be without tf2onnx's fusion) some convolutions followed by a BatchNorm2d."""
+    (as a Keras graph would be without tf2onnx's fusion) some convolutions followed by a BatchNorm2d, and the
+    residual additions as onnx2torch's OnnxBinaryMathOperation holding ``torch.add``."""
     rescale, model.rescale = model.rescale, None
     traced = torch.fx.symbolic_trace(model)
     model.rescale = rescale
@@ -58,6 +104,12 @@ def onnx2torch_like(model: EfficientNetV2, unfold_every: int = 3) -> torch.fx.Gr
             scale = graph.get_attr("initializers.onnx_initializer_2")
             x = graph.call_function(torch.mul, (graph.node_copy(node), scale))
             env[node.name] = graph.call_function(torch.add, (x, graph.get_attr("initializers.onnx_initializer_3")))
+            continue
+        if node.op == "call_function" and node.target is operator.add and all(
+                isinstance(a, torch.fx.Node) for a in node.args):  # a residual: onnx2torch's Add module
+            name = f"model/add_{len(root)}"
+            root[name] = OnnxBinaryMathOperation(torch.add)
+            env[node.name] = graph.call_module(name, tuple(env[a.name] for a in node.args))
             continue
         if node.op != "call_module":
             env[node.name] = graph.node_copy(node, lambda n: env[n.name])
@@ -123,8 +175,7 @@ def release(tmp_path_factory):
     folder = tmp_path_factory.mktemp("release")
     model = tiny_model()
     gm = onnx2torch_like(model)
-    pt = folder / "classifier.pt"
-    torch.save(gm, pt)
+    pt = save(gm, folder / "classifier.pt")
     return write_release(folder / "kaggle", pt), model, gm
 
 
@@ -134,6 +185,9 @@ def crops(n: int = 3, seed: int = 1) -> torch.Tensor:
 
 def test_release_converts_to_onnx_with_the_same_outputs_as_our_torch_model(release, tmp_path):
     archive, model, gm = release
+    pickled = zipfile.ZipFile(archive.parent.parent / "classifier.pt").read("classifier/data.pkl")
+    assert b"reduce_graph_module" in pickled and b"onnx2torch.node_converters" in pickled
+    assert b"_VariableFunctionsClass" in pickled  # torch.add, kept by onnx2torch's module, named via getattr
     x = crops()
     with torch.no_grad():
         want = model(x)
@@ -171,8 +225,7 @@ def test_layers_are_matched_in_the_order_the_graph_runs_them_not_the_order_they_
     model = tiny_model(seed=11)
     gm = onnx2torch_like(model)
     gm._modules = dict(reversed(gm._modules.items()))  # declaration order says nothing; the forward code does
-    pt = tmp_path / "shuffled.pt"
-    torch.save(gm, pt)
+    pt = save(gm, tmp_path / "shuffled.pt")
     x = crops(1, seed=6)
     with torch.no_grad():
         assert torch.allclose(speciesnet.load_classifier(pt, len(LABELS))(x), model(x), atol=1e-4)
@@ -181,15 +234,14 @@ def test_layers_are_matched_in_the_order_the_graph_runs_them_not_the_order_they_
 def test_kerass_input_rescaling_is_kept_and_any_other_unused_tensor_refuses(tmp_path):
     model = tiny_model(seed=7)
     model.rescale = effnetv2.KERAS_RESCALE
-    pt = tmp_path / "rescaled.pt"
-    torch.save(onnx2torch_like(model), pt)
+    pt = save(onnx2torch_like(model), tmp_path / "rescaled.pt")
     loaded = speciesnet.load_classifier(pt, len(LABELS))
     x = crops(2, seed=4)
     with torch.no_grad():
         assert loaded.rescale == effnetv2.KERAS_RESCALE and torch.allclose(loaded(x), model(x), atol=1e-4)
     gm = onnx2torch_like(tiny_model(seed=7))
     gm.initializers.register_buffer("onnx_initializer_9", torch.ones(3))  # a normalisation we would not apply
-    torch.save(gm, pt)
+    save(gm, pt)
     with pytest.raises(ValueError, match=r"does not use \(initializers.onnx_initializer_9 \(3,\)\)"):
         speciesnet.load_classifier(pt, len(LABELS))
 
@@ -199,12 +251,12 @@ def test_a_release_whose_code_would_run_on_load_converts_without_running_it(tmp_
     gm = onnx2torch_like(tiny_model(seed=5))
     hostile = f"import os\nos.system('touch {marker}')\nimport torch"
     monkeypatch.setattr(torch.fx.graph_module, "_format_import_block", lambda *a, **k: hostile)
-    pt = tmp_path / "classifier.pt"
-    torch.save(gm, pt)
+    pt = save(gm, tmp_path / "classifier.pt")
     monkeypatch.undo()
     speciesnet.convert(write_release(tmp_path / "kaggle", pt), tmp_path / "cache")
     assert not marker.exists()  # converted from the tensors; the pickle's code never ran
-    torch.load(pt, weights_only=False)  # what the usual loader does with this very file
+    with onnx2torch_importable():
+        torch.load(pt, weights_only=False)  # what the usual loader does with this very file
     assert marker.exists()
 
 
@@ -220,6 +272,14 @@ def test_a_malicious_classifier_file_is_refused_and_nothing_cached(tmp_path):
     with pytest.raises(weights.RefusedPickle, match=r"refused to load (posix|os)\.system"):
         speciesnet.convert(write_release(tmp_path / "kaggle", pt), tmp_path / "cache")
     assert not marker.exists() and not (tmp_path / "cache").exists()
+
+    class Sneaky:  # getattr is let through for naming torch's functions, on inert records only
+        def __reduce__(self):
+            return (getattr, ("a string", "upper"))
+
+    torch.save({"model": Sneaky()}, pt)
+    with pytest.raises(weights.RefusedPickle, match="refused getattr on str"):
+        speciesnet.convert(write_release(tmp_path / "kaggle2", pt), tmp_path / "cache")
 
 
 def test_an_archive_bomb_or_path_trick_is_refused(tmp_path, monkeypatch):

@@ -5,8 +5,9 @@ the Keras model; the usual ``torch.load`` runs the Python source pickled inside 
 execs the module's import block and compiles its forward code). Here the detector's allow-list unpickler
 (``wildlife.detect.weights``) reads it, taught three more things: a GraphModule becomes an inert record of its
 attributes (its code is never compiled or run; its forward source is only parsed with ``ast`` for the order
-of the calls), onnx2torch's and torch.fx's classes become inert records, and torch dtypes are plain values.
-Anything else it names (``os.system``, ``builtins.eval``...) is refused.
+of the calls), onnx2torch's, torch.fx's and torch's own classes and functions (onnx2torch's modules keep the
+torch function they call) become inert records, ``getattr`` works on such records only, and torch dtypes are
+plain values. Anything else it names (``os.system``, ``builtins.eval``...) is refused.
 
 The convolutions are then matched, in the order the graph runs them and strictly by shape, stride and groups,
 to ``wildlife.classify.effnetv2``; a batch norm right after a convolution is folded into it; the dense layer
@@ -41,16 +42,35 @@ def _graph_module(body, *rest):
     return record
 
 
+def _inert_getattr(obj, name):
+    """``builtins.getattr`` as pickles use it to name a function (``torch.add`` is pickled as
+    ``getattr(torch._C._VariableFunctionsClass, "add")``): allowed on inert records only, answered inertly."""
+    if isinstance(obj, weights.Record) or (isinstance(obj, type) and issubclass(obj, weights.Record)):
+        return weights._record_class(f"{getattr(obj, 'qualified', '?')}.{name}")
+    raise weights.RefusedPickle(f"refused getattr on {type(obj).__name__}: a checkpoint may hold tensors and model "
+                                "records only")
+
+
 class _ReleaseUnpickler(weights._Unpickler):
     def find_class(self, module: str, name: str):
+        module = {"__builtin__": "builtins"}.get(module, module)
         full = f"{module}.{name}"
         if full in ("torch.fx.graph_module.reduce_graph_module", "torch.fx.graph_module._deserialize_graph_module"):
             return _graph_module
+        if full == "builtins.getattr":
+            return _inert_getattr
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
         if full.startswith(("onnx2torch.", "torch.fx.")):
             return weights._record_class(full)
-        return super().find_class(module, name)
+        try:
+            return super().find_class(module, name)
+        except weights.RefusedPickle:
+            # onnx2torch's modules keep the torch function they call (OnnxBinaryMathOperation: torch.add...):
+            # named by torch, it becomes an inert record too; nothing outside torch is let through
+            if module == "torch" or module.startswith("torch."):
+                return weights._record_class(full)
+            raise
 
 
 def _call_order(code: Any) -> list[str]:
