@@ -87,7 +87,7 @@ def save(gm: torch.fx.GraphModule, path):
     return path
 
 
-def onnx2torch_like(model: EfficientNetV2, unfold_every: int = 3) -> torch.fx.GraphModule:
+def onnx2torch_like(model: EfficientNetV2, unfold_every: int = 3, torch_padding: bool = False) -> torch.fx.GraphModule:
     """``model`` as SpeciesNet's release holds it: a flat torch.fx GraphModule as onnx2torch builds from a tf2onnx
     export: submodules named after ONNX nodes, the dense layer as MatMul + Add on ``initializers`` buffers, and
     (as a Keras graph would be without tf2onnx's fusion) some convolutions followed by a BatchNorm2d, and the
@@ -117,6 +117,11 @@ def onnx2torch_like(model: EfficientNetV2, unfold_every: int = 3) -> torch.fx.Gr
         mod = traced.get_submodule(node.target)
         name = "model/" + node.target.replace(".", "/")
         x = env[node.args[0].name]
+        if torch_padding and isinstance(mod, nn.ZeroPad2d):  # PyTorch's symmetric padding instead of TF's "same"
+            env[node.name] = x
+            continue
+        if torch_padding and isinstance(mod, nn.Conv2d) and mod.stride[0] == 2:
+            mod = nn.Conv2d(mod.in_channels, mod.out_channels, mod.kernel_size, 2, 1, groups=mod.groups)
         if isinstance(mod, nn.Linear):
             root["initializers.onnx_initializer_0"] = mod.weight.detach().t().contiguous()  # MatMul: (in, out)
             root["initializers.onnx_initializer_1"] = mod.bias.detach().clone()
@@ -229,6 +234,12 @@ def test_layers_are_matched_in_the_order_the_graph_runs_them_not_the_order_they_
     x = crops(1, seed=6)
     with torch.no_grad():
         assert torch.allclose(speciesnet.load_classifier(pt, len(LABELS))(x), model(x), atol=1e-4)
+
+
+def test_a_release_padded_otherwise_than_tensorflows_same_is_refused(tmp_path):
+    pt = save(onnx2torch_like(tiny_model(), torch_padding=True), tmp_path / "torch_padded.pt")
+    with pytest.raises(ValueError, match=r"model/stem/conv pads \(1, 1\), not as TensorFlow's 'same' padding"):
+        speciesnet.load_classifier(pt, len(LABELS))
 
 
 def test_kerass_input_rescaling_is_kept_and_any_other_unused_tensor_refuses(tmp_path):

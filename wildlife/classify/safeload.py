@@ -129,6 +129,8 @@ class _Conv:
     bias: torch.Tensor | None
     stride: int
     groups: int
+    padding: tuple[int, ...]
+    padded: bool  # a pad module runs right before it (onnx2torch's OnnxPadStatic for asymmetric pads)
     bn: bool = False
 
 
@@ -149,8 +151,10 @@ def load_classifier(path: str | Path, num_classes: int) -> EfficientNetV2:
         if kind in ("Conv2d", "Conv") and w is not None and w.dim() == 4:
             st = rec.state
             stride = st.get("stride", (1, 1))
+            pad = st.get("padding", 0)
             convs.append(_Conv(name, w, _own(rec, "bias"), int(stride[0] if isinstance(stride, tuple) else stride),
-                               int(st.get("groups", 1))))
+                               int(st.get("groups", 1)), tuple(pad) if isinstance(pad, tuple | list) else (pad, pad),
+                               "Pad" in after))
             used.update(id(t) for t in (w, _own(rec, "bias")) if t is not None)
         elif kind.startswith("BatchNorm") and after in ("Conv2d", "Conv") and not convs[-1].bn:  # Keras: conv, BN
             t = [_own(rec, k) for k in ("weight", "bias", "running_mean", "running_var")]
@@ -216,6 +220,13 @@ def _fit(path, convs: list[_Conv], head_w, head_b, num_classes: int) -> Efficien
             raise ValueError(f"{path}: layer {theirs.name} (weight {tuple(theirs.weight.shape)}, stride "
                              f"{theirs.stride}, groups {theirs.groups}) does not fit EfficientNetV2-M's {name} "
                              f"(weight {tuple(conv.weight.shape)}, stride {conv.stride[0]}, groups {conv.groups})")
+        # TF "same": stride 1 pads symmetrically inside the convolution, stride 2 needs a pad before it (bottom/right)
+        same = (theirs.padded and theirs.padding == (0, 0)) if conv.stride[0] == 2 else (
+            not theirs.padded and theirs.padding == tuple(conv.padding))
+        if not same:
+            raise ValueError(f"{path}: layer {theirs.name} pads {theirs.padding}"
+                             f"{' after a pad' if theirs.padded else ''}, not as TensorFlow's 'same' padding that "
+                             f"EfficientNetV2-M's {name} reproduces")
         state[f"{name}.weight"] = theirs.weight.float()
         state[f"{name}.bias"] = (theirs.bias.float() if theirs.bias is not None
                                  else torch.zeros(conv.weight.shape[0]))
