@@ -42,7 +42,7 @@ sys.path[:0] = [str(ROOT)]
 
 from PIL import Image, ImageOps  # noqa: E402
 
-from wildlife.classify import effnetv2, speciesnet  # noqa: E402
+from wildlife.classify import effnetv2, safeload, speciesnet  # noqa: E402
 
 NUM_LABELS = 2498  # SpeciesNet v4.0.x model card: "Number of labels: 2498"
 # (x, y, width, height), normalised like MegaDetector's boxes: small and large, wide and tall
@@ -148,7 +148,7 @@ def main():
         t0 = time.perf_counter()
         if args.weights:
             release = speciesnet.read_release(speciesnet.unpack(Path(args.weights), Path(tmp) / "release"))
-            model = speciesnet.load_classifier(release.classifier, len(release.labels))
+            model = safeload.load_classifier(release.classifier, len(release.labels))
         else:
             torch.manual_seed(0)
             sample = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (480, 480))

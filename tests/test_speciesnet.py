@@ -19,7 +19,7 @@ import torch
 from conftest import odin
 from torch import nn
 
-from wildlife.classify import Label, effnetv2, speciesnet
+from wildlife.classify import Label, effnetv2, safeload, speciesnet
 from wildlife.classify.effnetv2 import EfficientNetV2
 from wildlife.detect import weights
 from wildlife.errors import InputError
@@ -185,7 +185,7 @@ def release(tmp_path_factory):
 
 
 def crops(n: int = 3, seed: int = 1) -> torch.Tensor:
-    return torch.rand(n, effnetv2.INPUT_SIZE, effnetv2.INPUT_SIZE, 3, generator=torch.Generator().manual_seed(seed))
+    return torch.rand(n, speciesnet.INPUT_SIZE, speciesnet.INPUT_SIZE, 3, generator=torch.Generator().manual_seed(seed))
 
 
 def test_release_converts_to_onnx_with_the_same_outputs_as_our_torch_model(release, tmp_path):
@@ -217,13 +217,13 @@ def test_release_loads_strictly_into_our_model_without_its_code(release, tmp_pat
     archive, model, _ = release
     folder = speciesnet.unpack(archive, tmp_path / "x")
     rel = speciesnet.read_release(folder)
-    loaded = speciesnet.load_classifier(rel.classifier, len(rel.labels))
+    loaded = safeload.load_classifier(rel.classifier, len(rel.labels))
     assert "onnx2torch" not in str(type(loaded))
     x = crops(2, seed=3)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-4)
     with pytest.raises(ValueError, match="dense layer"):  # a label file that does not fit the classifier
-        speciesnet.load_classifier(rel.classifier, len(rel.labels) + 1)
+        safeload.load_classifier(rel.classifier, len(rel.labels) + 1)
 
 
 def test_layers_are_matched_in_the_order_the_graph_runs_them_not_the_order_they_were_declared(tmp_path):
@@ -233,20 +233,20 @@ def test_layers_are_matched_in_the_order_the_graph_runs_them_not_the_order_they_
     pt = save(gm, tmp_path / "shuffled.pt")
     x = crops(1, seed=6)
     with torch.no_grad():
-        assert torch.allclose(speciesnet.load_classifier(pt, len(LABELS))(x), model(x), atol=1e-4)
+        assert torch.allclose(safeload.load_classifier(pt, len(LABELS))(x), model(x), atol=1e-4)
 
 
 def test_a_release_padded_otherwise_than_tensorflows_same_is_refused(tmp_path):
     pt = save(onnx2torch_like(tiny_model(), torch_padding=True), tmp_path / "torch_padded.pt")
     with pytest.raises(ValueError, match=r"model/stem/conv pads \(1, 1\), not as TensorFlow's 'same' padding"):
-        speciesnet.load_classifier(pt, len(LABELS))
+        safeload.load_classifier(pt, len(LABELS))
 
 
 def test_kerass_input_rescaling_is_kept_and_any_other_unused_tensor_refuses(tmp_path):
     model = tiny_model(seed=7)
     model.rescale = effnetv2.KERAS_RESCALE
     pt = save(onnx2torch_like(model), tmp_path / "rescaled.pt")
-    loaded = speciesnet.load_classifier(pt, len(LABELS))
+    loaded = safeload.load_classifier(pt, len(LABELS))
     x = crops(2, seed=4)
     with torch.no_grad():
         assert loaded.rescale == effnetv2.KERAS_RESCALE and torch.allclose(loaded(x), model(x), atol=1e-4)
@@ -254,7 +254,7 @@ def test_kerass_input_rescaling_is_kept_and_any_other_unused_tensor_refuses(tmp_
     gm.initializers.register_buffer("onnx_initializer_9", torch.ones(3))  # a normalisation we would not apply
     save(gm, pt)
     with pytest.raises(ValueError, match=r"does not use \(initializers.onnx_initializer_9 \(3,\)\)"):
-        speciesnet.load_classifier(pt, len(LABELS))
+        safeload.load_classifier(pt, len(LABELS))
 
 
 def test_a_release_whose_code_would_run_on_load_converts_without_running_it(tmp_path, monkeypatch):
@@ -327,8 +327,9 @@ def test_fetch_holds_the_download_to_its_digest(release, tmp_path, monkeypatch):
     url = archive.as_uri()
     with pytest.raises(ValueError, match="SHA-256 mismatch"):
         speciesnet.fetch(sha256="0" * 64, url=url)
-    assert sorted(p.name for p in cache.iterdir()) == []  # nothing unverified is kept
+    assert sorted(p.name for p in cache.iterdir()) == [] and speciesnet.cached() is None  # nothing unverified kept
     path = speciesnet.fetch(url=url)  # Kaggle publishes no digest: the first download's is recorded
+    assert speciesnet.cached() == cache / "speciesnet.json"
     sha = weights.digests(archive)[0]
     assert path == cache / "speciesnet.onnx" and json.loads((cache / "known.json").read_text()) == {
         sha: speciesnet.RELEASE["key"]}
@@ -347,3 +348,14 @@ def test_models_fetch_speciesnet_on_the_command_line(release, tmp_path):
     good = odin("models", "fetch", "speciesnet", "--url", archive.as_uri(), env=env)
     assert good.returncode == 0, good.stderr
     assert (tmp_path / "cache" / "speciesnet.onnx").exists() and "--classifier speciesnet" in good.stdout + good.stderr
+
+
+def test_the_model_cache_can_be_read_without_torch():
+    """An onnxruntime-only install (the CPU container) finds a cached SpeciesNet: names and sidecar need no torch."""
+    import subprocess  # noqa: PLC0415
+
+    code = ("import sys; from wildlife.classify import speciesnet; speciesnet.cached(); "
+            "speciesnet.sidecar('4.0.3a', None); assert 'torch' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=speciesnet.__file__.rsplit("/wildlife/", 1)[0])
+    assert result.returncode == 0, result.stderr

@@ -42,7 +42,6 @@ HEAD_CHANNELS = 1280
 # Keras' EfficientNetV2 builds in ``Rescaling(scale=1/128, offset=-1)`` unless include_preprocessing=False
 # (keras/src/applications/efficientnet_v2.py); a release whose graph has it keeps it.
 KERAS_RESCALE = (1.0 / 128.0, -1.0)
-INPUT_SIZE = 480
 SIZE_MULTIPLE = 32  # five stride-2 layers: TF-same padding below is exact on sides that divide by 32
 
 

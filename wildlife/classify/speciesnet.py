@@ -23,13 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from wildlife.classify import Label, effnetv2
-from wildlife.classify.effnetv2 import INPUT_SIZE, EfficientNetV2
-from wildlife.classify.safeload import load_classifier
-from wildlife.detect import weights
+from wildlife.classify import Label
 from wildlife.detect.catalog import cache_dir, digests, known_local
 from wildlife.errors import InputError
 
@@ -40,6 +34,7 @@ from wildlife.errors import InputError
 # ``--sha256`` pins one explicitly.
 RELEASE = {"key": "speciesnet-v4.0.3a", "version": "4.0.3a", "file": "speciesnet-v4.0.3a.tar.gz",
            "url": "https://www.kaggle.com/api/v1/models/google/speciesnet/pyTorch/v4.0.3a/1/download"}
+INPUT_SIZE = 480  # speciesnet/classifier.py SpeciesNetClassifier.IMG_SIZE
 ONNX_FILE = "speciesnet.onnx"
 SIDECAR_FILE = "speciesnet.json"
 LABELS_FILE = "speciesnet.labels.txt"
@@ -51,6 +46,13 @@ MIN_DETECTION_CONF = 0.1
 MAX_MEMBERS = 64
 MAX_UNPACKED_BYTES = 2 * 2**30
 ONNX_TOLERANCE = 1e-3  # largest |ONNX - torch| logit difference accepted, relative to the largest logit
+
+
+def cached(folder: Path | None = None) -> Path | None:
+    """The cached sidecar (``speciesnet.json``) when the converted model and its label file are all there."""
+    folder = folder or cache_dir()
+    files = [folder / f for f in (ONNX_FILE, LABELS_FILE, SIDECAR_FILE)]
+    return files[-1] if all(f.is_file() for f in files) else None
 
 
 def sidecar(version: str, sha256: str | None, output: str = "logits") -> dict[str, Any]:
@@ -175,8 +177,13 @@ def read_release(folder: Path) -> Release:
 # ---------------------------------------------------------------- ONNX export and the cache
 
 
-def export_onnx(model: EfficientNetV2, out: Path, size: int = INPUT_SIZE) -> Path:
-    """``model`` as ONNX: input ``images`` (batch, size, size, 3) float32 in [0, 1], output ``logits``."""
+def export_onnx(model, out: Path, size: int = INPUT_SIZE) -> Path:
+    """``model`` (an ``EfficientNetV2``) as ONNX: input ``images`` (batch, size, size, 3) float32 in [0, 1],
+    output ``logits``."""
+    import torch  # noqa: PLC0415  (this module is importable without torch: names, sidecar, cache)
+
+    from wildlife.classify import effnetv2  # noqa: PLC0415
+
     if size % effnetv2.SIZE_MULTIPLE:
         raise ValueError(f"input size {size} is not a multiple of {effnetv2.SIZE_MULTIPLE}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -189,10 +196,12 @@ def export_onnx(model: EfficientNetV2, out: Path, size: int = INPUT_SIZE) -> Pat
     return out
 
 
-def check_onnx(model: EfficientNetV2, path: Path, size: int = INPUT_SIZE, seed: int = 0) -> float:
+def check_onnx(model, path: Path, size: int = INPUT_SIZE, seed: int = 0) -> float:
     """Largest |ONNX - torch| logit difference on two random crops, relative to the largest logit; raises over
     ``ONNX_TOLERANCE`` (a model that exported wrongly is never cached)."""
+    import numpy as np  # noqa: PLC0415
     import onnxruntime as ort  # noqa: PLC0415
+    import torch  # noqa: PLC0415
 
     x = torch.rand(2, size, size, 3, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -208,6 +217,8 @@ def check_onnx(model: EfficientNetV2, path: Path, size: int = INPUT_SIZE, seed: 
 def convert(source: Path, folder: Path | None = None, sha256: str | None = None) -> Path:
     """A release archive (or unpacked folder) to ``speciesnet.onnx`` + sidecar + labels + geofence + taxonomy
     in ``folder`` (the model cache by default). Returns the ONNX path. Nothing is written unless all is well."""
+    from wildlife.classify.safeload import load_classifier  # noqa: PLC0415
+
     folder = folder or cache_dir()
     with tempfile.TemporaryDirectory(prefix="speciesnet-") as tmp:
         release = read_release(unpack(Path(source), Path(tmp) / "release"))
@@ -231,6 +242,8 @@ def fetch(sha256: str | None = None, url: str | None = None, progress=None) -> P
 
     The digest is ``sha256`` when given, else the one recorded at the first download (Kaggle publishes
     none); a download that does not match, or that does not convert, is deleted and nothing is recorded."""
+    from wildlife.detect import weights  # noqa: PLC0415
+
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RELEASE["file"]
