@@ -74,7 +74,8 @@ def models_list():
     for f in files:
         console.print(f"  {f.name:<24} {f.stat().st_size / 1e6:8.1f} MB")
     if not files:
-        console.print("  (empty: `scripts/run.py models fetch md-v5a` on a machine with internet)")
+        console.print("  (empty: `scripts/run.py models fetch md-v5a` and `models fetch speciesnet` on a machine "
+                      "with internet)")
 
 
 @models.command("export")
