@@ -339,6 +339,13 @@ def test_fetch_holds_the_download_to_its_digest(release, tmp_path, monkeypatch):
         speciesnet.fetch(url=other.as_uri())  # a changed file at the address is not taken on trust
     assert (cache / speciesnet.RELEASE["file"]).read_bytes() == archive.read_bytes()
 
+    def interrupted(n, total):
+        raise KeyboardInterrupt  # the user's Ctrl-C, or a dropped connection, mid-download
+
+    with pytest.raises(KeyboardInterrupt):
+        speciesnet.fetch(url=url, progress=interrupted)
+    assert not list(cache.glob("*.part"))
+
 
 def test_models_fetch_speciesnet_on_the_command_line(release, tmp_path):
     archive, _, _ = release
