@@ -248,11 +248,7 @@ def fetch(sha256: str | None = None, url: str | None = None, progress=None) -> P
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RELEASE["file"]
     partial = target.with_name(target.name + ".part")
-    try:
-        weights.download(url or RELEASE["url"], partial, progress)
-    except BaseException:
-        partial.unlink(missing_ok=True)  # a broken download leaves nothing behind
-        raise
+    weights.download(url or RELEASE["url"], partial, progress)
     sha = digests(partial)[0]
     recorded = sorted(s for s, key in known_local().items() if key == RELEASE["key"])
     expected, source = ((sha256.lower(), "the SHA-256 you gave") if sha256 else

@@ -209,16 +209,21 @@ def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
 
 
 def download(url: str, target: Path, progress=None) -> None:
-    """``url`` (https://, or file:// for a copy on disk) to ``target``, in 1 MiB blocks."""
+    """``url`` (https://, or file:// for a copy on disk) to ``target``, in 1 MiB blocks; an interrupted
+    download leaves nothing behind."""
     import urllib.request  # noqa: PLC0415
 
     request = urllib.request.Request(url, headers={"User-Agent": "odin-wildlife"})
-    with urllib.request.urlopen(request, timeout=60) as resp, open(target, "wb") as f:
-        total = int(resp.headers.get("Content-Length") or 0)
-        while block := resp.read(1 << 20):
-            f.write(block)
-            if progress:
-                progress(len(block), total)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp, open(target, "wb") as f:
+            total = int(resp.headers.get("Content-Length") or 0)
+            while block := resp.read(1 << 20):
+                f.write(block)
+                if progress:
+                    progress(len(block), total)
+    except BaseException:
+        Path(target).unlink(missing_ok=True)
+        raise
 
 
 def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=None) -> Path:
