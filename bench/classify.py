@@ -73,7 +73,7 @@ def calibrated(model: effnetv2.EfficientNetV2, crops: np.ndarray) -> effnetv2.Ef
 
 def jobs(n: int) -> list[tuple[Path, tuple[float, float, float, float]]]:
     photos = sorted((ROOT / "data" / "sample" / "photos").rglob("*.JPG"))
-    pairs = [(p, b) for p in photos for b in BOXES]
+    pairs = [(p, b) for b in BOXES for p in photos]  # every photo before a second box of any
     return [pairs[i % len(pairs)] for i in range(n)]
 
 
