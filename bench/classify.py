@@ -84,7 +84,7 @@ def reference(model, work) -> tuple[float, float, list[int]]:
     for path, (x, y, w, h) in work:
         if path not in loaded:  # SpeciesNet decodes each image once and preprocesses each of its boxes
             img = ImageOps.exif_transpose(Image.open(path).convert("RGB"))
-            loaded = {path: torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0}
+            loaded[path] = torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0
         img = loaded[path]
         height, width = img.shape[1:]
         crop = img[:, int(y * height):int(y * height) + int(h * height), int(x * width):int(x * width) + int(w * width)]
@@ -117,7 +117,7 @@ def odin_classify(session, side: dict, work, batch: int) -> tuple[float, float, 
 
     for path, (x, y, w, h) in work:
         if path not in decoded:
-            decoded = {path: cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)}
+            decoded[path] = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         img = decoded[path]
         height, width = img.shape[:2]
         crop = img[int(y * height):int(y * height) + int(h * height), int(x * width):int(x * width) + int(w * width)]
