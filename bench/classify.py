@@ -66,8 +66,11 @@ def calibrated(model: effnetv2.EfficientNetV2, crops: np.ndarray) -> effnetv2.Ef
         model(torch.from_numpy(crops[:, ::2, ::2]))  # half size keeps it quick; the statistics carry over
         for h in hooks:
             h.remove()
-        logits = model(torch.from_numpy(crops[:4, ::2, ::2]))
-        model.fc.weight.mul_(3.0 / float(logits.std()))
+        logits = model(torch.from_numpy(crops[:, ::2, ::2]))
+        model.fc.bias.sub_(logits.mean(0))  # no label wins every crop through its bias alone
+        spread = 3.0 / float((logits - logits.mean(0)).std())
+        model.fc.weight.mul_(spread)
+        model.fc.bias.mul_(spread)
     return model.eval()
 
 
@@ -100,6 +103,17 @@ def reference(model, work) -> tuple[float, float, list[int]]:
     return time.perf_counter() - start, model_s, top1
 
 
+def odin_crop(img: np.ndarray, box, size: int, scale: float) -> np.ndarray:
+    """One box of a decoded RGB photo as the sidecar says (crop box, stretch, / scale), float32 HWC.
+    Stretched in float (half-pixel bilinear without antialiasing: the arithmetic of torch's interpolate), then
+    rounded down to 8 bits as SpeciesNet's uint8 conversion does, so both paths see the same pixels."""
+    x, y, w, h = box
+    height, width = img.shape[:2]
+    crop = img[int(y * height):int(y * height) + int(h * height), int(x * width):int(x * width) + int(w * width)]
+    crop = cv2.resize(crop.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    return (np.floor(crop * ((255 + 1 - 1e-3) / 255)) / scale).astype(np.float32)
+
+
 def odin_classify(session, side: dict, work, batch: int) -> tuple[float, float, list[int]]:
     """Odin's path: decode once, crop and stretch per the sidecar, batch the crops, one ONNX call per batch."""
     size, scale = side["input_size"], side["scale"]
@@ -115,17 +129,10 @@ def odin_classify(session, side: dict, work, batch: int) -> tuple[float, float, 
         top1.extend(int(i) for i in logits.argmax(1))
         pending.clear()
 
-    for path, (x, y, w, h) in work:
+    for path, box in work:
         if path not in decoded:
             decoded[path] = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        img = decoded[path]
-        height, width = img.shape[:2]
-        crop = img[int(y * height):int(y * height) + int(h * height), int(x * width):int(x * width) + int(w * width)]
-        # stretched in float (half-pixel bilinear, no antialiasing: the same arithmetic as torch's interpolate),
-        # then rounded down to 8 bits as SpeciesNet's uint8 conversion does, then scaled as the sidecar says
-        crop = cv2.resize(crop.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-        crop = np.floor(crop * ((255 + 1 - 1e-3) / 255))
-        pending.append((crop / scale - mean) / std)
+        pending.append((odin_crop(decoded[path], box, size, scale) - mean) / std)
         if len(pending) == batch:
             flush()
     if pending:
@@ -151,8 +158,8 @@ def main():
             model = safeload.load_classifier(release.classifier, len(release.labels))
         else:
             torch.manual_seed(0)
-            sample = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (480, 480))
-                               for p, _ in jobs(8)[::4]]).astype(np.float32) / 255
+            sample = np.stack([odin_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
+                               for p, box in jobs(2 * len(BOXES))])  # crops like the timed ones, 16 of them
             model = calibrated(effnetv2.EfficientNetV2(NUM_LABELS).eval(), sample)
         onnx_path = speciesnet.export_onnx(model, Path(tmp) / speciesnet.ONNX_FILE)
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
