@@ -168,7 +168,9 @@ def main():
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         side = speciesnet.sidecar("bench", None)
         prepared = time.perf_counter() - t0
-        same_input = speciesnet.check_onnx(model, onnx_path)  # the conversion alone, on identical inputs
+        first = np.stack([odin_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
+                          for p, box in work[:2]])
+        same_input = speciesnet.check_onnx(model, onnx_path, first)  # the conversion alone, on identical crops
         # warm-up both (first calls allocate), then time each once on the same crops
         reference(model, work[:1])
         odin_classify(session, side, work[:1], 1)
