@@ -81,6 +81,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/stage0.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/answers.py
 
 # --- AWS (see README "AWS"): CDK Terrain synthesises Terraform JSON, Terraform applies it --------------
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20

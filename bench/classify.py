@@ -7,10 +7,10 @@
     of the photo, the box cropped from the float image (pixel edges truncated), resized to 480x480 bilinear
     without antialiasing (torchvision ``F.resize(..., antialias=False)``, i.e. ``interpolate``), converted to
     uint8 and back to [0, 1], NHWC, eager torch fp32, batch 1, softmax, top-5;
-(b) Odin: the photo decoded once by OpenCV, each box cropped from the decoded array and stretched to
-    480x480 (``cv2.INTER_LINEAR``) as ``speciesnet.json`` says (crop box, resize stretch, scale 255,
-    NHWC), crops batched (8 by default) through the converted ``speciesnet.onnx`` under onnxruntime.
-    ``odin_classify`` is the function to re-point at the species-core runtime once it is merged.
+(b) Odin: Stage 1's classifier runtime (``wildlife.classify.runtime.Classifier``) on the converted
+    ``speciesnet.onnx`` with its sidecar: each photo decoded once by OpenCV, each box cropped and stretched by
+    ``Classifier.crop`` as the sidecar says (crop box, resize stretch, scale 255, NHWC), the crops batched
+    (8 by default) through onnxruntime, softmax, top labels.
 
 Both use the same EfficientNetV2-M weights (``wildlife.classify.effnetv2``, 2,498 outputs like SpeciesNet
 v4.0.x). No real weights can be downloaded here, so by default they are random, calibrated so that each
@@ -29,6 +29,7 @@ end-to-end score differences are the preprocessing's rare 1/255 rounding steps, 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -44,7 +45,7 @@ sys.path[:0] = [str(ROOT)]
 
 from PIL import Image, ImageOps  # noqa: E402
 
-from wildlife.classify import effnetv2, safeload, speciesnet  # noqa: E402
+from wildlife.classify import effnetv2, runtime, safeload, sidecar, speciesnet  # noqa: E402
 
 NUM_LABELS = 2498  # SpeciesNet v4.0.x model card: "Number of labels: 2498"
 # (x, y, width, height), normalised like MegaDetector's boxes: small and large, wide and tall
@@ -106,10 +107,9 @@ def reference(model, work) -> tuple[float, float, list[int]]:
     return time.perf_counter() - start, model_s, top1
 
 
-def odin_crop(img: np.ndarray, box, size: int, scale: float) -> np.ndarray:
-    """One box of a decoded RGB photo as the sidecar says (crop box, stretch, / scale), float32 HWC.
-    Stretched in float (half-pixel bilinear without antialiasing: the arithmetic of torch's interpolate), then
-    rounded down to 8 bits as SpeciesNet's uint8 conversion does, so both paths see the same pixels."""
+def rough_crop(img: np.ndarray, box, size: int, scale: float) -> np.ndarray:
+    """One box of a decoded RGB photo, stretched and scaled, float32 HWC: for calibrating the random weights
+    and for the same-input check (the timed path crops with the runtime's own ``Classifier.crop``)."""
     x, y, w, h = box
     height, width = img.shape[:2]
     crop = img[int(y * height):int(y * height) + int(h * height), int(x * width):int(x * width) + int(w * width)]
@@ -117,27 +117,25 @@ def odin_crop(img: np.ndarray, box, size: int, scale: float) -> np.ndarray:
     return (np.floor(crop * ((255 + 1 - 1e-3) / 255)) / scale).astype(np.float32)
 
 
-def odin_classify(session, side: dict, work, batch: int) -> tuple[float, float, list[int]]:
-    """Odin's path: decode once, crop and stretch per the sidecar, batch the crops, one ONNX call per batch."""
-    size, scale = side["input_size"], side["scale"]
-    mean, std = np.float32(side["mean"]), np.float32(side["std"])
+def odin_classify(classifier, work, batch: int) -> tuple[float, float, list[tuple[int, float]]]:
+    """Odin's path through Stage 1's classifier runtime (``wildlife.classify.runtime.Classifier``): each photo
+    decoded once, each box cropped and sized as the sidecar says, the crops batched, softmax and top labels."""
+    index = {line: i for i, line in enumerate(classifier.sidecar.labels)}
     top1, model_s, start, pending = [], 0.0, time.perf_counter(), []
     decoded: dict[Path, np.ndarray] = {}
 
     def flush():
         nonlocal model_s
         t = time.perf_counter()
-        logits = session.run(None, {"images": np.stack(pending)})[0]
+        tops = classifier.classify(pending)
         model_s += time.perf_counter() - t
-        e = np.exp(logits - logits.max(1, keepdims=True))
-        scores = e / e.sum(1, keepdims=True)
-        top1.extend((int(i), float(scores[k, i])) for k, i in enumerate(scores.argmax(1)))
+        top1.extend((index[top[0][0]], top[0][1]) for top in tops)
         pending.clear()
 
     for path, box in work:
         if path not in decoded:
-            decoded[path] = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        pending.append((odin_crop(decoded[path], box, size, scale) - mean) / std)
+            decoded[path] = cv2.imread(str(path))  # BGR, as Stage 1's decoder gives the runtime
+        pending.append(classifier.crop(decoded[path], box))
         if len(pending) == batch:
             flush()
     if pending:
@@ -163,21 +161,26 @@ def main():
             model = safeload.load_classifier(release.classifier, len(release.labels))
         else:
             torch.manual_seed(0)
-            sample = np.stack([odin_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
+            sample = np.stack([rough_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
                                for p, box in jobs(2 * len(BOXES))])  # crops like the timed ones, 16 of them
             model = calibrated(effnetv2.EfficientNetV2(NUM_LABELS).eval(), sample)
         onnx_path = speciesnet.export_onnx(model, Path(tmp) / speciesnet.ONNX_FILE)
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        side = speciesnet.sidecar("bench", None)
+        labels = release.labels if args.weights else [f"{i:08d}-0000-0000-0000-000000000000;;;;;;label {i}"
+                                                       for i in range(NUM_LABELS)]
+        (Path(tmp) / speciesnet.LABELS_FILE).write_text("\n".join(labels) + "\n")
+        (Path(tmp) / speciesnet.GEOFENCE_FILE).write_text("{}")
+        side_path = Path(tmp) / speciesnet.SIDECAR_FILE
+        side_path.write_text(json.dumps(speciesnet.sidecar("bench", None)))
+        classifier = runtime.Classifier(onnx_path, sidecar.read(side_path))
         prepared = time.perf_counter() - t0
-        first = np.stack([odin_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
+        first = np.stack([rough_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
                           for p, box in work[:2]])
         same_input = speciesnet.check_onnx(model, onnx_path, first)  # the conversion alone, on identical crops
         # warm-up both (first calls allocate), then time each once on the same crops
         reference(model, work[:1])
-        odin_classify(session, side, work[:1], 1)
+        odin_classify(classifier, work[:1], 1)
         ref_s, ref_model_s, ref_top1 = reference(model, work)
-        odin_s, odin_model_s, odin_top1 = odin_classify(session, side, work, args.batch)
+        odin_s, odin_model_s, odin_top1 = odin_classify(classifier, work, args.batch)
 
     n = len(work)
     agree = sum(a[0] == b[0] for a, b in zip(ref_top1, odin_top1, strict=True))
@@ -188,7 +191,7 @@ def main():
     print(f"{'run':<52} {'crops':>5} {'s':>7} {'crop/s':>7} {'model s':>8} {'speed-up':>8}")
     print(f"{'reference: SpeciesNet loop, torch eager fp32, batch 1':<52} {n:>5} {ref_s:>7.1f} {n / ref_s:>7.2f} "
           f"{ref_model_s:>8.1f} {1.0:>7.2f}x")
-    print(f"{f'Odin: decode once, ONNX Runtime fp32, batch {args.batch}':<52} {n:>5} {odin_s:>7.1f} "
+    print(f"{f'Odin: Stage 1 runtime, ONNX Runtime fp32, batch {args.batch}':<52} {n:>5} {odin_s:>7.1f} "
           f"{n / odin_s:>7.2f} {odin_model_s:>8.1f} {ref_s / odin_s:>7.2f}x")
     print(f"\ntop-1 agreement: {agree}/{n} crops ({agree / n:.0%}), top-1 scores within {score_diff:.1e}; "
           f"{len({a[0] for a in ref_top1})} distinct top-1 labels among the reference's {n}")

@@ -51,9 +51,11 @@ def test_validation_catches_broken_packages(sample_run: Path, tmp_path):
     del descriptor["project"]
     (package / "datapackage.json").write_text(json.dumps(descriptor))
     errors = camtrapdp.validate(str(package))
-    assert any("media row 2: timestamp" in e for e in errors)
-    assert any("'nowhere' has no match in deployments" in e for e in errors)
-    assert any("'project' is a required property" in e for e in errors)
+    # the Frictionless validator's findings: a descriptor error does not hide the tables' errors
+    assert any(e.startswith("media row 2: timestamp: type is") for e in errors), errors
+    assert any(e.startswith("observations row 2:") and '"nowhere" not found' in e and "deployments" in e
+               for e in errors), errors
+    assert "datapackage.json: 'project' is a required property" in errors
 
 
 def test_coordinates_from_exif_gps_when_there_is_no_table(tmp_path):

@@ -86,10 +86,13 @@ def test_every_run_option_reaches_the_execution_input_and_the_lambdas_params(sta
     prices.write_text(Path(budget.DEFAULT_PRICES).read_text())
     deployments = tmp_path / "deployments.csv"
     deployments.write_text("deploymentID,latitude,longitude,timezone\nA,55.7,12.5,Europe/Copenhagen\n")
+    project = tmp_path / "project.yaml"
+    project.write_text("title: A survey\ncontributors: [{title: A. Person, role: contact}]\n")
     args = [a for flag, value, _ in NON_DEFAULT.values() for a in (flag, value) if a is not None]
     before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]}
     result = odin("run", "--target", "aws", "--input", str(SAMPLE / "photos"), "--output", str(tmp_path / "out"),
-                  "--budget", "25", "--prices", str(prices), "--deployments", str(deployments), *args, env=env)
+                  "--budget", "25", "--prices", str(prices), "--deployments", str(deployments),
+                  "--project", str(project), *args, env=env)
     assert result.returncode == 0, result.stderr
     (execution,) = [e for e in sfn.list_executions(stateMachineArn=arn)["executions"]
                     if e["executionArn"] not in before]
@@ -97,7 +100,8 @@ def test_every_run_option_reaches_the_execution_input_and_the_lambdas_params(sta
     params = params_from_input(run_input)  # what every Lambda's stage reads
     for key, (_, _, value) in NON_DEFAULT.items():
         assert run_input[key] == value and params[key] == value, key
-    for key, name in (("prices_uri", "prices.yaml"), ("deployments_uri", "deployments.csv")):  # uploaded
+    for key, name in (("prices_uri", "prices.yaml"), ("deployments_uri", "deployments.csv"),
+                      ("project_uri", "project.yaml")):  # uploaded
         assert params[key] == f"s3://{BUCKET}/input/{execution['name']}/{name}", key
     assert params["target"] == "aws"
 

@@ -113,11 +113,16 @@ def test_fallback_without_hdbscan(monkeypatch):
     assert ids.to_pylist()[0] == ids.to_pylist()[1] != ids.to_pylist()[2]
 
 
-def test_event_category_is_the_most_confident_and_count_the_largest():
+def test_event_confidence_is_the_most_confident_and_count_the_largest_per_category():
+    """Without a classifier a visit's records are per category: an animal and a person in one sequence are two
+    events, each with its own confidence and count, both spanning the sequence."""
     spec = [("d", 0, "animal", 0.6, 1), ("d", 2, "animal", 0.9, 2), ("d", 4, "person", 0.5, 3)]
-    _, table = stage2.group_events(_photos(spec), EventRules())
-    (row,) = table.to_pylist()
-    assert (row["top_category"], row["max_conf"], row["count"], row["photo_count"]) == ("animal", 0.9, 2, 3)
+    ids, table = stage2.group_events(_photos(spec), EventRules())
+    rows = {r["top_category"]: r for r in table.to_pylist()}
+    assert (rows["animal"]["max_conf"], rows["animal"]["count"], rows["animal"]["photo_count"]) == (0.9, 2, 3)
+    assert (rows["person"]["max_conf"], rows["person"]["count"], rows["person"]["photo_count"]) == (0.5, 3, 3)
+    assert rows["animal"]["taxon"] == "animal" and rows["animal"]["scientific_name"] is None
+    assert ids.to_pylist() == [rows["animal"]["cluster_id"]] * 2 + [rows["person"]["cluster_id"]]
 
 
 def test_independence_per_deployment_and_category():

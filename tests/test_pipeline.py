@@ -22,6 +22,7 @@ import yaml
 from conftest import ROOT, odin
 
 from wildlife import budget
+from wildlife.answers import tables as answer_tables
 
 
 def test_sample_run_writes_the_four_outputs(sample_run: Path):
@@ -31,7 +32,8 @@ def test_sample_run_writes_the_four_outputs(sample_run: Path):
     assert report["status"] == "succeeded"
     assert report["final_results"]["files_created"] == [str(sample_run / n) for n in (
         "images.parquet", "detections.parquet", "clusters.parquet", "deployments.parquet", "megadetector.json",
-        "camtrap-dp/datapackage.json", "report.html", "run_report.json")]
+        "camtrap-dp/datapackage.json", *(f"answers/{n}" for n in answer_tables.MAIN_FILES), "report.html",
+        "run_report.json")]
     assert report["detector"]["name"] == "odin-motion-baseline"
     assert any("Fell back to the motion baseline" in w for w in report["warnings"])
     assert set(report["stages"]) == {"GuardBudget", "Stage0Exif", "CostEstimation", "Stage1Detect",

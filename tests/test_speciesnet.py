@@ -19,7 +19,7 @@ import torch
 from conftest import odin
 from torch import nn
 
-from wildlife.classify import Label, effnetv2, safeload, speciesnet
+from wildlife.classify import Label, effnetv2, runtime, safeload, sidecar, speciesnet
 from wildlife.classify.effnetv2 import EfficientNetV2
 from wildlife.detect import weights
 from wildlife.errors import InputError
@@ -211,6 +211,14 @@ def test_release_converts_to_onnx_with_the_same_outputs_as_our_torch_model(relea
     labels = (tmp_path / "cache" / side["labels"]).read_text().splitlines()
     assert labels == LABELS and Label.parse(labels[3]).scientific_name == "Vulpes vulpes"
     assert json.loads((tmp_path / "cache" / side["geofence"]).read_text()) == {"vulpes;vulpes": {"allow": {"GBR": []}}}
+    # Stage 1's classifier runtime reads the converted model as it is cached, and agrees with our torch model
+    clf = runtime.Classifier(onnx_path, sidecar.read(tmp_path / "cache" / speciesnet.SIDECAR_FILE))
+    clf.probe()
+    crop = (x[0].numpy() * 255).astype(np.uint8)
+    top = clf.classify([crop])[0]
+    with torch.no_grad():
+        want_scores = torch.softmax(model(torch.from_numpy(crop.astype(np.float32)[None] / 255)), -1)[0]
+    assert top[0][0] == LABELS[int(want_scores.argmax())] and abs(top[0][1] - float(want_scores.max())) < 1e-4
 
 
 def test_release_loads_strictly_into_our_model_without_its_code(release, tmp_path):
@@ -327,9 +335,9 @@ def test_fetch_holds_the_download_to_its_digest(release, tmp_path, monkeypatch):
     url = archive.as_uri()
     with pytest.raises(ValueError, match="SHA-256 mismatch"):
         speciesnet.fetch(sha256="0" * 64, url=url)
-    assert sorted(p.name for p in cache.iterdir()) == [] and speciesnet.cached() is None  # nothing unverified kept
+    assert sorted(p.name for p in cache.iterdir()) == []  # nothing unverified is kept
     path = speciesnet.fetch(url=url)  # Kaggle publishes no digest: the first download's is recorded
-    assert speciesnet.cached() == cache / "speciesnet.json"
+    assert path == runtime.speciesnet_path()  # where Stage 1 looks for it
     sha = weights.digests(archive)[0]
     assert path == cache / "speciesnet.onnx" and json.loads((cache / "known.json").read_text()) == {
         sha: speciesnet.RELEASE["key"]}
@@ -361,8 +369,8 @@ def test_the_model_cache_can_be_read_without_torch():
     """An onnxruntime-only install (the CPU container) finds a cached SpeciesNet: names and sidecar need no torch."""
     import subprocess  # noqa: PLC0415
 
-    code = ("import sys; from wildlife.classify import speciesnet; speciesnet.cached(); "
-            "speciesnet.sidecar('4.0.3a', None); assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys; from wildlife.classify import speciesnet; speciesnet.sidecar('4.0.3a', None); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=speciesnet.__file__.rsplit("/wildlife/", 1)[0])
     assert result.returncode == 0, result.stderr

@@ -1,9 +1,10 @@
 """Camtrap DP 1.0.2 export (``camtrap-dp/`` under the output) and its offline validation.
 
 Media-level observations are the positive detections (boxes, machine classification, the detector's name
-and version) plus, for each photo without one, a ``blank`` observation when the detector judged it and an
-``unclassified`` one when it did not (``assessed`` false: the motion baseline's lone photos); event-level
-observations are the events of Stage 2.
+and version; where a classifier named a taxon, its ``scientificName``, score, name and version) plus, for each
+photo without one, a ``blank`` observation when the detector judged it and an ``unclassified`` one when it did
+not (``assessed`` false: the motion baseline's lone photos); event-level observations are the events of
+Stage 2 (one per deployment, visit and taxon). ``taxonomic`` lists every ``scientificName`` of the observations.
 
 Nothing is invented. Deployments without coordinates cannot be expressed in Camtrap DP: they and their photos
 are left out, and so are photos without a deployment; the payload then says ``complete: false`` and a warning
@@ -24,7 +25,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from wildlife import clock, deployments, fs, tableschema
+from wildlife import clock, deployments, fs, privacy, publishing, species
+from wildlife.classify import RANKS
 
 VERSION = "1.0.2"
 BASE_URL = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{VERSION}"
@@ -88,6 +90,7 @@ def _deployments(images: list[dict], table_rows: list[dict[str, str]], coords: d
 def export(
     out_uri: str, images: pa.Table, detections: pa.Table, events: pa.Table, *, deployments_uri: str | None,
     coords: dict[str, tuple[float, float]], detector: str, threshold: float, session_id: str,
+    humans: str | None = None, project: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts, completeness, warnings."""
     table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
@@ -126,11 +129,15 @@ def export(
         obs.append(dict(
             media_level(photo), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
             count=1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
-            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4)))
+            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4))
+            | _species(d.get("scientific_name"), d.get("label_score"),
+                       None if (d.get("label_source") or "").startswith("detector") else d.get("classifier"))
+            | ({"eventID": d["event_id"]} if d.get("event_id") else {}))
     for pid, photo in by_photo.items():
         if pid not in positive_photos:
             kind = "blank" if photo.get("assessed", True) else "unclassified"  # not judged is not empty
             obs.append(dict(media_level(photo), observationID=f"{pid}-{kind}", observationType=kind))
+    classifier = ", ".join(species.classifiers(detections)) or None
     for e in events.to_pylist():
         if e["deployment_id"] in kept:
             obs.append({"observationID": f"event-{e['cluster_id']}", "deploymentID": e["deployment_id"],
@@ -138,15 +145,19 @@ def export(
                         "eventEnd": _stamp(e["end_time"]),
                         "observationLevel": "event", "observationType": OBSERVATION_TYPE[e["top_category"]],
                         "count": e["count"] or 1, "classificationMethod": "machine", "classifiedBy": detector,
-                        "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4)})
+                        "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4)}
+                       | _species(e.get("scientific_name"), e.get("score"), classifier))
     fields = {"deployments": dep_fields,
               "media": [f["name"] for f in _schema("media")["fields"]],
               "observations": [f["name"] for f in _schema("observations")["fields"]]}
     rows = {"deployments": dep_rows, "media": media_rows, "observations": obs}
+    people = privacy.package(rows, privacy.people_photos(detections, threshold), humans)  # --humans
+    publishing.round_coordinates(dep_rows, project)  # --project's coordinate precision
     for name in TABLES:
         fs.write_bytes(fs.join(out_uri, f"{name}.csv"), _csv(rows[name], fields[name]))
-    descriptor = _descriptor(dep_rows, ok, session_id, detector)
-    fs.write_json(fs.join(out_uri, "datapackage.json"), descriptor)
+    descriptor = _descriptor(dep_rows, ok, session_id, detector,
+                             taxonomic(obs, species.labels(detections, threshold)), classifier)
+    fs.write_json(fs.join(out_uri, "datapackage.json"), publishing.descriptor(descriptor, project))
     warnings = []
     no_deployment = len(all_ok) - len([r for r in all_ok if r["deployment_id"]])
     if left_out:
@@ -162,10 +173,57 @@ def export(
     return {"uri": out_uri, "deployments": len(dep_rows), "media": len(media_rows), "observations": len(obs),
             "complete": len(media_rows) == len(all_ok),
             "left_out": {"deployments": len(left_out), "media": len(all_ok) - len(media_rows)},
-            "warnings": warnings}
+            "warnings": warnings + _privacy_warnings(people), "privacy": people}
 
 
-def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detector: str) -> dict[str, Any]:
+def _privacy_warnings(people: dict[str, Any]) -> list[str]:
+    if not people["media_dropped"]:
+        return []
+    return [f"Camtrap DP: {people['media_dropped']} photo(s) showing people or vehicles left out, with "
+            f"{people['observations_dropped']} observation(s) (--humans drop)"]
+
+
+def _species(scientific_name: str | None, score: float | None, classifier: str | None) -> dict[str, Any]:
+    """An observation's species fields where a decision named a taxon: ``scientificName``, and the decision's
+    score (after rollup) and the classifier's name (None: the detector's box decided it, e.g. a person box is
+    human, and the detector stays ``classifiedBy``) as the most recent classification."""
+    if not scientific_name:
+        return {}
+    out: dict[str, Any] = {"scientificName": scientific_name}
+    if classifier:
+        out["classifiedBy"] = classifier
+    if score is not None:
+        out["classificationProbability"] = round(min(max(float(score), 0.0), 1.0), 4)
+    return out
+
+
+def taxonomic(observations: list[dict[str, Any]], labels: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``datapackage.json`` ``taxonomic``: one entry per ``scientificName`` in the observations, with what the
+    classifier's label line says of it: ``taxonID`` (the classifier's own label id, e.g. SpeciesNet's taxonomy
+    uuid; not a GBIF or Catalogue of Life id), rank, higher ranks and the English common name."""
+    by_name = {}
+    for entry in labels.values():
+        label = entry["label"]
+        if label.scientific_name:
+            by_name.setdefault(label.scientific_name, label)
+    out = []
+    for name in sorted({o["scientificName"] for o in observations if o.get("scientificName")}):
+        item: dict[str, Any] = {"scientificName": name}
+        label = by_name.get(name)
+        if label is not None:
+            if label.uuid:
+                item["taxonID"] = label.uuid
+            item["taxonRank"] = label.rank
+            for rank, value in zip(RANKS, label.taxonomy[:-1], strict=False):  # the ranks above it
+                item[rank] = value.capitalize()
+            if label.common_name:
+                item["vernacularNames"] = {"eng": label.common_name}
+        out.append(item)
+    return out
+
+
+def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detector: str,
+                taxa: list[dict[str, Any]] | None = None, classifier: str | None = None) -> dict[str, Any]:
     """The package descriptor; ``spatial`` and ``temporal`` only where real data give them."""
     out: dict[str, Any] = {
         "profile": f"{BASE_URL}/camtrap-dp-profile.json",
@@ -174,8 +232,11 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
         "created": _stamp(datetime.now(UTC)),
         "title": f"Camera-trap detections, Odin run {session_id}",
         "contributors": [{"title": "Odin camera-trap pipeline", "role": "contributor"}],
-        "description": f"Media and machine observations produced by {detector}. Species are not identified: "
-                       "observations are animal/human/vehicle, blank, or unclassified (not judged).",
+        "description": (f"Media and machine observations produced by {detector}, species by {classifier} "
+                        "(scientificName where it named a taxon; animal/human/vehicle otherwise)."
+                        if classifier and taxa else
+                        f"Media and machine observations produced by {detector}. Species are not identified: "
+                        "observations are animal/human/vehicle, blank, or unclassified (not judged)."),
         "version": "1.0",
         # no "licenses": Camtrap DP then needs one for the data and one for the media, and only the owner of
         # the photos can say what the media license is
@@ -185,7 +246,7 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
         "project": {"title": "Camera-trap survey processed with Odin", "samplingDesign": "opportunistic",
                     "captureMethod": ["activityDetection"], "individualAnimals": False,
                     "observationLevel": ["media", "event"]},
-        "taxonomic": [],
+        "taxonomic": taxa or [],
     }
     if dep_rows:
         lats = [float(r["latitude"]) for r in dep_rows]
@@ -200,34 +261,8 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
 
 
 def validate(package_uri: str) -> list[str]:
-    """Errors of a package against the Camtrap DP profile and table schemas (empty when valid), offline."""
-    import jsonschema  # noqa: PLC0415
-    from referencing import Registry, Resource  # noqa: PLC0415
+    """Errors of a package against the Camtrap DP profile and table schemas (empty when valid), offline, by the
+    Frictionless validator (``wildlife.package_check``)."""
+    from wildlife import package_check  # noqa: PLC0415 - it imports this module's constants
 
-    def local(name: str) -> Resource:
-        with open(os.path.join(SCHEMA_DIR, "offline", name)) as f:
-            return Resource.from_contents(json.load(f), default_specification=_draft4())
-
-    registry = Registry().with_resources([
-        ("https://specs.frictionlessdata.io/schemas/data-package.json", local("data-package.json")),
-        ("http://json.schemastore.org/geojson.json", local("geojson.json")),
-    ])
-    descriptor = fs.read_json(fs.join(package_uri, "datapackage.json"))
-    validator = jsonschema.Draft4Validator(_schema("profile"), registry=registry,
-                                           format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
-    errors = [f"datapackage.json: {'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(descriptor)]
-    tables, schemas = {}, {}
-    for resource in descriptor.get("resources", []):
-        if resource.get("name") not in TABLES:
-            continue
-        schemas[resource["name"]] = _schema(resource["name"])
-        tables[resource["name"]] = tableschema.read_csv(fs.read_bytes(fs.join(package_uri, resource["path"])).decode())
-        errors += tableschema.validate_rows(tables[resource["name"]], schemas[resource["name"]], resource["name"])
-    errors += tableschema.validate_foreign_keys(tables, schemas)
-    return errors
-
-
-def _draft4():
-    from referencing.jsonschema import DRAFT4  # noqa: PLC0415
-
-    return DRAFT4
+    return package_check.validate(package_uri)

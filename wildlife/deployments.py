@@ -5,7 +5,9 @@ deploymentEnd, cameraID, cameraModel) plus three of Odin's: ``timezone`` (an IAN
 ``Europe/Copenhagen`` or a fixed offset such as ``+01:00``; derived from the location when empty),
 ``clockOffset`` (seconds the camera clock was ahead of true time; negative when behind) and
 ``clockFollowsDST`` (true for cameras whose clock changes with daylight saving time, such as cellular or
-GPS-synced ones; empty or false for the usual camera whose clock is set once). Comma, semicolon and tab
+GPS-synced ones; empty or false for the usual camera whose clock is set once); and ``country`` (ISO 3166-1
+alpha-3 such as ``DNK``, or a first-level region such as ``US-WY``: the species geofence's place, overriding
+the one found from the location; see ``wildlife.geo``). Comma, semicolon and tab
 separated files are read; in a semicolon file a decimal comma (``51,496``) is read as a decimal point.
 
 Photos are assigned, in this order: a folder in the photo's path named like a deploymentID; the camera
@@ -29,15 +31,20 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wildlife import fs
+from wildlife import fs, geo
 from wildlife.errors import InputError
-from wildlife.tableschema import FALSE, TRUE
+
+# the spellings of a boolean in a deployments table (Table Schema's defaults: trueValues / falseValues)
+TRUE = {"true", "True", "TRUE", "1"}
+FALSE = {"false", "False", "FALSE", "0"}
 
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_PROBLEM = re.compile(r"^problem(\d+)_(from|to)$", re.IGNORECASE)  # camtrapR's ProblemX_from / ProblemX_to
 GPS_AGREE_M = 500.0  # photos of one deployment whose GPS points are further apart give it no location
 COLUMNS_HINT = ("Columns: deploymentID (required), latitude, longitude, deploymentStart, deploymentEnd, cameraID, "
-                "cameraModel, timezone, clockOffset, clockFollowsDST; see README 'Deployments and clocks'.")
+                "cameraModel, timezone, clockOffset, clockFollowsDST, country, problem1_from/problem1_to...; "
+                "see README 'Deployments and clocks'.")
 
 
 class DeploymentError(InputError, ValueError):
@@ -57,6 +64,8 @@ class Deployment:
     clock_offset_s: float = 0.0
     start_offset_min: int | None = None  # the UTC offset written in deploymentStart (None for none or "Z")
     clock_follows_dst: bool = False
+    country: str | None = None  # ISO 3166-1 alpha-3 or ISO 3166-2 (geo.place_code), for the species geofence
+    problems: tuple[tuple[datetime, datetime], ...] = ()  # problemN_from..problemN_to: the camera did not work
 
     def contains(self, when_utc: datetime) -> bool:
         return (self.start is None or when_utc >= self.start) and (self.end is None or when_utc <= self.end)
@@ -197,6 +206,23 @@ def load(uri: str) -> dict[str, Deployment]:
     return out
 
 
+def _problems(row: dict, where: str) -> tuple[tuple[datetime, datetime], ...]:
+    """The periods of columns ``problem1_from``/``problem1_to``, ``problem2_from``... (any case)."""
+    names = {(int(m.group(1)), m.group(2).lower()): k for k in row if k and (m := _PROBLEM.match(k.strip()))}
+    out = []
+    for i in sorted({n for n, _ in names}):
+        start, _ = _when(row, names.get((i, "from"), ""), where)
+        end, _ = _when(row, names.get((i, "to"), ""), where)
+        if start is None and end is None:
+            continue
+        if start is None or end is None or start > end:
+            raise DeploymentError(f"{where}: problem{i}_from/problem{i}_to need both times, the first before the "
+                                  "second", "Give the period the camera did not work as two ISO 8601 times, e.g. "
+                                  "2021-04-02T00:00:00+01:00 and 2021-04-05T12:00:00+01:00.")
+        out.append((start, end))
+    return tuple(out)
+
+
 def _deployment(row: dict, where: str) -> Deployment:
     dep_id = (row.get("deploymentID") or "").strip()
     if not dep_id:
@@ -230,8 +256,20 @@ def _deployment(row: dict, where: str) -> Deployment:
         camera_id=(row.get("cameraID") or "").strip() or None,
         camera_model=(row.get("cameraModel") or "").strip() or None,
         timezone=zone, clock_offset_s=_number(row, "clockOffset", where) or 0.0,
-        start_offset_min=start_offset, clock_follows_dst=follows,
+        start_offset_min=start_offset, clock_follows_dst=follows, country=_country(row, where),
+        problems=_problems(row, where),
     )
+
+
+def _country(row: dict, where: str) -> str | None:
+    value = (row.get("country") or "").strip()
+    if not value:
+        return None
+    try:
+        alpha3, region = geo.place_code(value, f"{where}: country")
+    except InputError as exc:
+        raise DeploymentError(exc.args[0], exc.hint) from exc
+    return region or alpha3
 
 
 def assign(

@@ -16,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 
 import wildlife
-from wildlife import camtrapdp, clock, deployments, fs, report_html, stage1
+from wildlife import camtrapdp, clock, deployments, fs, publishing, report_html, stage1
+from wildlife.answers import tables as answer_tables
 from wildlife.detect import mdjson
 from wildlife.graph import table_uri
 
@@ -102,7 +103,7 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
         package_uri, media, files["detections.parquet"], clusters, deployments_uri=params.get("deployments_uri"),
         coords=deployments.coordinates(params.get("deployments_uri"), media),
         detector=f"{det['name']} {det['version']}", threshold=params["conf_threshold"],
-        session_id=state["session_id"])
+        session_id=state["session_id"], humans=params.get("humans"), project=publishing.load(params.get("project_uri")))
     errors = camtrapdp.validate(package_uri)
     package.update(valid=not errors, errors=errors[:20], error_count=len(errors))  # the report lists them
     if errors:
@@ -110,10 +111,12 @@ def write_all(state: dict[str, Any]) -> dict[str, Any]:
     state = dict(state, camtrap_dp=package)
     report_uri = fs.join(out_uri, "run_report.json")
     html_uri = fs.join(out_uri, "report.html")
-    created = [fs.join(out_uri, n) for n in files] + [md_uri, fs.join(package_uri, "datapackage.json"), html_uri,
-                                                      report_uri]
+    answers = answer_tables.write(out_uri, media, clusters, deployments_table, params)  # effort, RAI, occupancy...
+    created = [fs.join(out_uri, n) for n in files] + [md_uri, fs.join(package_uri, "datapackage.json"),
+                                                      *answers["main_files"], html_uri, report_uri]
     payload = {"parquet_uri": out_uri, "report_uri": report_uri, "weather_uri": weather_uri,
-               "files_created": created, "warnings": deployment_warnings}
+               "files_created": created, "warnings": deployment_warnings + answers.pop("warnings"),
+               "answers": answers}
     state = dict(state, WriteOutputs=dict(payload))
     state.setdefault("timings", {})["WriteOutputs"] = round(time.monotonic() - t0, 3)
     run_report = report(state, media)

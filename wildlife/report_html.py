@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs, weather
+from wildlife import fs, privacy, report_answers, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
+from wildlife import report_species as species_report
 from wildlife.deployments import Deployment
 
 LIST_LIMIT = 200  # rows of long tables (failed files, weather at events) shown; the Parquet tables have all
@@ -39,9 +40,10 @@ margin-right:.3rem;vertical-align:middle}
 """
 
 
-def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
+def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]], blur: list[dict[str, Any]] = ()) -> str | None:
     try:
-        img = cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+        img = privacy.blur(cv2.imdecode(np.frombuffer(fs.read_bytes(uri), np.uint8), cv2.IMREAD_REDUCED_COLOR_4),
+                           blur)  # the photo's people and vehicles (none with --humans keep)
     except OSError:
         return None
     if img is None:
@@ -55,7 +57,8 @@ def _thumbnail(uri: str | bytes, boxes: list[dict[str, Any]]) -> str | None:
         p1 = (int(b["bbox_x"] * w), int(b["bbox_y"] * h))
         p2 = (int((b["bbox_x"] + b["bbox_w"]) * w), int((b["bbox_y"] + b["bbox_h"]) * h))
         cv2.rectangle(img, p1, p2, bgr, 2)
-        cv2.putText(img, f"{b['category']} {b['conf']:.2f}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+        name = b.get("common_name") or b["category"]  # the classifier's decision where it made one
+        cv2.putText(img, f"{name} {b['conf']:.2f}", (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4, bgr, 1, cv2.LINE_AA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
@@ -130,7 +133,8 @@ def _failures(f: facts.Failures) -> str:
                      "failed-files") + more)
 
 
-def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int) -> str:
+def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list[dict], top: int,
+             people: dict[str, list[dict]] | None = None) -> str:
     boxes_by_photo: dict[str, list] = defaultdict(list)
     for d in positives:
         boxes_by_photo[d["photo_id"]].append(d)
@@ -138,20 +142,23 @@ def _figures(events: list[dict], rows_by_photo: dict[str, dict], positives: list
     for pid in boxes_by_photo:
         if rows_by_photo.get(pid, {}).get("event_id"):
             photos_of_event[rows_by_photo[pid]["event_id"]].append(pid)
+    for d in positives:  # a photo showing two taxa is in both events (detections.parquet event_id)
+        if d.get("event_id") and d["photo_id"] in rows_by_photo and d["photo_id"] not in photos_of_event[d["event_id"]]:
+            photos_of_event[d["event_id"]].append(d["photo_id"])
     figures = []
-    for e in sorted(events, key=lambda e: -(e["max_conf"] or 0)):
+    for e in species_report.one_of_each_first(sorted(events, key=lambda e: -(e["max_conf"] or 0))):
         if len(figures) == top:
             break
         if not photos_of_event.get(e["cluster_id"]):
             continue
         best = max(photos_of_event[e["cluster_id"]], key=lambda p: max(b["conf"] for b in boxes_by_photo[p]))
         row = rows_by_photo[best]
-        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best])
+        src = _thumbnail(row.get("uri_raw") or row["uri"], boxes_by_photo[best], (people or {}).get(best, []))
         if src:
             figures.append(f'<figure><img class="thumb" alt="{html.escape(e["cluster_id"])}" src="{src}">'
                            f'<figcaption>{html.escape(e["cluster_id"])} · {e["top_category"]} '
-                           f'{e["max_conf"]:.2f} · {e["photo_count"]} photos · {html.escape(row["relpath"])}'
-                           f'</figcaption></figure>')
+                           f'{e["max_conf"]:.2f} · {html.escape(species_report.caption(e))}{e["photo_count"]} photos · '
+                           f'{html.escape(row["relpath"])}</figcaption></figure>')
     return "".join(figures) or "<p>No positive events.</p>"
 
 
@@ -160,7 +167,7 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     rows = facts.photo_rows(images)
     photos_ok = sum(1 for r in rows if r["status"] == "ok")
     times = facts.trusted_times(rows)
-    placed = facts.place_events(clusters, rows, times)
+    placed = facts.place_events(clusters, species_report.event_rows(rows, detections), times)
     by_hour = facts.activity(placed.events)
     summary = facts.deployment_summary(rows, clusters, times, deployments or {})
     positives = [d for d in detections.to_pylist() if d["conf"] >= threshold and not d["suspected_static"]]
@@ -177,7 +184,8 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     est, measured = report.get("estimate") or {}, report.get("measured") or {}
     media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id")
                                 if c in images.column_names]).to_pylist()
-    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events)
+    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events,
+                       privacy.to_blur(detections, threshold, (report.get("params") or {}).get("humans")))
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
     warnings = "".join(f'<p class="warn">{html.escape(w)}</p>' for w in report.get("warnings", []))
@@ -199,6 +207,7 @@ detector {html.escape(str(det.get('name')))} {html.escape(str(det.get('version')
 {warnings}
 {_unassessed(facts.unassessed(report, rows))}
 <section><h2>Camtrap DP</h2>{_camtrap_dp(report.get("camtrap_dp"))}</section>
+{species_report.section(report, detections, clusters, _table)}
 <p class="legend">{legend}</p>
 <section><h2>Activity by hour of day (camera's local time)</h2>
 <p class="note">Independent records (events; clusters.parquet <code>independent</code>), each at the local hour of its
@@ -215,6 +224,7 @@ first photo with a trusted time. Boxes and photos are not counted: one visit is 
 ends; from <i>photos</i>: the calendar days from the first to the last photo with a trusted time, both counted.</p>
 {_table(["deployment", "photos", "untrusted times", "camera-days", "camera-days from", "events",
          "independent events", "failed files"], [list(s.values()) for s in summary], "deployment-summary")}</section>
+{report_answers.section(report)}
 <section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
 {_scroll(plots.timeline(placed.events, [s["deployment"] for s in summary]), len(summary))}</section>
 <section><h2>Top events</h2><div class="thumbs">{figures}</div></section>

@@ -45,7 +45,8 @@ class RunInput:
     weather_provider: str = _f("open-meteo", "Weather for positive events: Open-Meteo archive, MET Norway "
                                "Frost (needs FROST_CLIENT_ID), or none.",
                                changeable=True, first_read_by="WeatherEnrichment")
-    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and category.",
+    independence_s: float = _f(1800.0, "Seconds between independent records per deployment and taxon (species, or "
+                               "category where no classifier ran).",
                                first_read_by="Stage2Events")
     sequence_gap_s: float = _f(60.0, "Seconds between photos that start a new sequence.", first_read_by="Stage1Detect")
     events_method: str = _f("gap", "How photos become events: a fixed --event-gap (the field's convention) or "
@@ -58,7 +59,8 @@ class RunInput:
                                 "round a loop). Without it they are listed as skipped.")
     classifier: str = _f("auto", "Species classifier: auto (SpeciesNet when cached, else none), speciesnet, a "
                          "PATH.onnx with its .json sidecar, or none (detections only).", first_read_by="Stage1Detect")
-    country: str | None = _f(None, "ISO 3166-1 alpha-3 country (e.g. DNK) for the species geofence, overriding "
+    country: str | None = _f(None, "ISO 3166-1 alpha-3 country (e.g. DNK) or first-level region (US-WY) for the "
+                             "species geofence, overriding "
                              "the one found from each deployment's location (deployments.csv column country "
                              "overrides per deployment).", first_read_by="Stage2Events")
     expected_empty_share: float = _f(0.7, "Share of photos expected to hold no animal, for the estimate of "

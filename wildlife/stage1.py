@@ -21,10 +21,18 @@ import pyarrow.compute as pc
 
 from wildlife import checkpoint, exif, fs, sequences, stage0
 from wildlife import detect as detectors
+from wildlife.classify import RULES_FILE
+from wildlife.classify import runtime as classifiers
 from wildlife.detect import Result, sequence_of
 from wildlife.errors import StageFailed
+from wildlife.runinput import RunInput
 
-DETECTION_TYPE = pa.struct([("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64()))])
+DETECTION_TYPE = pa.struct([
+    ("category", pa.string()), ("conf", pa.float64()), ("bbox", pa.list_(pa.float64())),
+    # the species classifier's top labels, best first (``wildlife.classify``); null where none looked at the box
+    # (and in shards written before classification existed: they read as null)
+    ("classifications", pa.list_(pa.struct([("label", pa.string()), ("score", pa.float64())]))),
+])
 RESULT_SCHEMA = pa.schema([
     ("photo_id", pa.string()),
     ("sequence_id", pa.string()),  # sequences.assign over the ok photos: the run's one cut into sequences
@@ -36,7 +44,10 @@ RESULT_SCHEMA = pa.schema([
 
 
 def result_row(photo_id: str, result: Result, sequence_id: str | None = None) -> dict[str, Any]:
-    detections = [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox)} for d in result.detections]
+    detections = [{"category": d.category, "conf": d.conf, "bbox": list(d.bbox),
+                   "classifications": None if d.classifications is None
+                   else [{"label": label, "score": score} for label, score in d.classifications]}
+                  for d in result.detections]
     return {"photo_id": photo_id, "sequence_id": sequence_id, "failure": result.failure, "note": result.note,
             "assessed": result.assessed, "detections": detections}
 
@@ -147,20 +158,57 @@ def require_some_success(results: pa.Table, parts_uri: str | None = None) -> Non
 
 def run_shard(media_uri: str, folder_uri: str, detector_spec: str, gap_s: float, index: int = 0, size: int = 1,
               every: int = 500, deadline: float | None = None,
-              max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS) -> dict[str, Any]:
+              max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS,
+              classifier_spec: str = RunInput.default("classifier")) -> dict[str, Any]:
     """Shard ``index`` of ``size`` of Stage 1 over the media table at ``media_uri``; returns its summary.
 
-    Raises ``detect.DetectorUnavailable`` (a detector that cannot be loaded) before any work.
+    The species classifier (``classifier_spec``, ``--classifier``) classifies the detector's animal boxes in
+    the same pass; its labels and geofence go to ``RULES_FILE`` in ``folder_uri`` for Stage 2.
+    Raises ``detect.DetectorUnavailable`` (a detector or classifier that cannot be loaded) before any work.
     """
     detector, warnings = detectors.load(detector_spec)
+    classifier = _attach_classifier(detector, classifier_spec, warnings)
+    write_rules(folder_uri, classifier)
     photos = shard(photos_to_detect(fs.read_table(media_uri), gap_s, max_megapixels), index, size)
     name = fs.join(folder_uri, f"shard-{index:05d}")
     results, resumed = detect(photos, detector, name, every, deadline)
     fs.write_table(results, f"{name}.parquet")
     side = {"shard": index, "of": size, "detector": {"name": detector.name, "version": detector.version},
+            "classifier": classifier and {"name": classifier.name, "version": classifier.version},
             "resumed": resumed, "warnings": warnings}
     fs.write_json(f"{name}.json", side)
     return {"shard": index, "of": size, **_summary([results], [side], detector_spec)}
+
+
+def _attach_classifier(detector, spec: str, warnings: list[str]):
+    """Give the detector the species classifier ``spec`` names; None, with a warning why, where none runs."""
+    if spec != "none" and not hasattr(detector, "classifier"):  # the motion baseline: moving pixels, not animals
+        classifiers.check(spec)  # a model asked for that cannot work is refused all the same
+        warnings.append(classifiers.NO_MODEL + f"the {detector.name} detector's boxes are not classified "
+                        "(--detector megadetector gives animal boxes a species model can name)")
+        return None
+    classifier, more = classifiers.load(spec)
+    warnings += more
+    if classifier is not None:
+        detector.classifier = classifier
+    return classifier
+
+
+def write_rules(folder_uri: str, classifier) -> None:
+    """``RULES_FILE`` in Stage 1's folder: the classifier's name, version, labels and geofence (Stage 2's
+    input); none where no classifier ran."""
+    uri = fs.join(folder_uri, RULES_FILE)
+    if classifier is not None:  # every shard writes the same file
+        fs.write_json(uri, classifiers.rules(classifier))
+    elif fs.exists(uri):
+        fs.delete(uri)
+
+
+def read_rules(folder_uri: str) -> dict[str, Any] | None:
+    """What ``write_rules`` wrote in Stage 1's folder (name, version, labels, geofence); None where no
+    classifier ran."""
+    uri = fs.join(folder_uri, RULES_FILE)
+    return fs.read_json(uri) if fs.exists(uri) else None
 
 
 def _shards(folder_uri: str) -> list[str]:
@@ -189,7 +237,10 @@ def _summary(tables: list[pa.Table], sides: list[dict[str, Any]], requested: str
     loading = [w for side in sides for w in side["warnings"]]
     notes = Counter(n for n in results.column("note").to_pylist() if n)
     has_det = pc.greater(pc.list_value_length(results.column("detections")), 0)
-    return {"detector": dict(detector, requested=requested),
+    classifier = sides[0].get("classifier") if sides else None
+    if classifier is None and not any(w.startswith(classifiers.NO_MODEL) for w in loading):
+        loading.append(classifiers.NO_MODEL + "Stage 1 ran without a species classifier")
+    return {"detector": dict(detector, requested=requested), "classifier": classifier,
             "photos": results.num_rows, "with_detections": pc.sum(has_det.cast(pa.int64())).as_py() or 0,
             "failed": results.num_rows - pc.count(results.column("failure"), mode="only_null").as_py(),
             "resumed": sum(side["resumed"] for side in sides),

@@ -6,11 +6,13 @@ Works on the pipeline's own tables (media + Stage-1 results) and on a plain medi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import clock, events, static
+from wildlife import clock, events, species, static
 from wildlife.events import EventRules
 
 DETECTION_SCHEMA = pa.schema([
@@ -23,6 +25,7 @@ DETECTION_SCHEMA = pa.schema([
     ("label", pa.string()), ("scientific_name", pa.string()), ("common_name", pa.string()),
     ("taxon_rank", pa.string()), ("class_score", pa.float64()), ("label_score", pa.float64()),
     ("label_source", pa.string()), ("classifier", pa.string()),
+    ("event_id", pa.string()),  # the box's event (clusters.parquet cluster_id): its photo's and its taxon's
 ])
 
 EVENT_SCHEMA = pa.schema([
@@ -30,6 +33,9 @@ EVENT_SCHEMA = pa.schema([
     ("start_time", pa.timestamp("us", tz="UTC")), ("end_time", pa.timestamp("us", tz="UTC")),
     ("photo_count", pa.int32()), ("top_category", pa.string()), ("max_conf", pa.float64()),
     ("count", pa.int32()), ("independent", pa.bool_()), ("method", pa.string()),
+    # the event's taxon (``species.taxon_key``) and its species decision; score: the best label_score
+    ("taxon", pa.string()), ("scientific_name", pa.string()), ("common_name", pa.string()),
+    ("taxon_rank", pa.string()), ("score", pa.float64()),
 ])
 
 
@@ -61,9 +67,7 @@ def flag_static(detections: pa.Table, **kwargs) -> pa.Table:
 
 def per_photo(detections: pa.Table, threshold: float) -> pa.Table:
     """photo_id, top_category, max_conf, count (detections of the top category) over positive detections."""
-    keep = pc.and_(pc.greater_equal(detections.column("conf"), threshold),
-                   pc.invert(detections.column("suspected_static")))
-    pos = detections.filter(keep)
+    pos = species.positive(detections, threshold)
     best: dict[str, tuple[str, float]] = {}
     counts: dict[tuple[str, str], int] = {}
     for pid, cat, conf in zip(pos.column("photo_id").to_pylist(), pos.column("category").to_pylist(),
@@ -80,10 +84,25 @@ def per_photo(detections: pa.Table, threshold: float) -> pa.Table:
     })
 
 
-def _event_numbers(photos: pa.Table, rules: EventRules, method: str | None = None):
-    """(event number per row or -1, deployment code per row, deployment names, positive mask, micros)."""
+@dataclass
+class _Cut:
+    """Events over (photo, taxon) pairs: ``event`` per pair (-1: none), numbered 0, 1, ... in order of
+    deployment, start and taxon; ``visit`` per photo for the gap method (its sequence; -1: none), else None."""
+
+    event: np.ndarray
+    visit: np.ndarray | None
+    photo: np.ndarray  # photo row of each pair
+    codes: np.ndarray  # deployment code per photo
+    names: list[str]
+    micros: np.ndarray
+    n_events: int
+
+
+def _cut(photos: pa.Table, taxa: pa.Table, rules: EventRules, method: str | None = None) -> _Cut:
+    """Events per deployment and taxon. Gap: a deployment's photos (all of them) are cut into sequences as
+    before, and each taxon seen in a sequence is an event of it. HDBSCAN: each taxon's photos at a deployment
+    are clustered on their own."""
     deployment = photos.column("deployment_id").fill_null("(none)")
-    positive = np.asarray(pc.is_valid(photos.column("top_category")).to_numpy(zero_copy_only=False))
     codes_arr = pc.dictionary_encode(deployment).combine_chunks()
     names = codes_arr.dictionary.to_pylist()
     codes = codes_arr.indices.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -91,77 +110,163 @@ def _event_numbers(photos: pa.Table, rules: EventRules, method: str | None = Non
     if "usable_time" in photos.column_names:
         usable &= np.asarray(photos.column("usable_time").fill_null(False).to_numpy(zero_copy_only=False))
     micros = photos.column("timestamp").cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    photo = pc.index_in(taxa.column("photo_id"), value_set=photos.column("photo_id")).fill_null(-1)
+    photo = photo.to_numpy(zero_copy_only=False).astype(np.int64)
+    taxon_arr = pc.dictionary_encode(taxa.column("taxon").fill_null("(none)")).combine_chunks()
+    taxon = taxon_arr.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n_taxa = max(len(taxon_arr.dictionary), 1)
+    ok = (photo >= 0) & usable[np.maximum(photo, 0)]
+    visit = None
     if (method or rules.method) == "gap":
-        number = events.assign_gap(np.where(usable, codes, -1), micros / 1e6, positive, rules.event_gap_s)
+        positive = np.zeros(photos.num_rows, dtype=bool)
+        positive[photo[photo >= 0]] = True
+        visit = events.assign_gap(np.where(usable, codes, -1), micros / 1e6, positive, rules.event_gap_s)
+        pair_visit = np.where(ok, visit[np.maximum(photo, 0)], -1)
+        raw = np.where(pair_visit >= 0, pair_visit * n_taxa + taxon, -1)
     else:
-        number = events.assign(np.where(usable & positive, codes, -1), micros / 1e6, rules)
-    return number, codes, names, positive, micros
+        group = np.where(ok, codes[np.maximum(photo, 0)] * n_taxa + taxon, -1)
+        raw = events.assign(group, micros[np.maximum(photo, 0)] / 1e6, rules)
+    has = raw >= 0
+    keys, inverse = np.unique(raw[has], return_inverse=True)
+    m = len(keys)
+    start = np.full(m, np.iinfo(np.int64).max)
+    np.minimum.at(start, inverse, micros[photo[has]])
+    dep = np.zeros(m, dtype=np.int64)
+    dep[inverse] = codes[photo[has]]
+    tax = np.zeros(m, dtype=np.int64)
+    tax[inverse] = taxon[has]
+    taxon_names = np.asarray(taxon_arr.dictionary.to_pylist() or [""], dtype=object)
+    rank = np.empty(m, dtype=np.int64)
+    rank[np.lexsort((taxon_names[tax].astype(str), start, dep))] = np.arange(m)
+    event = np.full(len(raw), -1, dtype=np.int64)
+    event[has] = rank[inverse]
+    return _Cut(event, visit, photo, codes, names, micros, m)
 
 
-def group_events(photos: pa.Table, rules: EventRules) -> tuple[pa.Array, pa.Table]:
-    """Event ids per photo row (null for rows in no event) and the events table.
+def group_events(photos: pa.Table, rules: EventRules, taxa: pa.Table | None = None) -> tuple[pa.Array, pa.Table]:
+    """Event ids per photo row (null for rows in no event) and the events table (``group_taxon_events``)."""
+    per_photo, table, _ = group_taxon_events(photos, rules, taxa)
+    return per_photo, table
+
+
+def group_taxon_events(photos: pa.Table, rules: EventRules,
+                       taxa: pa.Table | None = None) -> tuple[pa.Array, pa.Table, pa.Array]:
+    """Event ids per photo row (null for rows in no event), the events table, and the event id per ``taxa``
+    row. The events table has one row per deployment,
+    visit and taxon (``species.taxon_key``; the detector's category where no classifier ran).
 
     ``photos`` has ``deployment_id``, ``timestamp`` and, for positive rows, ``top_category``, ``max_conf`` and
     ``n_detections`` (null elsewhere); optionally ``usable_time`` (False: the row takes part in no event, e.g.
-    a photo whose clock cannot be trusted). An event's times and photo count cover all its photos; its category,
-    confidence and count come from its positive photos.
+    a photo whose clock cannot be trusted). ``taxa`` (``species.TAXA_SCHEMA``): each photo's taxa; without it a
+    positive photo's taxon is its ``top_category``. Gap method: an event's times and photo count cover all
+    photos of its sequence, empty ones too; HDBSCAN: its taxon's photos. Its category, confidence, species and
+    score come from its taxon's most confident box, its count is the most boxes of its taxon in one photo.
+    A photo's event id is the event of its most confident box's taxon (an empty photo of a sequence: the
+    sequence's most confident event); a photo showing two taxa is in both events (detections.parquet
+    ``event_id`` names each box's).
     """
-    number, codes, names, positive, micros = _event_numbers(photos, rules)
-    m = int(number.max()) + 1 if len(number) else 0
-    valid = number >= 0
-    ev = number[valid]
-    t = micros[valid]
-    start = np.full(m, np.iinfo(np.int64).max)
-    end = np.full(m, np.iinfo(np.int64).min)
-    np.minimum.at(start, ev, t)
-    np.maximum.at(end, ev, t)
-    photo_count = np.bincount(ev, minlength=m)
-    dep_of_event = np.zeros(m, dtype=np.int64)
-    dep_of_event[ev] = codes[valid]
-    # top category: the highest-confidence positive photo's; count: the largest per-photo count of that category
-    pos = valid & positive
-    pev = number[pos]
-    cat = np.asarray(photos.column("top_category").to_pylist(), dtype=object)[pos]
-    conf = photos.column("max_conf").fill_null(0).to_numpy(zero_copy_only=False)[pos]
-    cnt = photos.column("n_detections").fill_null(0).to_numpy(zero_copy_only=False)[pos]
+    taxa = species.from_photos(photos) if taxa is None else taxa
+    cut = _cut(photos, taxa, rules)
+    m, ev = cut.n_events, cut.event
+    has = ev >= 0
+    pev, pphoto = ev[has], cut.photo[has]
+    conf = taxa.column("max_conf").fill_null(0).to_numpy(zero_copy_only=False)[has]
+    cnt = taxa.column("n_detections").fill_null(0).to_numpy(zero_copy_only=False)[has]
+    score_col = taxa.column("score")
+    score = score_col.fill_null(-1.0).to_numpy(zero_copy_only=False)[has]
+    # the most confident pair of each event speaks for it
     order = np.lexsort((-conf, pev))
     first = np.ones(len(order), dtype=bool)
     first[1:] = pev[order][1:] != pev[order][:-1]
-    top_idx = order[first]  # one per event: every event has a positive photo
-    top_cat = np.empty(m, dtype=object)
-    max_conf = np.zeros(m)
-    top_cat[pev[top_idx]] = cat[top_idx]
-    max_conf[pev[top_idx]] = conf[top_idx]
-    same = cat == top_cat[pev]
+    top = np.flatnonzero(has)[order[first]]  # taxa row per event, in event order
     count = np.zeros(m, dtype=np.int64)
-    np.maximum.at(count, pev[same], cnt[same])
-    independent = events.independence(dep_of_event, top_cat, start / 1e6, rules.independence_s)
-    event_ids = np.array([f"{names[d]}:e{i:06d}" for i, d in enumerate(dep_of_event.tolist())], dtype=object)
-    per_row = [None] * len(number)
-    for i in np.flatnonzero(valid).tolist():
-        per_row[i] = event_ids[number[i]]
+    np.maximum.at(count, pev, cnt)
+    best_score = np.full(m, -1.0)
+    np.maximum.at(best_score, pev, score)
+    dep_of_event = np.zeros(m, dtype=np.int64)
+    dep_of_event[pev] = cut.codes[pphoto]
+    start = np.full(m, np.iinfo(np.int64).max)
+    end = np.full(m, np.iinfo(np.int64).min)
+    if cut.visit is not None:  # gap: the whole sequence
+        in_visit = cut.visit >= 0
+        n_visits = int(cut.visit.max()) + 1 if in_visit.any() else 0
+        v_start = np.full(n_visits, np.iinfo(np.int64).max)
+        v_end = np.full(n_visits, np.iinfo(np.int64).min)
+        np.minimum.at(v_start, cut.visit[in_visit], cut.micros[in_visit])
+        np.maximum.at(v_end, cut.visit[in_visit], cut.micros[in_visit])
+        v_count = np.bincount(cut.visit[in_visit], minlength=n_visits)
+        visit_of_event = np.zeros(m, dtype=np.int64)
+        visit_of_event[pev] = cut.visit[pphoto]
+        start, end, photo_count = v_start[visit_of_event], v_end[visit_of_event], v_count[visit_of_event]
+    else:
+        np.minimum.at(start, pev, cut.micros[pphoto])
+        np.maximum.at(end, pev, cut.micros[pphoto])
+        photo_count = np.bincount(pev, minlength=m)
+    taxon = np.asarray(taxa.column("taxon").to_pylist(), dtype=object)
+    independent = events.independence(dep_of_event, taxon[top] if m else np.array([], dtype=object),
+                                      start / 1e6, rules.independence_s)
+    event_ids = np.array([f"{cut.names[d]}:e{i:06d}" for i, d in enumerate(dep_of_event.tolist())], dtype=object)
+    # per photo: the event of its most confident taxon; the rest of a sequence: the sequence's best event
+    photo_event = np.full(photos.num_rows, -1, dtype=np.int64)
+    by_photo = np.lexsort((-conf, pphoto))
+    lead = np.ones(len(by_photo), dtype=bool)
+    lead[1:] = pphoto[by_photo][1:] != pphoto[by_photo][:-1]
+    photo_event[pphoto[by_photo[lead]]] = pev[by_photo[lead]]
+    if cut.visit is not None and m:
+        visit_best = np.full(int(cut.visit.max()) + 1, -1, dtype=np.int64)
+        visit_of_pair = cut.visit[pphoto]
+        by_visit = np.lexsort((-conf, visit_of_pair))
+        vlead = np.ones(len(by_visit), dtype=bool)
+        vlead[1:] = visit_of_pair[by_visit][1:] != visit_of_pair[by_visit][:-1]
+        visit_best[visit_of_pair[by_visit[vlead]]] = pev[by_visit[vlead]]
+        rest = (photo_event < 0) & (cut.visit >= 0)
+        photo_event[rest] = visit_best[cut.visit[rest]]
+    per_row = [event_ids[e] if e >= 0 else None for e in photo_event.tolist()]
+    per_pair = [event_ids[e] if e >= 0 else None for e in ev.tolist()]
     stamp = pa.timestamp("us", tz="UTC")
+
+    def pick(name: str) -> list:
+        return taxa.column(name).take(pa.array(top, pa.int64())).to_pylist() if m else []
+
     table = pa.table({
         "cluster_id": pa.array(event_ids.tolist(), pa.string()),
-        "deployment_id": pa.array([names[d] for d in dep_of_event.tolist()], pa.string()),
+        "deployment_id": pa.array([cut.names[d] for d in dep_of_event.tolist()], pa.string()),
         "start_time": pa.array(start, stamp) if m else pa.array([], stamp),
         "end_time": pa.array(end, stamp) if m else pa.array([], stamp),
         "photo_count": pa.array(photo_count, pa.int32()),
-        "top_category": pa.array(top_cat.tolist(), pa.string()),
-        "max_conf": pa.array(max_conf, pa.float64()),
+        "top_category": pa.array(pick("top_category"), pa.string()),
+        "max_conf": pa.array(pick("max_conf"), pa.float64()),
         "count": pa.array(count, pa.int32()),
         "independent": pa.array(independent, pa.bool_()),
         "method": pa.array([rules.describe()] * m, pa.string()),
+        "taxon": pa.array(pick("taxon"), pa.string()),
+        "scientific_name": pa.array(pick("scientific_name"), pa.string()),
+        "common_name": pa.array(pick("common_name"), pa.string()),
+        "taxon_rank": pa.array(pick("taxon_rank"), pa.string()),
+        "score": pa.array([s if s >= 0 else None for s in best_score.tolist()], pa.float64()),
     }, schema=EVENT_SCHEMA)
-    return pa.array(per_row, pa.string()), table
+    return pa.array(per_row, pa.string()), table, pa.array(per_pair, pa.string())
 
 
-def compare_to_gap(photos: pa.Table, rules: EventRules) -> dict[str, int]:
-    """How the events of ``rules`` (HDBSCAN) differ from the fixed gap's over the same positive photos:
-    ``merged`` events joining photos the gap rule puts in several events, ``split`` gap events cut apart."""
-    number, _, _, positive, _ = _event_numbers(photos, rules)
-    gap, _, _, _, _ = _event_numbers(photos, rules, method="gap")
-    return events.compare(np.where(positive, gap, -1), np.where(positive, number, -1))
+def box_events(detections: pa.Table, taxa: pa.Table, taxa_events: pa.Array, threshold: float) -> pa.Table:
+    """``detections`` with ``event_id`` set on each positive box (``species.positive_mask``): the event of its
+    photo and taxon (``group_taxon_events``); null on the other boxes."""
+    keys = pa.table({"photo_id": detections.column("photo_id"), "taxon": species.taxon_keys(detections),
+                     "row": pa.array(np.arange(detections.num_rows), pa.int64())})
+    keys = keys.filter(species.positive_mask(detections, threshold))
+    found = keys.join(pa.table({"photo_id": taxa.column("photo_id"), "taxon": taxa.column("taxon"),
+                                "event_id": taxa_events}), ["photo_id", "taxon"], use_threads=False)
+    ids = np.full(detections.num_rows, None, dtype=object)
+    ids[found.column("row").to_numpy()] = found.column("event_id").to_numpy(zero_copy_only=False)
+    return detections.set_column(detections.schema.get_field_index("event_id"), "event_id",
+                                 pa.array(ids.tolist(), pa.string()))
+
+
+def compare_to_gap(photos: pa.Table, rules: EventRules, taxa: pa.Table | None = None) -> dict[str, int]:
+    """How the events of ``rules`` (HDBSCAN) differ from the fixed gap's over the same positive photos and
+    taxa: ``merged`` events joining photos the gap rule puts in several events, ``split`` gap events cut apart."""
+    taxa = species.from_photos(photos) if taxa is None else taxa
+    return events.compare(_cut(photos, taxa, rules, method="gap").event, _cut(photos, taxa, rules).event)
 
 
 def read_media_table(uri: str) -> pa.Table:
@@ -193,8 +298,9 @@ def events_from_table(
     """Events for a plain media table: (``id_column`` + ``eventID`` per input row, events table).
 
     Needs ``deploymentID`` and ``timestamp`` (ISO 8601 with offset). Optional detection columns: ``category``
-    and ``conf`` (or ``count``); with them a row is positive when it has a category and conf >= threshold,
-    several rows per identifier are one photo's detections. Without them every row is positive. A run's own
+    and ``conf`` (or ``count``), and ``scientificName`` (Camtrap DP's; the row's taxon where given, else its
+    category); with them a row is positive when it has a category and conf >= threshold, several rows per
+    identifier are one photo's detections. Without them every row is positive. A run's own
     ``images.parquet`` also has ``status`` and ``clock_flags``: rows that are not ok photos or whose clock is
     untrusted (``clock.trusted``) take part in no event, as in the run.
     """
@@ -224,10 +330,22 @@ def events_from_table(
         usable &= np.asarray(pc.equal(table.column("status"), "ok").fill_null(False).to_numpy(zero_copy_only=False))
     if "clock_flags" in table.column_names:
         usable &= np.array([clock.trusted(f) for f in table.column("clock_flags").to_pylist()], dtype=bool)
+    sci = (table.column("scientificName").cast(pa.string()) if "scientificName" in table.column_names
+           else pa.nulls(n, pa.string()))
     rows = pa.table({"photo_id": ids, "deployment_id": table.column("deploymentID").cast(pa.string()),
                      "timestamp": ts, "category": cat, "conf": conf, "count": count, "positive": positive,
-                     "usable_time": usable})
+                     "usable_time": usable, "scientific_name": sci})
     pos = rows.filter(rows.column("positive"))
+    per_taxon = pos.group_by(["photo_id", "category", "scientific_name"]).aggregate(
+        [("conf", "max"), ("count", "sum")])
+    sci = pc.if_else(pc.equal(per_taxon.column("scientific_name"), ""), None, per_taxon.column("scientific_name"))
+    m = per_taxon.num_rows
+    taxa = pa.table({  # species.taxon_key for a table: the scientific name where given, else the category
+        "photo_id": per_taxon.column("photo_id"), "taxon": pc.coalesce(sci, per_taxon.column("category")),
+        "top_category": per_taxon.column("category"), "max_conf": per_taxon.column("conf_max"),
+        "n_detections": per_taxon.column("count_sum").cast(pa.int32()), "scientific_name": sci,
+        "common_name": pa.nulls(m, pa.string()), "taxon_rank": pa.nulls(m, pa.string()),
+        "score": pa.nulls(m, pa.float64())}, schema=species.TAXA_SCHEMA)
     agg = pos.group_by(["photo_id", "category"]).aggregate([("conf", "max"), ("count", "sum")])
     agg = agg.sort_by([("photo_id", "ascending"), ("conf_max", "descending")])
     first = {}
@@ -246,7 +364,7 @@ def events_from_table(
         "n_detections": pa.array([first[p][2] if p in first else None for p in pids], pa.int32()),
         "usable_time": photos.column("usable_time_min"),
     })
-    event_ids, events_table = group_events(photos, rules)
+    event_ids, events_table = group_events(photos, rules, taxa)
     by_photo = pa.table({"photo_id": photos.column("photo_id"), "eventID": event_ids})
     per_row = by_photo.take(pc.index_in(ids, value_set=by_photo.column("photo_id")))
     return pa.table({id_column: ids, "eventID": per_row.column("eventID")}), events_table

@@ -22,6 +22,7 @@ from wildlife import (
     clock,
     exif,
     fs,
+    geo,
     monthly_stop,
     outputs,
     stage0,
@@ -31,10 +32,15 @@ from wildlife import (
 )
 from wildlife import deployments as deps
 from wildlife import detect as detectors
+from wildlife.budget import PHOTOS_PER_SHARD, array_size  # noqa: F401 - PHOTOS_PER_SHARD: the stages' too
+from wildlife.classify import decisions
+from wildlife.classify import runtime as classifiers
 from wildlife.events import EventRules
 from wildlife.graph import table_uri
+from wildlife.presets import detector_of
+from wildlife.runinput import RunInput
+from wildlife.species import per_photo_taxa
 
-PHOTOS_PER_SHARD = 2000  # per Batch array child: ~5 min of MDv5 on a g4dn, so a spot reclaim loses little
 PHOTOS_PER_STAGE0_SHARD = 5000  # per Lambda of Stage 0's Distributed Map: ~3 min of S3 range reads
 # the looping stages' checkpoints, under the run's work files: re-running such a stage alone starts them afresh
 CHECKPOINTS = {"Stage0Exif": "stage0", "Stage1Detect": "stage1"}
@@ -59,10 +65,10 @@ def work_uri(state: dict[str, Any], name: str) -> str:
 def _estimate(params: dict[str, Any], photos: int, total_bytes: int, measured: dict | None) -> budget.Estimate:
     return budget.estimate(
         photos, total_bytes,
-        target=params["target"], detector=params["detector"], use_spot=params["use_spot"],
+        target=params["target"], detector=detector_of(params), use_spot=params["use_spot"],
         instance_type=params.get("instance_type"), prices=budget.load_prices(params.get("prices_uri")),
-        measured=measured,
-    )
+        measured=measured, classifier=params.get("classifier") or "none",
+        expected_empty_share=params.get("expected_empty_share"))
 
 
 def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | None:
@@ -70,7 +76,7 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
     if params["target"] != "local":
         return None
     pending = [r for r in manifest.to_pylist() if r["status"] == "pending"]
-    return calibration.calibrate(pending, params["detector"],
+    return calibration.calibrate(pending, detector_of(params),
                                  params.get("sequence_gap_s", EventRules.burst_gap_s),
                                  params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
 
@@ -78,8 +84,11 @@ def _calibrate(params: dict[str, Any], manifest: pa.Table) -> dict[str, Any] | N
 def guard_budget(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     monthly_stop.refuse_run_if_stopped(params)  # the stack stopped spending this month: exit 3, nothing started
+    if params.get("country"):
+        geo.place_code(params["country"])  # a bad --country is exit 2 before any work, not after detection
     if params.get("target", "local") == "local":  # else Stage 1 runs in the detector container, which checks
-        detectors.check(params["detector"])  # opens the model, runs it once: a bad file is exit 2 before any work
+        detectors.check(detector_of(params))  # opens the model, runs it once: a bad file is exit 2 before any work
+        classifiers.check(params.get("classifier", RunInput.default("classifier")))  # and the species model
     manifest = stage0.scan(params["input_uri"], params.get("max_images"), follow_links=bool(params.get("follow_links")),
                            output_uri=params["output_uri"])
     fs.write_table(manifest, work_uri(state, "manifest.parquet"))
@@ -160,11 +169,12 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     # on AWS, Stage 1 is an array job: its size and the container's command travel in this payload
     payload = {"estimate": est.as_dict(), "photos": photos,
-               "array_size": min(10_000, max(2, math.ceil(photos / PHOTOS_PER_SHARD))),
+               "array_size": array_size(photos),
                "stage1_timeout_s": int(params.get("max_job_duration") or budget.DEFAULT_MAX_JOB_DURATION_S),
                "stage1_command": ["--input", table_uri(state, "media"),
                                   "--output", work_uri(state, CHECKPOINTS["Stage1Detect"]),
-                                  "--detector", params["detector"], "--sequence-gap", str(params["sequence_gap_s"])]}
+                                  "--detector", detector_of(params), "--sequence-gap", str(params["sequence_gap_s"]),
+                                  "--classifier", params.get("classifier", RunInput.default("classifier"))]}
     state["CostEstimation"] = payload
     budget.guard(est, state["params"]["budget_dkk"], state["params"].get("max_job_duration"))
     return payload
@@ -173,16 +183,17 @@ def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def stage1_detect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Locally: Stage 1 as shard 0 of 1, then the same collect step as on AWS."""
     params = state["params"]
-    stage1.run_shard(table_uri(state, "media"), work_uri(state, CHECKPOINTS["Stage1Detect"]), params["detector"],
+    stage1.run_shard(table_uri(state, "media"), work_uri(state, CHECKPOINTS["Stage1Detect"]), detector_of(params),
                      params["sequence_gap_s"], 0, 1, ctx.checkpoint_every, ctx.deadline,
-                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS))
+                     params.get("max_megapixels", exif.DEFAULT_MAX_MEGAPIXELS),
+                     params.get("classifier", RunInput.default("classifier")))
     return stage1_collect(state, ctx)
 
 
 def stage1_collect(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """The stage's payload over its shards (the Batch array job's on AWS); the shards are its table."""
     folder = work_uri(state, CHECKPOINTS["Stage1Detect"])
-    return {"results_uri": folder, **stage1.collect(folder, state["params"]["detector"])}
+    return {"results_uri": folder, **stage1.collect(folder, detector_of(state["params"]))}
 
 
 def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -193,6 +204,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                                 stage1.read_results(table_uri(state, "results")))
     det = state["Stage1Detect"]["detector"]
     detections = stage2.flag_static(stage2.explode(media, f"{det['name']} {det['version']}"))
+    detections, species = decisions.apply(detections, media, table_uri(state, "results"), params)
     best = stage1.take_by_key(media.column("photo_id"), stage2.per_photo(detections, params["conf_threshold"]),
                               "photo_id")
     photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
@@ -206,7 +218,9 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                        else params["event_gap_s"],
                        burst_gap_s=params["sequence_gap_s"],
                        independence_s=params.get("independence_s", EventRules.independence_s))
-    event_ids, table = stage2.group_events(photos, rules)
+    taxa = per_photo_taxa(detections, params["conf_threshold"])  # events per deployment and taxon
+    event_ids, table, taxa_events = stage2.group_taxon_events(photos, rules, taxa)
+    detections = stage2.box_events(detections, taxa, taxa_events, params["conf_threshold"])
     images = media.drop_columns(["detections", "sequence_id"]).append_column("sequence_id", media["sequence_id"])
     images = images.append_column("event_id", event_ids)
     for name in ("top_category", "max_conf", "n_detections"):
@@ -223,12 +237,12 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
                "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
                "suspected_static_detections": static_count, "method": rules.describe(),
                "unassessed": n_ok - (pc.sum(media.column("assessed").cast(pa.int64())).as_py() or 0),
-               "untrusted_time": n_ok - sum(usable), "warnings": []}
+               "untrusted_time": n_ok - sum(usable), "species": species, "warnings": list(species["warnings"])}
     if payload["untrusted_time"]:
         payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
                                    f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")
     if rules.method == "hdbscan":
-        payload["compared_to_gap"] = stage2.compare_to_gap(photos.append_column("event_id", event_ids), rules)
+        payload["compared_to_gap"] = stage2.compare_to_gap(photos, rules, taxa)
     return payload
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from wildlife.classify import Label
-from wildlife.detect.catalog import cache_dir, digests, known_local
+from wildlife.classify.runtime import SPECIESNET
+from wildlife.detect.catalog import cache_dir, digests, known_local, stream
 from wildlife.errors import InputError
 
 # The release Odin fetches: SpeciesNet's default model in speciesnet 5.0.6 (speciesnet/__init__.py,
@@ -35,24 +36,19 @@ from wildlife.errors import InputError
 RELEASE = {"key": "speciesnet-v4.0.3a", "version": "4.0.3a", "file": "speciesnet-v4.0.3a.tar.gz",
            "url": "https://www.kaggle.com/api/v1/models/google/speciesnet/pyTorch/v4.0.3a/1/download"}
 INPUT_SIZE = 480  # speciesnet/classifier.py SpeciesNetClassifier.IMG_SIZE
-ONNX_FILE = "speciesnet.onnx"
-SIDECAR_FILE = "speciesnet.json"
-LABELS_FILE = "speciesnet.labels.txt"
-GEOFENCE_FILE = "speciesnet.geofence.json"
-TAXONOMY_FILE = "speciesnet.taxonomy.txt"
+# where Stage 1 looks for it (``runtime.speciesnet_path``): the ONNX model, its sidecar beside it, and the
+# files the sidecar names
+ONNX_FILE = f"{SPECIESNET}.onnx"
+SIDECAR_FILE = f"{SPECIESNET}.json"
+LABELS_FILE = f"{SPECIESNET}.labels.txt"
+GEOFENCE_FILE = f"{SPECIESNET}.geofence.json"
+TAXONOMY_FILE = f"{SPECIESNET}.taxonomy.txt"
 # speciesnet/constants.py DEFAULT_DETECTION_THRESHOLD_FOR_CLASSIFICATION: boxes below it are not classified
 MIN_DETECTION_CONF = 0.1
 # What an archive may hold: the release is six files and about 250 MB; declared sizes are checked first.
 MAX_MEMBERS = 64
 MAX_UNPACKED_BYTES = 2 * 2**30
 ONNX_TOLERANCE = 1e-3  # largest |ONNX - torch| logit difference accepted, relative to the largest logit
-
-
-def cached(folder: Path | None = None) -> Path | None:
-    """The cached sidecar (``speciesnet.json``) when the converted model and its label file are all there."""
-    folder = folder or cache_dir()
-    files = [folder / f for f in (ONNX_FILE, LABELS_FILE, SIDECAR_FILE)]
-    return files[-1] if all(f.is_file() for f in files) else None
 
 
 def sidecar(version: str, sha256: str | None, output: str = "logits") -> dict[str, Any]:
@@ -246,13 +242,11 @@ def fetch(sha256: str | None = None, url: str | None = None, progress=None) -> P
 
     The digest is ``sha256`` when given, else the one recorded at the first download (Kaggle publishes
     none); a download that does not match, or that does not convert, is deleted and nothing is recorded."""
-    from wildlife.detect import weights  # noqa: PLC0415
-
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RELEASE["file"]
     partial = target.with_name(target.name + ".part")
-    weights.download(url or RELEASE["url"], partial, progress)
+    stream(url or RELEASE["url"], partial, progress)
     sha = digests(partial)[0]
     recorded = sorted(s for s, key in known_local().items() if key == RELEASE["key"])
     expected, source = ((sha256.lower(), "the SHA-256 you gave") if sha256 else

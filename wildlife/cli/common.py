@@ -75,9 +75,11 @@ def fail(code: int, message: str, hint: str | None = None) -> NoReturn:
     raise error
 
 
-def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri, manifest=None):
+def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri, manifest=None,
+                 classifier="none", expected_empty_share=0.7):
     """The estimate ``run`` would make: for a local run, with this machine's rates timed on the first photos.
-    ``manifest``: the input's listing when the caller has it (the cloud path uploads exactly its photos)."""
+    ``manifest``: the input's listing when the caller has it (the cloud path uploads exactly its photos);
+    ``classifier`` and ``expected_empty_share``: the run's, for the classification line."""
     from wildlife import calibration, stage0  # noqa: PLC0415
     from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
     from wildlife.events import EventRules  # noqa: PLC0415
@@ -91,6 +93,7 @@ def estimate_for(input_uri, max_images, target, detector, use_spot, instance_typ
         measured = calibration.calibrate(pending, detector, EventRules.burst_gap_s) if target == "local" else None
         return budget.estimate(len(pending), sum(r["size"] for r in pending), target=target, detector=detector,
                                use_spot=use_spot, instance_type=instance_type,
-                               prices=budget.load_prices(prices_uri), measured=measured)
+                               prices=budget.load_prices(prices_uri), measured=measured, classifier=classifier,
+                               expected_empty_share=expected_empty_share)
     except (ValueError, DetectorUnavailable) as exc:
         fail(EXIT_USAGE, str(exc))

@@ -17,12 +17,13 @@ import os
 import click
 from rich.markup import escape
 
-from wildlife import budget
+from wildlife import budget, publishing
 from wildlife.asl import QUEUE_PRIORITIES
 from wildlife.checkpoint import DEFAULT_EVERY
 from wildlife.cli.common import EXIT_BUDGET, EXIT_USAGE, TARGETS, Number, OdinGroup, estimate_for, fail
 from wildlife.errors import InputError
 from wildlife.graph import GRAPH
+from wildlife.presets import NAMES as PRESET_NAMES
 from wildlife.progress import console
 from wildlife.runinput import RunInput
 
@@ -55,7 +56,7 @@ def _common(f):
         _opt("--instance-type", name="instance_type"),
         _opt("--prices", name="prices_uri"),
         _opt("--classifier", name="classifier"),
-        _opt("--speed", name="speed", type=click.Choice(["accurate", "balanced", "fast"])),
+        _opt("--speed", name="speed", type=click.Choice(PRESET_NAMES)),
         _opt("--expected-empty-share", name="expected_empty_share", type=Number(0, 1)),
         _opt("--video-sample", name="video_sample"),
     ]
@@ -80,6 +81,36 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
         r = est.rates[stage]
         timed = f", {r['photos_timed']} photos timed" if r["photos_timed"] else ""
         console.print(f"  rate {label}: {r['ms_per_photo']:g} ms/photo ({r['source']}{timed})")
+    if "classifier" in est.rates:
+        r = est.rates["classifier"]
+        console.print(f"  rate classifier {r['name']}: {r['ms_per_crop']:g} ms/box, {r['crops']} expected animal "
+                      f"boxes ({r['source']})")
+
+
+def _preset_detector(detector: str, speed: str | None) -> str:
+    """The detector a run uses (``presets.detector_of``), saying so when ``--speed`` overrides a ``--detector``
+    the user gave."""
+    from wildlife import presets  # noqa: PLC0415
+
+    chosen = presets.detector_of({"speed": speed, "detector": detector})
+    source = click.get_current_context().get_parameter_source("detector")
+    if speed and chosen != detector and source is not click.core.ParameterSource.DEFAULT:
+        console.print(f"[yellow]warning:[/yellow] --speed {speed} runs {chosen}; --detector {escape(detector)} "
+                      "is not used")
+    return chosen
+
+
+def _print_presets(est: budget.Estimate, prices_uri: str | None) -> None:
+    """Each --speed preset's time (and cost) for the same input and target."""
+    from wildlife import presets  # noqa: PLC0415
+
+    console.print("--speed presets for this input:")
+    for preset, pe in presets.estimates(est, budget.load_prices(prices_uri)):
+        rate = pe.rates["detector"]
+        console.print(f"  {presets.describe(preset.name)}", soft_wrap=True)
+        cost = f", {pe.total_dkk:.2f} DKK" if pe.target != "local" else ""
+        console.print(f"      {pe.wall_time_s:,.0f} s{cost} ({rate['ms_per_photo']:,.1f} ms/photo: {rate['source']})",
+                      soft_wrap=True)
 
 
 @cli.command()
@@ -87,8 +118,11 @@ def _print_estimate(est: budget.Estimate, budget_dkk: float) -> None:
 def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
              prices_uri, **more):
     """Print the cost and time estimate for a run; exit 3 if it is over budget. Starts no work."""
-    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri)
+    detector = _preset_detector(detector, more["speed"])
+    est = estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri,
+                       classifier=more["classifier"], expected_empty_share=more["expected_empty_share"])
     _print_estimate(est, budget_dkk)
+    _print_presets(est, prices_uri)
     try:
         budget.guard(est, budget_dkk, max_job_duration)
     except budget.BudgetExceeded as exc:
@@ -127,6 +161,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife import runner  # noqa: PLC0415
 
     run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
+    publishing.load(run_input.project_uri)  # a bad project file is exit 2 before anything starts or is uploaded
     if target != "local" and resume:
         raise InputError(f"--resume continues a local run; a run on {target} is resumed by running it again",
                          hint="On AWS each run is its own execution: photos already uploaded are not sent again.")
@@ -140,8 +175,11 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     if "://" not in input_uri:
         _has_photos(input_uri)
     from wildlife import detect  # noqa: PLC0415
+    from wildlife.classify import runtime  # noqa: PLC0415
 
-    detect.check(detector)  # before any work: a missing model is a usage error, not a half-done run
+    # before any work: a missing model is a usage error, not a half-done run
+    detect.check(_preset_detector(detector, run_input.speed))
+    runtime.check(run_input.classifier)  # and so is a species model that cannot work
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
 
@@ -225,7 +263,7 @@ def _ended(report: dict) -> None:
 @click.option("--merge-gap", type=float, default=300.0, show_default=True, help="Seconds; hdbscan: always merged.")
 @click.option("--max-gap", type=float, default=1800.0, show_default=True, help="Seconds; hdbscan: always cut.")
 @click.option("--independence", type=float, default=1800.0, show_default=True,
-              help="Seconds between independent records per deployment and category (camtrapR minDeltaTime).")
+              help="Seconds between independent records per deployment and taxon (camtrapR minDeltaTime).")
 def events(table_uri, output_uri, id_column, conf_threshold, method, event_gap, burst_gap, merge_gap, max_gap,
            independence):
     """Re-cut events from a media table without re-running detection (Stage 2 alone)."""
@@ -275,12 +313,18 @@ def _register() -> None:
     for command in (cloud_cli.plan, cloud_cli.apply, cloud_cli.destroy, cloud_cli.status, cloud_cli.logs,
                     cloud_cli.data, cloud_cli.cost):
         cli.add_command(command)
+    from wildlife.cli.cost import optimize  # noqa: PLC0415
+
+    cloud_cli.cost.add_command(optimize)
     from wildlife.cli.stop import budget_group  # noqa: PLC0415
 
     cli.add_command(budget_group)
     from wildlife.cli.models import models  # noqa: PLC0415
 
     cli.add_command(models)
+    from wildlife.cli.export import export  # noqa: PLC0415
+
+    cli.add_command(export)
 
 
 _register()

@@ -11,36 +11,49 @@ from wildlife.progress import console
 
 @click.group()
 def models() -> None:
-    """Detection and species models: fetch MegaDetector or SpeciesNet, list the cache, export, quantize."""
+    """Detection models: fetch MegaDetector, list the cache, export to ONNX, quantize to int8."""
+
+
+def _known_keys() -> list[str]:
+    from wildlife.detect.catalog import KNOWN  # noqa: PLC0415 - free of torch
+
+    return [*KNOWN, "speciesnet"]
 
 
 @models.command("fetch")
-@click.argument("key", type=click.Choice(["md-v5a", "md-v5b", "speciesnet"]))
+@click.argument("key", type=click.Choice(_known_keys()))
 @click.option("--sha256", default=None, help="Check the download against this SHA-256, not the pinned MD5 "
-              "(MegaDetector) or the SHA-256 recorded at the first download (SpeciesNet).")
-@click.option("--url", default=None, help="Download from this address instead of the official release "
-              "(file:///path/to/copy for a copy on disk).")
+              "(required for a model with none pinned: MDv6).")
+@click.option("--url", default=None, help="Download from this address (file:// too) instead of the official "
+              "release (required for MDv6, published as PyTorch checkpoints only: give your ONNX export).")
 def models_fetch(key, sha256, url):
-    """Download MegaDetector or SpeciesNet, verify the hash, convert to ONNX, cache them."""
+    """Download a known detection model, verify its hash, cache it (a YOLOv5 checkpoint is also converted to
+    ONNX; an ONNX model gets its sidecar). `scripts/run.py models list --known` lists them. `speciesnet`:
+    SpeciesNet's release, held to the SHA-256 of the first download (Kaggle publishes none), converted to ONNX."""
     if key == "speciesnet":
         _fetch_speciesnet(sha256, url)
         return
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
 
-    from wildlife.detect import weights  # noqa: PLC0415
+    from wildlife.detect import catalog  # noqa: PLC0415
 
+    if catalog.KNOWN[key]["format"] == "onnx":
+        get = catalog.download
+    else:
+        from wildlife.detect.weights import fetch as get  # noqa: PLC0415 - needs torch
     try:
         with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
                       disable=not console.is_terminal) as bar:
-            task = bar.add_task(f"downloading {weights.KNOWN[key]['file']}", total=None)
-            path = weights.fetch(key, sha256=sha256, url=url,
-                                 progress=lambda n, total: bar.update(task, advance=n, total=total or None))
+            task = bar.add_task(f"downloading {catalog.KNOWN[key]['file']}", total=None)
+            path = get(key, sha256=sha256, url=url,
+                       progress=lambda n, total: bar.update(task, advance=n, total=total or None))
     except ValueError as exc:
         fail(EXIT_USAGE, str(exc))
     except OSError as exc:
         fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the weights "
                            "file over and use --detector /path/to/it.pt")
-    console.print(f"[green]cached[/green] {path} and {path.parent / (key + '.onnx')}; use --detector {key}")
+    onnx = path if path.suffix == ".onnx" else path.parent / f"{key}.onnx"
+    console.print(f"[green]cached[/green] {path} and {onnx.with_suffix('.json')}; use --detector {key}")
 
 
 def _fetch_speciesnet(sha256, url):
@@ -64,8 +77,17 @@ def _fetch_speciesnet(sha256, url):
 
 
 @models.command("list")
-def models_list():
-    """What is in the model cache."""
+@click.option("--known", is_flag=True, help="The models Odin knows, with architecture, size, licence, accuracy.")
+def models_list(known):
+    """What is in the model cache (or, with --known, every model `models fetch` knows)."""
+    from wildlife.detect import catalog  # noqa: PLC0415
+
+    if known:
+        for key, info in catalog.KNOWN.items():
+            value, metric = info["accuracy"]
+            console.print(f"  {key:<20} {info['architecture']:<30} {info['input_size']:>5} px  {info['licence']:<32}"
+                          f" accuracy {value:.3f} x MDv5a ({metric})", soft_wrap=True)
+        return
     from wildlife.detect import weights  # noqa: PLC0415
 
     folder = weights.cache_dir()

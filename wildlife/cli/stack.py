@@ -91,7 +91,8 @@ def run_cloud(run) -> None:
         stage0.scan(run.input_uri, run.max_images, follow_links=run.follow_links, output_uri=run.output_uri)
     if not emulated:
         est = estimate_for(run.input_uri, run.max_images, "aws", run.detector,  # budget prices auto for AWS
-                           run.use_spot, run.instance_type, run.prices_uri, manifest=manifest)
+                           run.use_spot, run.instance_type, run.prices_uri, manifest=manifest,
+                           classifier=run.classifier, expected_empty_share=run.expected_empty_share)
         try:
             budget.guard(est, run.budget_dkk, run.max_job_duration)  # before anything is uploaded or started
         except budget.BudgetExceeded as exc:
@@ -111,7 +112,8 @@ def run_cloud(run) -> None:
         console.print(f"uploaded {sent} photo(s) to {remote}/photos")
         _not_uploaded([r for r in rows if r["status"] != "pending"], output_uri)
         local["input_uri"] = f"{remote}/photos"
-    for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml")):
+    for key, name in (("deployments_uri", "deployments.csv"), ("prices_uri", "prices.yaml"),
+                      ("project_uri", "project.yaml")):
         path = getattr(run, key)
         if path and "://" not in path:
             s3.upload_file(path, outputs["bucket"], f"input/{session}/{name}")

@@ -3,7 +3,8 @@
 A detector takes a batch of photos (media rows: ``uri``, ``photo_id``, ``width``, ``height``,
 ``sequence_id``) and returns, per photo and in the same order, a ``Result``: a list of detections, or a
 failure reason. A detection is MegaDetector's: category animal/person/vehicle, confidence, and a box
-normalised to the photo as [x, y, width, height] with the origin at the top left.
+normalised to the photo as [x, y, width, height] with the origin at the top left; and, where Stage 1's species
+classifier looked at the box (``wildlife.classify.runtime``), its top labels.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ class Detection:
     category: str
     conf: float
     bbox: tuple[float, float, float, float]
+    # the species classifier's top labels (``wildlife.classify``: label line, raw score), best first; None where
+    # no classifier looked at the box
+    classifications: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self):
         if self.category not in CATEGORIES:
@@ -75,18 +79,18 @@ def naming(photo: dict[str, Any]):
 
 
 def load(spec: str) -> tuple[Detector, list[str]]:
-    """A detector by name (``motion``, ``megadetector``, ``md-v5a``, ``md-v5b``, ``auto``) or weights path
+    """A detector by name (``motion``, ``megadetector``, ``auto``, a key of ``catalog.KNOWN``) or weights path
     (``.pt`` YOLOv5/MegaDetector checkpoint, ``.onnx`` with its ``.json`` sidecar), and warnings.
 
     A model is opened and run once on a blank image before it is returned, so a file that cannot work
     raises ``DetectorUnavailable`` here, not a failure per photo later. ``auto`` falls back to the motion
     baseline, with a warning, when MegaDetector cannot run.
     """
-    from wildlife.detect import motion  # noqa: PLC0415 - keep OpenCV and torch off the CLI's import path
+    from wildlife.detect import catalog, motion  # noqa: PLC0415 - keep OpenCV and torch off the CLI's import path
 
     if spec == "motion":
         return motion.MotionDetector(), []
-    if spec in ("megadetector", "auto") or spec.startswith("md-"):
+    if spec in ("megadetector", "auto") or spec in catalog.KNOWN or spec.startswith("md-"):
         try:
             return _megadetector("md-v5a" if spec in ("megadetector", "auto") else spec), []
         except DetectorUnavailable as exc:
@@ -95,14 +99,16 @@ def load(spec: str) -> tuple[Detector, list[str]]:
             raise
     if spec.endswith((".pt", ".onnx")):
         return _from_path(spec)
-    raise DetectorUnavailable(f"unknown detector {spec!r}: choose motion, megadetector, md-v5a, md-v5b, auto "
-                              "or a model path (.pt or .onnx)")
+    raise DetectorUnavailable(f"unknown detector {spec!r}: choose motion, megadetector, auto, one of "
+                              f"{', '.join(catalog.KNOWN)} or a model path (.pt or .onnx)")
 
 
 def resolve(spec: str) -> str:
-    """What ``load(spec)`` will run, in the price table's families: ``motion`` or ``megadetector`` (any YOLO
-    model: MegaDetector or a model path). ``auto`` is MegaDetector when its weights are cached, else motion,
-    as ``load`` decides. Loads no model: for the estimate, before any work."""
+    """What ``load(spec)`` will run, in the price table's families: ``motion``, a catalogue model's ``family``,
+    or ``megadetector`` (MDv5's, for a model path). ``auto`` is MegaDetector when its weights are cached, else
+    motion, as ``load`` decides. Loads no model: for the estimate, before any work."""
+    from wildlife.detect import catalog  # noqa: PLC0415
+
     if spec == "motion":
         return "motion"
     if spec == "auto":
@@ -110,7 +116,7 @@ def resolve(spec: str) -> str:
             _megadetector_path("md-v5a")
         except DetectorUnavailable:
             return "motion"
-    return "megadetector"
+    return catalog.KNOWN[spec]["family"] if spec in catalog.KNOWN else "megadetector"
 
 
 def check(spec: str) -> None:
@@ -158,7 +164,7 @@ def _megadetector_path(key: str) -> Path:
     from wildlife.detect import catalog  # noqa: PLC0415
 
     if key not in catalog.KNOWN:
-        raise DetectorUnavailable(f"unknown MegaDetector {key!r}; known: {sorted(catalog.KNOWN)}")
+        raise DetectorUnavailable(f"unknown model {key!r}; known: {sorted(catalog.KNOWN)}")
     folder = catalog.cache_dir()
     pt, onnx = folder / catalog.KNOWN[key]["file"], folder / f"{key}.onnx"
     usable = ([pt] if _has("torch") else []) + ([onnx] if _has("onnxruntime") else [])
@@ -168,10 +174,9 @@ def _megadetector_path(key: str) -> Path:
     if pt.exists() or onnx.exists():
         raise DetectorUnavailable(_missing_runtime(pt if pt.exists() else onnx))
     raise DetectorUnavailable(
-        f"MegaDetector weights ({key}) are not in {folder}. On a machine with internet run "
-        f"`scripts/run.py models fetch {key}`, or point at a weights file you have: "
-        f"--detector /path/to/{catalog.KNOWN[key]['file']} (or an exported .onnx with its .json sidecar). "
-        "Offline, --detector motion runs the motion baseline."
+        f"MegaDetector weights ({key}) are not in {folder}. To get them: {catalog.fetch_hint(key)}; or point at "
+        f"a weights file you have: --detector /path/to/{catalog.KNOWN[key]['file']} (or an exported .onnx with "
+        "its .json sidecar). Offline, --detector motion runs the motion baseline."
     )
 
 

@@ -5,6 +5,12 @@ and AddaxAI filters it out. A photo the detector did not judge (``assessed`` fal
 photo alone in its sequence) is therefore written as the format writes an image that was not processed: a
 ``failure`` string and ``"detections": null``, spelled out, never omitted (Timelapse's reader defaults a missing
 ``detections`` to an empty list, i.e. to Empty; it skips an image whose ``detections`` is null).
+
+Species (format 1.6, as MegaDetector's SpeciesNet runs write it and Timelapse reads it): where a classifier
+decided boxes, ``classification_categories`` maps an id to the label's common name and
+``classification_category_descriptions`` the same id to the full taxonomy line (``uuid;class;order;family;
+genus;species;common name``); each decided box carries ``classifications`` ``[[id, score]]``: the decision and
+its score after the geofence and rollup (``label_score``). Without a classifier neither key is written.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 
 import wildlife
+from wildlife import species
+from wildlife.classify import Label
 
 FORMAT_VERSION = "1.6"
 CATEGORY_IDS = {"animal": "1", "person": "2", "vehicle": "3"}
@@ -28,12 +36,16 @@ def build(images: pa.Table, detections: pa.Table, detector: dict[str, Any],
     Files that are not photos are not images in this format and are left out; suspected static boxes
     (repeat detections) are left out as MegaDetector's repeat-detection elimination would.
     """
+    class_ids = classification_ids(detections)
     by_photo: dict[str, list[dict[str, Any]]] = {}
     for d in detections.to_pylist():
         if not d["suspected_static"]:
-            by_photo.setdefault(d["photo_id"], []).append(
-                {"category": CATEGORY_IDS[d["category"]], "conf": float(d["conf"]),
-                 "bbox": [d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]]})
+            entry = {"category": CATEGORY_IDS[d["category"]], "conf": float(d["conf"]),
+                     "bbox": [d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]]}
+            score = d.get("label_score") if d.get("label_score") is not None else d.get("class_score")
+            if d.get("label") in class_ids and score is not None:
+                entry["classifications"] = [[class_ids[d["label"]], round(float(score), 4)]]
+            by_photo.setdefault(d["photo_id"], []).append(entry)
     entries = []
     cols = [c for c in ("photo_id", "relpath", "status", "reason", "assessed", "detection_note")
             if c in images.column_names]
@@ -47,7 +59,7 @@ def build(images: pa.Table, detections: pa.Table, detector: dict[str, Any],
         elif r["status"] == "failed":
             entries.append({"file": r["relpath"], "failure": r["reason"] or "failed", "detections": None})
     t = thresholds or {"typical": 0.2, "conservative": 0.05}
-    return {
+    out = {
         "info": {
             "format_version": FORMAT_VERSION,
             "detector": detector.get("file") or detector["name"],
@@ -60,3 +72,25 @@ def build(images: pa.Table, detections: pa.Table, detector: dict[str, Any],
         "detection_categories": {v: k for k, v in CATEGORY_IDS.items()},
         "images": entries,
     }
+    if class_ids:  # only when a classifier decided a box: detections-only output stays as it was
+        out["info"]["classifier"] = ", ".join(species.classifiers(detections))
+        out["classification_categories"] = {i: _name(line) for line, i in class_ids.items()}
+        out["classification_category_descriptions"] = {i: line for line, i in class_ids.items()}
+    return out
+
+
+def classification_ids(detections: pa.Table) -> dict[str, str]:
+    """Label line -> classification category id ("1", "2", ... in label order) for every label a box carries."""
+    if "label" not in detections.column_names:
+        return {}
+    lines = sorted({v for v in detections.column("label").to_pylist() if v})
+    return {line: str(i) for i, line in enumerate(lines, 1)}
+
+
+def _name(line: str) -> str:
+    """The category name Timelapse shows: the label's common name, else its scientific name, else the line."""
+    try:
+        label = Label.parse(line)
+    except ValueError:
+        return line
+    return label.common_name or label.scientific_name or line

@@ -106,7 +106,7 @@ def quantize(model_path: Path, photos: list[str], out: Path, calibration: int = 
         def get_next(self):
             while self.window:
                 uri = self.window.pop(0)
-                prepared = engine.prepare({"uri": uri}, side.input_size, side.stride)
+                prepared = engine.prepare({"uri": uri}, side.input_size, side.stride, engine.RESIZE[side.layout])
                 if not isinstance(prepared, str):  # a str is the reason it cannot be decoded
                     progress(f"calibrating on {Path(uri).name}")
                     return {input_name: engine.to_tensor([prepared[0]])}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wildlife.detect.catalog import KNOWN, cache_dir, digests, identify, known_local
+from wildlife.detect.catalog import KNOWN, cache_dir, digests, download, identify
 from wildlife.detect.yolo import YoloModel
 from wildlife.errors import InputError
 
@@ -190,7 +190,7 @@ def load_yolov5(path: str | Path) -> Loaded:
     return Loaded(model, name, version, sha)
 
 
-def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
+def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280, thresholds: dict[str, float] | None = None) -> Path:
     """ONNX with a dynamic batch and spatial size, and its sidecar JSON (see ``engine.Sidecar``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     model = loaded.model.fuse().eval()
@@ -203,50 +203,15 @@ def export_onnx(loaded: Loaded, out: Path, imgsz: int = 1280) -> Path:
                           output_names=["output"], dynamic_axes=axes)
     sidecar = {"name": loaded.name, "version": loaded.version, "input_size": imgsz, "stride": stride,
                "layout": "v5", "classes": {str(i + 1): n for i, n in enumerate(model.names)},
-               "thresholds": MD_THRESHOLDS, "source_sha256": loaded.sha256}
+               "thresholds": {**MD_THRESHOLDS, **(thresholds or {})}, "source_sha256": loaded.sha256}
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
     return out
 
 
-def download(url: str, target: Path, progress=None) -> None:
-    """``url`` (https://, or file:// for a copy on disk) to ``target``, in 1 MiB blocks; an interrupted
-    download leaves nothing behind."""
-    import urllib.request  # noqa: PLC0415
-
-    request = urllib.request.Request(url, headers={"User-Agent": "odin-wildlife"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp, open(target, "wb") as f:
-            total = int(resp.headers.get("Content-Length") or 0)
-            while block := resp.read(1 << 20):
-                f.write(block)
-                if progress:
-                    progress(len(block), total)
-    except BaseException:
-        Path(target).unlink(missing_ok=True)
-        raise
-
-
 def fetch(key: str, sha256: str | None = None, url: str | None = None, progress=None) -> Path:
-    """Download a known model, check it against its pinned hash, load it strictly, export ONNX.
-
-    The check is the publisher's MD5 from ``KNOWN``, or ``sha256`` when given (a mirror's own file, or a
-    hash from the release notes). A download that does not match is deleted. Returns the weights path.
-    """
-    info = KNOWN[key]
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / info["file"]
-    partial = target.with_suffix(".part")
-    download(url or info["url"], partial, progress)
-    sha, md5 = digests(partial)
-    kind, expected, got = ("SHA-256", sha256.lower(), sha) if sha256 else ("MD5", info["md5"], md5)
-    if got != expected:
-        partial.unlink()
-        raise ValueError(f"{kind} mismatch for {info['file']}: expected {expected}, got {got}; the download was "
-                         "deleted. Check the address (--url) or the hash you gave (--sha256).")
-    partial.replace(target)
-    known = known_local()
-    known[sha] = key
-    (folder / "known.json").write_text(json.dumps(known, indent=2))
-    export_onnx(load_yolov5(target), folder / f"{key}.onnx")
+    """Download a known YOLOv5 checkpoint (``catalog.download``: checked against its pinned hash), load it
+    strictly, export ONNX beside it. Returns the checkpoint's path."""
+    target = download(key, sha256=sha256, url=url, progress=progress)
+    export_onnx(load_yolov5(target), cache_dir() / f"{key}.onnx", KNOWN[key]["input_size"],
+                KNOWN[key].get("thresholds"))
     return target
