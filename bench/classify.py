@@ -22,10 +22,10 @@ Crops come from the bundled sample photos (data/sample), several fixed boxes per
 the JPEG files and end at top-1 labels; "model s" is the model call alone. The default run (8 crops) takes one
 to two and a half minutes on 2 CPU cores shared with other work (the reference needs 3 to 15 s a crop there,
 depending on the load); ``--crops 32 --batch 16`` is the fuller run for a quiet machine. Numbers from a busy
-machine are indicative. On identical inputs the ONNX and torch logits agree to about 1e-5 (printed). With
-random weights the top labels of 2,498 are near ties, so the preprocessings' rare 1/255 rounding steps and
-fp32 noise flip some of them: the bench says how many disagreements go when the reference model is given
-Odin's own crop. Identical top-1 on real crops is a property to confirm with ``--weights``.
+machine are indicative. On identical inputs the ONNX and torch logits agree to about 1e-6 (printed). Where
+two of 2,498 labels nearly tie, the preprocessings' rare 1/255 rounding steps could flip the top one: a
+disagreement is traced to that or to the model path (printed when there is one). With real weights, confirm
+with ``--weights``.
 """
 
 from __future__ import annotations
