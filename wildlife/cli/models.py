@@ -17,7 +17,7 @@ def models() -> None:
 def _known_keys() -> list[str]:
     from wildlife.detect.catalog import KNOWN  # noqa: PLC0415 - free of torch
 
-    return list(KNOWN)
+    return [*KNOWN, "speciesnet"]
 
 
 @models.command("fetch")
@@ -28,7 +28,11 @@ def _known_keys() -> list[str]:
               "release (required for MDv6, published as PyTorch checkpoints only: give your ONNX export).")
 def models_fetch(key, sha256, url):
     """Download a known detection model, verify its hash, cache it (a YOLOv5 checkpoint is also converted to
-    ONNX; an ONNX model gets its sidecar). `scripts/run.py models list --known` lists them."""
+    ONNX; an ONNX model gets its sidecar). `scripts/run.py models list --known` lists them. `speciesnet`:
+    SpeciesNet's release, held to the SHA-256 of the first download (Kaggle publishes none), converted to ONNX."""
+    if key == "speciesnet":
+        _fetch_speciesnet(sha256, url)
+        return
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
 
     from wildlife.detect import catalog  # noqa: PLC0415
@@ -52,6 +56,26 @@ def models_fetch(key, sha256, url):
     console.print(f"[green]cached[/green] {path} and {onnx.with_suffix('.json')}; use --detector {key}")
 
 
+def _fetch_speciesnet(sha256, url):
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
+
+    from wildlife.classify import speciesnet  # noqa: PLC0415
+
+    try:
+        with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                      disable=not console.is_terminal) as bar:
+            task = bar.add_task(f"downloading SpeciesNet v{speciesnet.RELEASE['version']}", total=None)
+            path = speciesnet.fetch(sha256=sha256, url=url,
+                                    progress=lambda n, total: bar.update(task, advance=n, total=total or None))
+    except ValueError as exc:
+        fail(EXIT_USAGE, str(exc))
+    except OSError as exc:
+        fail(EXIT_FAILED, f"download failed ({exc}). This needs internet; on an offline machine copy the release "
+                          f"archive over and use --url file:///path/to/{speciesnet.RELEASE['file']}")
+    console.print(f"[green]cached[/green] {path} with {speciesnet.SIDECAR_FILE}, {speciesnet.LABELS_FILE}, "
+                  f"{speciesnet.GEOFENCE_FILE}; use --classifier speciesnet")
+
+
 @models.command("list")
 @click.option("--known", is_flag=True, help="The models Odin knows, with architecture, size, licence, accuracy.")
 def models_list(known):
@@ -72,7 +96,8 @@ def models_list(known):
     for f in files:
         console.print(f"  {f.name:<24} {f.stat().st_size / 1e6:8.1f} MB")
     if not files:
-        console.print("  (empty: `scripts/run.py models fetch md-v5a` on a machine with internet)")
+        console.print("  (empty: `scripts/run.py models fetch md-v5a` and `models fetch speciesnet` on a machine "
+                      "with internet)")
 
 
 @models.command("export")

@@ -105,12 +105,28 @@ def identify(sha: str, md5: str, path: str | Path) -> tuple[str, str]:
     return f"yolov5:{Path(path).name}", f"sha256:{sha[:12]}"
 
 
+def stream(url: str, target: Path, progress=None) -> None:
+    """``url`` (https://, or file:// for a copy on disk) to ``target``, in 1 MiB blocks; an interrupted
+    download leaves nothing behind."""
+    import urllib.request  # noqa: PLC0415
+
+    request = urllib.request.Request(url, headers={"User-Agent": "odin-wildlife"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp, open(target, "wb") as f:
+            total = int(resp.headers.get("Content-Length") or 0)
+            while block := resp.read(1 << 20):
+                f.write(block)
+                if progress:
+                    progress(len(block), total)
+    except BaseException:
+        Path(target).unlink(missing_ok=True)
+        raise
+
+
 def download(key: str, sha256: str | None = None, url: str | None = None, progress=None) -> Path:
     """Download a known model into the cache, checked against its pinned MD5 or ``sha256`` (required where the
     catalogue pins none); a file that does not match is deleted. Records its SHA-256 in known.json, and writes
     an ONNX model's sidecar (a YOLOv5 checkpoint gets its ONNX and sidecar from ``weights.fetch``)."""
-    import urllib.request  # noqa: PLC0415
-
     info = KNOWN[key]
     if not (url or info["url"]) or not (sha256 or info["md5"]):
         raise ValueError(f"{key} is published as a PyTorch checkpoint only, with no hash Odin can pin. To use it: "
@@ -119,13 +135,7 @@ def download(key: str, sha256: str | None = None, url: str | None = None, progre
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / info["file"]
     partial = target.with_suffix(".part")
-    request = urllib.request.Request(url or info["url"], headers={"User-Agent": "odin-wildlife"})
-    with urllib.request.urlopen(request, timeout=60) as resp, open(partial, "wb") as f:
-        total = int(resp.headers.get("Content-Length") or 0)
-        while block := resp.read(1 << 20):
-            f.write(block)
-            if progress:
-                progress(len(block), total)
+    stream(url or info["url"], partial, progress)
     sha, md5 = digests(partial)
     kind, expected, got = ("SHA-256", sha256.lower(), sha) if sha256 else ("MD5", info["md5"], md5)
     if got != expected:

@@ -108,8 +108,11 @@ class _Unpickler(pickle.Unpickler):
         return self.storages(key, dtype, numel)
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """The unpickled object of a torch zip checkpoint, with tensors real and classes inert."""
+def read_checkpoint(path: str | Path, unpickler: type[pickle.Unpickler] | None = None) -> Any:
+    """The unpickled object of a torch zip checkpoint, with tensors real and classes inert.
+
+    ``unpickler``: a subclass of this module's allow-list unpickler that knows a few more globals (SpeciesNet).
+    """
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         pkl = next((n for n in names if n.endswith("/data.pkl")), None)
@@ -128,7 +131,7 @@ def read_checkpoint(path: str | Path) -> Any:
             raw = zf.read(f"{root}data/{key}")
             return torch.from_numpy(np.frombuffer(raw, dtype=_np_dtype(dtype)).copy())
 
-        return _Unpickler(zf.read(pkl), storage).load()
+        return (unpickler or _Unpickler)(zf.read(pkl), storage).load()
 
 
 def _np_dtype(dtype: torch.dtype):
