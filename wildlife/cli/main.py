@@ -310,8 +310,12 @@ def _summary(report: dict) -> None:
         console.print(f"  {uri}")
     failed = s0["failed"] + s1["failed"]
     images = next(u for u in files if u.endswith("images.parquet"))
+    frames = s1.get("video_frames") or 0  # photos_ok counts videos too: a video is one media file
+    read = f"{s0['photos_ok']} photos read"
+    if frames:
+        read = f"{s0['photos_ok']} files read ({frames} video frames sampled)"
     console.print(
-        f"[bold green]done[/bold green] run {report['session_id']}: {s0['photos_ok']} photos read, "
+        f"[bold green]done[/bold green] run {report['session_id']}: {read}, "
         f"{failed} failed ({s0['failed']} reading + {s1['failed']} detecting), {s0['skipped']} skipped; "
         f"{s1['with_detections']} with detections ({s1['detector']['name']}); {s2['events']} events, "
         f"{s2['independent_events']} independent."
