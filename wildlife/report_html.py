@@ -108,7 +108,7 @@ def _left_out(times: facts.Times, placed: facts.PlacedEvents, photos_ok: int) ->
                      f"({html.escape(_counts(times.left_out_by_flag))})")
     if placed.left_out:
         parts.append(f"{placed.left_out} event(s) none of whose photos has a trusted time")
-    return (f'<p class="caution" id="left-out">Left out of activity, timeline and camera-days: {" and ".join(parts)}. '
+    return (f'<p class="caution" id="left-out">Left out of activity, timeline and days spanned: {" and ".join(parts)}. '
             f'They are still in images.parquet with their clock flags (see <a href="#clock-flags">clock flags</a>).'
             f'</p>')
 
@@ -257,9 +257,11 @@ first photo with a trusted time. Boxes and photos are not counted: one visit is 
                         {s["deployment"]: per_dep.get(s["deployment"], Counter()) for s in summary}, "records"),
          len(summary))}</section>
 <section><h2>Deployments</h2>
-<p class="note">Camera-days from <i>window</i>: the deployment window, where the deployments table gives both
-ends; from <i>photos</i>: the calendar days from the first to the last photo with a trusted time, both counted.</p>
-{_table(["deployment", "photos", "untrusted times", "camera-days", "camera-days from", "events",
+<p class="note">Days spanned, from <i>window</i>: the deployment window, where the deployments table gives both
+ends; from <i>photos</i>: the calendar days from the first to the last photo with a trusted time, both counted.
+These are the days the camera was out, not the days it worked: the trap-nights (effort, after problem periods,
+clock resets and long silences are cut) are under <a href="#effort-table">Camera effort</a>.</p>
+{_table(["deployment", "photos", "untrusted times", "days spanned", "days from", "events",
          "independent events", "failed files"], [list(s.values()) for s in summary], "deployment-summary")}</section>
 {report_answers.section(report)}
 <section><h2>Events on a timeline (UTC dates)</h2><p class="note">Faded: not an independent record.</p>
