@@ -32,6 +32,26 @@ def odin(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def debian_binary(package: str, *names: str) -> str:
+    """The path of a program (the first of ``names`` on PATH) that Debian's ``package`` provides, installed with
+    apt-get when missing and possible (root); else the calling test is skipped, saying why."""
+    found = next(filter(None, map(shutil.which, names)), None)
+    if found:
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        pytest.skip(f"{names[0]} is not installed and cannot be installed here (Debian's {package} needs root "
+                    "and apt-get)")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                              env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        if done.returncode != 0:
+            pytest.skip(f"could not install Debian's {package}: {' '.join(cmd)} said {done.stderr[-300:]}")
+    found = next(filter(None, map(shutil.which, names)), None)
+    if not found:
+        pytest.skip(f"Debian's {package} installed but no {' or '.join(names)} on PATH")
+    return found
+
+
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory) -> Path:
     """The bundled sample photos through the whole pipeline, once per test session."""

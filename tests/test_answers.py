@@ -143,7 +143,7 @@ def test_camera_operation_matrix_is_camtrapr_layout_with_na_outside_each_window(
     b = effort.deployment_effort(dep_row("B", t(3), t(6)), daily_photos("B", [3, 4, 5, 6]), UTC0)
     answers = tables.Answers([a, b], [], [], occasion_days=2)
     rows = read_csv(tables.files(answers)["camera_operation.csv"])
-    assert rows[0] == ["", "2021-04-01", "2021-04-02", "2021-04-03", "2021-04-04", "2021-04-05", "2021-04-06"]
+    assert rows[0] == ["2021-04-01", "2021-04-02", "2021-04-03", "2021-04-04", "2021-04-05", "2021-04-06"]
     assert rows[1] == ["A", "0.5", "1", "1", "0.5", "NA", "NA"]
     assert rows[2] == ["B", "NA", "NA", "0.5", "1", "1", "0.5"]
     eff = {r[0]: r for r in read_csv(tables.files(answers)["effort.csv"])}
@@ -203,7 +203,7 @@ def test_detection_history_has_na_where_the_camera_did_not_operate():
 
     out = tables.files(tables.Answers([a, b], recs, [], occasion_days=5))
     rows = read_csv(out["detection_histories/Vulpes_vulpes.csv"])
-    assert rows == [["", "o1", "o2", "o3", "o4", "o5", "o6"], ["A", "1", "NA", "NA", "NA", "NA", "1"],
+    assert rows == [["o1", "o2", "o3", "o4", "o5", "o6"], ["A", "1", "NA", "NA", "NA", "NA", "1"],
                     ["B", "0", "1", "NA", "NA", "NA", "NA"]]
     index = read_csv(out["detection_histories/index.csv"])
     assert index[1] == ["Vulpes vulpes", "Vulpes_vulpes.csv", "2", "2", "1"]

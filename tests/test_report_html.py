@@ -5,15 +5,14 @@ Chromium): plots drawn, thumbnails decoded, no label over another at 100 deploym
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import debian_binary
 
 from wildlife import report_html, stage2
 from wildlife.deployments import Deployment
@@ -25,20 +24,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """Debian's chromium; installed here when missing and possible, else the test is skipped with why."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip("headless Chromium is not installed and cannot be installed here (needs root and apt-get)")
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
-                              env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        if done.returncode != 0:
-            pytest.skip(f"could not install Debian's chromium: {' '.join(cmd)} said {done.stderr[-300:]}")
-    found = shutil.which("chromium")
-    if not found:
-        pytest.skip("Debian's chromium installed but no chromium binary on PATH")
-    return found
+    return debian_binary("chromium", "chromium", "chromium-browser")
 
 
 def _dom(chromium: str, page: Path, profile: Path) -> str:

@@ -2,7 +2,9 @@
 
 CSV because R (``read.csv``) and Python (``pandas.read_csv``) read it as it is; empty values are written
 ``NA``, which both read as missing. Matrices (camera operation, detection histories) carry the deployment ids
-as row names: an unnamed first column.
+as row names the way R's ``write.table`` writes them: a first column without a header (the header row is one
+field shorter), which ``read.csv`` takes as row names as text. With an empty header cell instead, R converts
+the column first: deployments ``001``, ``002`` came back as row names ``1``, ``2`` (tests/test_r_reads.py).
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
     return sink.getvalue().encode()
 
 
+def matrix_csv(columns: list[str], ids: list[str], rows: list[list[Any]]) -> bytes:
+    """A matrix with deployment ids as row names (see the module's docstring); without columns (no day of
+    effort) the header is one empty name, as a header line cannot be shorter than nothing."""
+    return csv_bytes(columns or [""], [[i, *row] for i, row in zip(ids, rows, strict=True)])
+
+
 def _records_csv(rows: list[dict[str, Any]], header: list[str]) -> bytes:
     return csv_bytes(header, [[r[k] for k in header] for r in rows])
 
@@ -124,17 +132,16 @@ def files(answers: Answers) -> dict[str, bytes]:
     rows = effort.effort_rows(answers.efforts)
     out["effort.csv"] = _records_csv(rows, list(rows[0]) if rows else ["deployment_id"])
     ids, days, matrix = effort.operation_matrix(answers.efforts)
-    out["camera_operation.csv"] = csv_bytes(["", *(d.isoformat() for d in days)],
-                                            [[i, *row] for i, row in zip(ids, matrix, strict=True)])
+    out["camera_operation.csv"] = matrix_csv([d.isoformat() for d in days], ids, matrix)
     rai = abundance.rai_rows(answers.efforts, answers.records)
     out["rai.csv"] = _records_csv(rai, ["deployment_id", "taxon", "records", "records_outside_effort",
                                         "trap_nights", "rai"])
     L = answers.occasion_days
     eff = occupancy.effort_matrix(answers.efforts, L)
     width = len(eff[0]) if eff else 0
-    header = ["", *(f"o{k + 1}" for k in range(width))]
+    header = [f"o{k + 1}" for k in range(width)]
     ids = [e.deployment_id for e in answers.efforts]
-    out[f"{HISTORIES}/effort.csv"] = csv_bytes(header, [[i, *row] for i, row in zip(ids, eff, strict=True)])
+    out[f"{HISTORIES}/effort.csv"] = matrix_csv(header, ids, eff)
     index, used = [], set()
     histories = occupancy.detection_histories(answers.efforts, answers.records, answers.taxa, L)
     for taxon, hist in histories.items():
@@ -142,7 +149,7 @@ def files(answers: Answers) -> dict[str, bytes]:
         while name in used or name in ("effort", "index"):
             name += "_"
         used.add(name)
-        out[f"{HISTORIES}/{name}.csv"] = csv_bytes(header, [[i, *row] for i, row in zip(ids, hist, strict=True)])
+        out[f"{HISTORIES}/{name}.csv"] = matrix_csv(header, ids, hist)
         detected = sum(any(v == 1 for v in row) for row in hist)
         surveyed = sum(any(v is not None for v in row) for row in hist)
         index.append([taxon, f"{name}.csv", surveyed, detected,
