@@ -172,6 +172,14 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
 
     run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
     publishing.load(run_input.project_uri)  # a bad project file is exit 2 before anything starts or is uploaded
+    if run_input.country:
+        from wildlife import geo  # noqa: PLC0415
+
+        geo.place_code(run_input.country)  # and so is a misspelt --country (DK for DNK): no run folder is left
+    if target != "local" and run_input.classifier.endswith(".onnx"):
+        raise InputError(f"--classifier {run_input.classifier}: a model file on this machine cannot run on {target}",
+                         hint="On AWS Stage 1 runs in the detector image, which holds SpeciesNet: use --classifier "
+                              "auto or speciesnet (or none), or build the image with your model.")
     if target != "local" and resume:
         raise InputError(f"--resume continues a local run; a run on {target} is resumed by running it again",
                          hint="On AWS each run is its own execution: photos already uploaded are not sent again.")
