@@ -16,6 +16,8 @@ from typing import Any
 from wildlife.asl import DEFAULT_PRIORITY
 from wildlife.errors import InputError
 
+HUMANS = ("blur", "drop", "keep")  # --humans: what happens to people and vehicles in what Odin writes
+
 
 def _f(default: Any, help: str, *, changeable: bool = False, first_read_by: str | None = None):
     """A field: ``changeable`` on ``--resume``; ``first_read_by``: the first stage that reads it, from which

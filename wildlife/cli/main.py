@@ -25,7 +25,7 @@ from wildlife.errors import InputError
 from wildlife.graph import GRAPH
 from wildlife.presets import NAMES as PRESET_NAMES
 from wildlife.progress import console
-from wildlife.runinput import RunInput
+from wildlife.runinput import HUMANS, RunInput
 
 
 @click.group(cls=OdinGroup, help=__doc__)
@@ -157,7 +157,7 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
               help="Photos per checkpoint in the looping stages.")
 @_opt("--priority", name="priority", type=click.Choice(list(QUEUE_PRIORITIES)))
 @_opt("--country", name="country")
-@_opt("--humans", name="humans", type=click.Choice(["blur", "drop", "keep"]))
+@_opt("--humans", name="humans", type=click.Choice(HUMANS))
 @_opt("--occasion-days", name="occasion_days", type=click.IntRange(min=1))
 @_opt("--project", name="project_uri")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
