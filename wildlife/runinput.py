@@ -27,7 +27,7 @@ def _f(default: Any, help: str, *, changeable: bool = False, first_read_by: str 
 
 @dataclass(frozen=True)
 class RunInput:
-    input_uri: str = _f(None, "Folder or s3:// prefix of photos.")
+    input_uri: str = _f(None, "Folder or s3:// prefix of photos and videos.")
     output_uri: str = _f(None, "Folder or s3:// prefix for the results.")
     budget_dkk: float = _f(None, "Hard budget in DKK.", changeable=True)
     target: str = _f("local", "Where to run: this machine, LocalStack, or AWS.")

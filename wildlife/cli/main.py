@@ -5,7 +5,7 @@ Exit codes:
   0    done
   1    failed (the run state is saved: fix the cause and re-run with --resume), a service that does not
        answer, or an internal error (re-run with --debug and report it)
-  2    bad usage or input: nothing was started (this includes an input folder with no photo files)
+  2    bad usage or input: nothing was started (this includes an input folder with no photo or video files)
   3    budget exceeded (money or --max-job-duration); nothing was started
   130  interrupted (Ctrl-C); finished work is checkpointed: re-run with --resume
 """
@@ -166,7 +166,7 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs.
 
     The run's warnings and a final line with its status end the output, whatever the outcome. An input
-    folder with no photo files is refused (exit 2) before anything is written.
+    folder with no photo or video files is refused (exit 2) before anything is written.
     """
     from wildlife import runner  # noqa: PLC0415
 
@@ -235,7 +235,7 @@ def stage(name, output_uri, checkpoint_every, **changes):
 
 
 def _has_photos(folder: str) -> None:
-    """Refuse (exit 2, nothing written) a local input folder without a single photo file. Stops at the first
+    """Refuse (exit 2, nothing written) a local input folder without a single photo or video file. Stops at the first
     photo; a linked or unreadable folder is left to the run, which lists what it finds there."""
     from wildlife.stage0 import PHOTO_EXTENSIONS  # noqa: PLC0415
     from wildlife.video import VIDEO_EXTENSIONS  # noqa: PLC0415
@@ -249,10 +249,10 @@ def _has_photos(folder: str) -> None:
             return
         files += len(names)
     if not unsure:
-        raise InputError(f"no photo files found under {folder}: {files} file(s), none of them photos "
-                         f"({', '.join(sorted(PHOTO_EXTENSIONS))}). Nothing to do.",
-                         hint="Check --input: it should be the folder of the camera's photos (its subfolders "
-                              "are read too).")
+        raise InputError(f"no photo files found under {folder}: {files} file(s), none of them photos or videos "
+                         f"({', '.join(sorted(media))}). Nothing to do.",
+                         hint="Check --input: it should be the folder of the camera's photos and videos (its "
+                              "subfolders are read too).")
 
 
 def _ended(report: dict) -> None:
