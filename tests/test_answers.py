@@ -376,3 +376,22 @@ def test_a_run_writes_the_answers_and_lists_them(sample_run: Path):
     row = dict(zip(acts[0], acts[1], strict=True))
     assert row["local_time"] == "2021-04-11T20:43:09" and float(row["clock_hour"]) == pytest.approx(20.7192, 1e-4)
     assert 18 < float(row["sun_hour"]) < 24
+
+
+def test_the_days_before_the_first_photo_are_effort_however_many():
+    """Regression: the silence rule cut set-up -> first photo, 15 of the sample's 22 days, tripling its RAI. The
+    issue's rule is the last photo before a long silence; a camera that has not fired yet has not failed."""
+    photos = daily_photos("A", [20, 25, 30])  # set up 1 April 12:00, first photo 20 April
+    e = effort.deployment_effort(dep_row("A", t(1), t(30)), photos, UTC0)
+    assert e.cuts == [] and e.trap_nights == 29.0
+    silent = effort.deployment_effort(dep_row("A", t(1), t(30)), daily_photos("A", [2, 3]), UTC0)
+    assert silent.trap_nights == 2.0 and "silence" in silent.cuts[0][2]  # after the last photo: cut as before
+
+
+def test_deployments_with_no_files_in_the_input_are_named_as_such():
+    deps = pa.Table.from_pylist([dep_row("A", t(1), t(10), [t(1), t(10)]), dep_row("B", t(1), t(10))],
+                                schema=DEPLOYMENTS_SCHEMA)
+    answers = tables.compute(pa.Table.from_pylist(daily_photos("A", range(1, 11))), pa.Table.from_pylist([]), deps,
+                             None, occasion_days=7)
+    assert any(w.startswith("1 deployment(s) count no trap-night (B): the deployments table lists them but this "
+                            "input holds none of their files") for w in answers.warnings), answers.warnings

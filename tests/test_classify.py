@@ -367,3 +367,14 @@ def test_the_geofence_is_handed_to_stage_2_as_read(tmp_path):
                                                            "labels": COLOUR_LABELS, "geofence": fence}
     stage1.write_rules(str(tmp_path / "stage1"), None)  # a later run without a classifier leaves none behind
     assert stage1.read_rules(str(tmp_path / "stage1")) is None
+
+
+def test_a_classifier_file_on_this_machine_is_refused_for_aws_before_anything_is_uploaded(tmp_path):
+    """Regression: a local ``--classifier PATH.onnx`` went to the AWS execution input, where the detector image
+    cannot see the file; Stage 1 would fail there after the upload and the wait for a GPU."""
+    model = tmp_path / "mine.onnx"
+    model.write_bytes(b"not read: refused before")
+    result = odin("run", "--target", "aws", "--input", str(SAMPLE / "photos"), "--output", "s3://nowhere/out",
+                  "--budget", "5", "--classifier", str(model))
+    assert result.returncode == 2, result.stderr
+    assert "cannot run on aws" in result.stderr and "--classifier auto or speciesnet" in result.stderr

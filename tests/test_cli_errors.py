@@ -67,7 +67,7 @@ def test_a_folder_without_photos_says_so_and_exits_2(tmp_path):
     (photos / "index.csv").write_text("a,b\n")
     result = _run(out, *QUICK, photos=photos)
     assert result.returncode == 2, result.stderr
-    assert f"no photo files found under {photos}: 2 file(s), none of them photos" in result.stderr
+    assert f"no photo files found under {photos}: 2 file(s), none of them photos or videos" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
 
 

@@ -114,3 +114,4 @@ def test_run_refuses_a_two_letter_country_before_any_work(tmp_path):
                   "--detector", "motion", "--weather-provider", "none", "--country", "DK")
     assert result.returncode == 2, result.stderr
     assert "DNK" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()  # exit 2 means nothing started: a re-run with DNK needs no clean-up

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from conftest import SAMPLE, odin
+from conftest import ROOT, SAMPLE, odin
 
 from wildlife import budget, costopt, detect, presets
 from wildlife.detect import catalog, engine
@@ -219,8 +219,11 @@ def test_cost_optimize_picks_the_cheapest_option_within_budget_and_deadline():
     slow = next(o for o in every if (o.instance_type, o.use_spot, o.preset) == ("slow.cheap", True, "accurate"))
     assert slow.estimate.rates["parallel_jobs"] == 5
     assert slow.estimate.wall_time_s == pytest.approx(240 + photos * 10 / 5 + photos * 0.003)
-    best = costopt.cheapest(every)  # no deadline: the cheap instance, spot, the fast preset
-    assert (best.instance_type, best.use_spot, best.preset) == ("slow.cheap", True, "fast")
+    best = costopt.cheapest(every)  # no deadline: the cheap instance, spot, the preset the stock image runs
+    assert (best.instance_type, best.use_spot, best.preset) == ("slow.cheap", True, "accurate")
+    fast = next(o for o in every if (o.instance_type, o.use_spot, o.preset) == ("slow.cheap", True, "fast"))
+    assert fast.estimate.total_dkk < best.estimate.total_dkk and not fast.feasible  # cheaper, but not in the image
+    assert not fast.in_stock_image and fast.within_budget and fast.within_deadline
     accurate = costopt.options(photos, 10**10, prices, 100, 2 * 3600, ("accurate",))
     best = costopt.cheapest(accurate)  # MDv5a on the slow CPU takes 5.6 h: only the GPU meets 2 h
     assert (best.instance_type, best.use_spot, best.preset) == ("fast.dear", True, "accurate")
@@ -244,3 +247,12 @@ def test_cost_optimize_prints_the_run_command_or_says_nothing_fits(tmp_path):
     refused = odin(*args, "--budget", "0.001", "--deadline", "2h")
     assert refused.returncode == 3 and "no option meets the budget 0.001 DKK" in " ".join(refused.stderr.split())
     assert refused.stdout == ""
+
+
+def test_the_stock_image_model_is_what_the_aws_images_bake_in():
+    """Regression: cost optimize recommended --speed fast, whose model the stock AWS image does not hold: the
+    recommended run would fail in Batch. The images' ARG MODEL default and the catalogue's fact are one."""
+    for dockerfile in ("images/detector/Dockerfile", "images/detector-cpu/Dockerfile"):
+        defaults = set(re.findall(r"^ARG MODEL=(\S+)$", (ROOT / dockerfile).read_text(), re.M))
+        assert defaults == {catalog.STOCK_IMAGE_MODEL}, dockerfile
+

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wildlife import budget
+from wildlife.detect.catalog import STOCK_IMAGE_MODEL
 from wildlife.presets import PRESETS
 from wildlife.runinput import RunInput
 
@@ -23,8 +24,13 @@ class Option:
     within_deadline: bool
 
     @property
+    def in_stock_image(self) -> bool:
+        """Whether the stock AWS image holds the preset's model (else it needs an image built with it)."""
+        return PRESETS[self.preset].model == STOCK_IMAGE_MODEL
+
+    @property
     def feasible(self) -> bool:
-        return self.within_budget and self.within_deadline
+        return self.within_budget and self.within_deadline and self.in_stock_image
 
 
 def options(photos: int, total_bytes: int, prices: dict[str, Any], budget_dkk: float, deadline_s: float | None,

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from wildlife.errors import InputError
-from wildlife.runinput import RunInput
+from wildlife.runinput import HUMANS, RunInput
 
-MODES = ("blur", "drop", "keep")
+MODES = HUMANS  # the run input's choices
 CATEGORIES = ("person", "vehicle")
 WITHHELD = "withheld"  # media.filePath of a photo whose file is withheld
 MARGIN = 0.1  # each blurred box grows by this share of its size on every side: limbs and edges stay covered

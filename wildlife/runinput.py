@@ -16,6 +16,8 @@ from typing import Any
 from wildlife.asl import DEFAULT_PRIORITY
 from wildlife.errors import InputError
 
+HUMANS = ("blur", "drop", "keep")  # --humans: what happens to people and vehicles in what Odin writes
+
 
 def _f(default: Any, help: str, *, changeable: bool = False, first_read_by: str | None = None):
     """A field: ``changeable`` on ``--resume``; ``first_read_by``: the first stage that reads it, from which
@@ -25,7 +27,7 @@ def _f(default: Any, help: str, *, changeable: bool = False, first_read_by: str 
 
 @dataclass(frozen=True)
 class RunInput:
-    input_uri: str = _f(None, "Folder or s3:// prefix of photos.")
+    input_uri: str = _f(None, "Folder or s3:// prefix of photos and videos.")
     output_uri: str = _f(None, "Folder or s3:// prefix for the results.")
     budget_dkk: float = _f(None, "Hard budget in DKK.", changeable=True)
     target: str = _f("local", "Where to run: this machine, LocalStack, or AWS.")

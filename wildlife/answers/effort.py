@@ -10,7 +10,9 @@ the camera counts as *not* operating:
   before the reset photos (in file order: cameras number their files) to the first trusted photo after them,
   or the window's end; those photos cannot be placed in time, so their days give no usable effort;
 * during a silence: no photo for more than ``SILENCE_DAYS`` days, from the last photo before it to the first
-  photo after it (or the window's edges); a window without any photo is silent throughout. Odin's rule, not a
+  photo after it (or the window's end); a window without any photo is silent throughout. The days between
+  set-up and the first photo are not cut, however many: a camera that has fired has shown it works, one that
+  has not yet fired has shown nothing either way, and the field counts the window. Odin's rule, not a
   field standard: a camera that stops firing for two weeks has far more often failed (battery, full card,
   knocked over) than seen nothing; each cut is listed in ``effort.csv`` so a user can judge it.
 
@@ -99,7 +101,7 @@ def _silence_cuts(times: list[datetime], window: Interval, silence_days: float) 
     if not inside:
         return [(window[0], window[1], "no photo with a trusted time in the window (camera failed, or its photos "
                                        "are not in this run's input)")]
-    points = [window[0], *inside, window[1]]
+    points = [*inside, window[1]]  # from the last photo before a silence: the days before the first photo count
     cuts = []
     for a, b in itertools.pairwise(points):
         days = (b - a).total_seconds() / 86400

@@ -65,9 +65,12 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
         if e.window is None:
             warnings.append(f"deployment {e.deployment_id}: no effort ({e.window_source})")
     silent = [e.deployment_id for e in efforts if e.window and not e.operating]
-    if silent:
-        warnings.append(f"{len(silent)} deployment(s) count no trap-night ({', '.join(silent[:10])}"
-                        f"{', ...' if len(silent) > 10 else ''}): answers/effort.csv column cuts says why")
+    absent = [d for d in silent if d not in photos]  # in the deployments table, not in this input
+    for ids, why in ((absent, "the deployments table lists them but this input holds none of their files"),
+                     ([d for d in silent if d in photos], "answers/effort.csv column cuts says why")):
+        if ids:
+            warnings.append(f"{len(ids)} deployment(s) count no trap-night ({', '.join(ids[:10])}"
+                            f"{', ...' if len(ids) > 10 else ''}): {why}")
     recs = abundance.records(clusters.to_pylist())
     known = {e.deployment_id: e for e in efforts}
     nowhere = sum(r["deployment_id"] not in known for r in recs)

@@ -2,7 +2,7 @@
 crop and what its outputs mean. Any ONNX classifier with one runs in Stage 1 (SpeciesNet as converted by
 ``models fetch speciesnet``, DeepFaune, a user's fine-tuned model)::
 
-    {"kind": "classifier", "name": "speciesnet", "version": "4.0.1a",
+    {"kind": "classifier", "name": "speciesnet", "version": "4.0.3a",
      "input_size": 480, "layout": "nhwc",          # or "nchw"
      "crop": "box",                                # the detection box is cut from the photo
      "resize": "stretch",                          # or "letterbox" (long side to input_size, black padding)

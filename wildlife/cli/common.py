@@ -13,6 +13,7 @@ from rich.markup import escape
 from wildlife import budget
 from wildlife.errors import OdinError
 from wildlife.progress import console
+from wildlife.runinput import RunInput
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
@@ -76,12 +77,17 @@ def fail(code: int, message: str, hint: str | None = None) -> NoReturn:
 
 
 def estimate_for(input_uri, max_images, target, detector, use_spot, instance_type, prices_uri, manifest=None,
-                 classifier="none", expected_empty_share=0.7, video_sample=None):
+                 classifier=None, expected_empty_share=None, video_sample=None):
     """The estimate ``run`` would make: for a local run, with this machine's rates timed on the first photos.
     ``manifest``: the input's listing when the caller has it (the cloud path uploads exactly its photos);
     ``classifier`` and ``expected_empty_share``: the run's, for the classification line; ``video_sample``:
     the run's, a video counting as its sampled frames."""
     from wildlife import calibration, stage0, video_results  # noqa: PLC0415
+
+    classifier = classifier or RunInput.default("classifier")  # unset: the run's own defaults
+    expected_empty_share = RunInput.default("expected_empty_share") if expected_empty_share is None \
+        else expected_empty_share
+    video_sample = video_sample or RunInput.default("video_sample")
     from wildlife.detect import DetectorUnavailable  # noqa: PLC0415
     from wildlife.events import EventRules  # noqa: PLC0415
 

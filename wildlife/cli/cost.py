@@ -64,7 +64,9 @@ def optimize(input_uri, budget_dkk, deadline_s, max_images, speeds, output_uri, 
     order += [n for n in presets.NAMES if n not in order]
     for o in sorted(rows, key=lambda o: (order.index(o.preset), o.estimate.total_dkk, o.estimate.wall_time_s)):
         fits = "yes" if o.feasible else ", ".join(
-            [w for w, ok in (("over budget", o.within_budget), ("too slow", o.within_deadline)) if not ok])
+            [w for w, ok in (("over budget", o.within_budget), ("too slow", o.within_deadline),
+                             (f"needs an image built with MODEL={presets.PRESETS[o.preset].model}", o.in_stock_image))
+             if not ok])
         console.print(f"  {'*' if o is best else ' ':2}{o.preset:<9} {o.instance_type:<13} "
                       f"{'spot' if o.use_spot else 'on-demand':<10} {o.estimate.rates['parallel_jobs']:>4} "
                       f"{o.estimate.wall_time_s:>9,.0f}s {o.estimate.total_dkk:>9.2f}  {fits}")

@@ -6,7 +6,7 @@ import click
 
 from wildlife.errors import InputError
 from wildlife.progress import console
-from wildlife.runinput import RunInput
+from wildlife.runinput import HUMANS, RunInput
 
 
 @click.group()
@@ -17,7 +17,7 @@ def export() -> None:
 @export.command("annotated")
 @click.option("--run", "run_uri", required=True, help="The --output of a finished run (folder or s3:// prefix).")
 @click.option("--output", "output_uri", required=True, help="Folder or s3:// prefix for the annotated copies.")
-@click.option("--humans", type=click.Choice(["blur", "drop", "keep"]), default=None,
+@click.option("--humans", type=click.Choice(HUMANS), default=None,
               help="People and vehicles: blur, drop (not written) or keep. Default: the run's --humans.")
 @click.option("--all", "every_photo", is_flag=True, help="Also photos without a positive box (copied unmarked).")
 def annotated(run_uri, output_uri, humans, every_photo):

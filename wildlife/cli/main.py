@@ -5,7 +5,7 @@ Exit codes:
   0    done
   1    failed (the run state is saved: fix the cause and re-run with --resume), a service that does not
        answer, or an internal error (re-run with --debug and report it)
-  2    bad usage or input: nothing was started (this includes an input folder with no photo files)
+  2    bad usage or input: nothing was started (this includes an input folder with no photo or video files)
   3    budget exceeded (money or --max-job-duration); nothing was started
   130  interrupted (Ctrl-C); finished work is checkpointed: re-run with --resume
 """
@@ -25,7 +25,7 @@ from wildlife.errors import InputError
 from wildlife.graph import GRAPH
 from wildlife.presets import NAMES as PRESET_NAMES
 from wildlife.progress import console
-from wildlife.runinput import RunInput
+from wildlife.runinput import HUMANS, RunInput
 
 
 @click.group(cls=OdinGroup, help=__doc__)
@@ -157,7 +157,7 @@ def estimate(input_uri, budget_dkk, target, use_spot, max_images, max_job_durati
               help="Photos per checkpoint in the looping stages.")
 @_opt("--priority", name="priority", type=click.Choice(list(QUEUE_PRIORITIES)))
 @_opt("--country", name="country")
-@_opt("--humans", name="humans", type=click.Choice(["blur", "drop", "keep"]))
+@_opt("--humans", name="humans", type=click.Choice(HUMANS))
 @_opt("--occasion-days", name="occasion_days", type=click.IntRange(min=1))
 @_opt("--project", name="project_uri")
 def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, detector, instance_type,
@@ -166,12 +166,20 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     """Run the pipeline: budget guard, EXIF + clock, detection, sequences, outputs.
 
     The run's warnings and a final line with its status end the output, whatever the outcome. An input
-    folder with no photo files is refused (exit 2) before anything is written.
+    folder with no photo or video files is refused (exit 2) before anything is written.
     """
     from wildlife import runner  # noqa: PLC0415
 
     run_input = RunInput.from_options(click.get_current_context().params)  # the one run input, for every target
     publishing.load(run_input.project_uri)  # a bad project file is exit 2 before anything starts or is uploaded
+    if run_input.country:
+        from wildlife import geo  # noqa: PLC0415
+
+        geo.place_code(run_input.country)  # and so is a misspelt --country (DK for DNK): no run folder is left
+    if target != "local" and run_input.classifier.endswith(".onnx"):
+        raise InputError(f"--classifier {run_input.classifier}: a model file on this machine cannot run on {target}",
+                         hint="On AWS Stage 1 runs in the detector image, which holds SpeciesNet: use --classifier "
+                              "auto or speciesnet (or none), or build the image with your model.")
     if target != "local" and resume:
         raise InputError(f"--resume continues a local run; a run on {target} is resumed by running it again",
                          hint="On AWS each run is its own execution: photos already uploaded are not sent again.")
@@ -227,7 +235,7 @@ def stage(name, output_uri, checkpoint_every, **changes):
 
 
 def _has_photos(folder: str) -> None:
-    """Refuse (exit 2, nothing written) a local input folder without a single photo file. Stops at the first
+    """Refuse (exit 2, nothing written) a local input folder without a single photo or video file. Stops at the first
     photo; a linked or unreadable folder is left to the run, which lists what it finds there."""
     from wildlife.stage0 import PHOTO_EXTENSIONS  # noqa: PLC0415
     from wildlife.video import VIDEO_EXTENSIONS  # noqa: PLC0415
@@ -241,10 +249,10 @@ def _has_photos(folder: str) -> None:
             return
         files += len(names)
     if not unsure:
-        raise InputError(f"no photo files found under {folder}: {files} file(s), none of them photos "
-                         f"({', '.join(sorted(PHOTO_EXTENSIONS))}). Nothing to do.",
-                         hint="Check --input: it should be the folder of the camera's photos (its subfolders "
-                              "are read too).")
+        raise InputError(f"no photo files found under {folder}: {files} file(s), none of them photos or videos "
+                         f"({', '.join(sorted(media))}). Nothing to do.",
+                         hint="Check --input: it should be the folder of the camera's photos and videos (its "
+                              "subfolders are read too).")
 
 
 def _ended(report: dict) -> None:

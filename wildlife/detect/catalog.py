@@ -74,6 +74,11 @@ def fetch_hint(key: str) -> str:
             f"`scripts/run.py models fetch {key} --url file:///path/to/export.onnx --sha256 HASH`")
 
 
+# The detector the stock AWS images bake in (images/detector*/Dockerfile ``ARG MODEL``; a test holds them
+# together): a preset naming another model runs on AWS only from an image built with ``MODEL=<its key>``.
+STOCK_IMAGE_MODEL = "md-v5a"
+
+
 def cache_dir() -> Path:
     if os.environ.get("ODIN_MODELS"):
         return Path(os.environ["ODIN_MODELS"])
