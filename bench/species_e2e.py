@@ -20,9 +20,12 @@ postprocessing: every candidate's objectness set to 0 but one, which becomes a 0
 classifier: keeping the decoded photo, cutting and resizing the crop, and the EfficientNetV2-M inference.
 
 Rounds alternate (without, with, without, ...) so a machine that gets busier slows both alike; cells are the
-median over rounds with [min-max]; "% added" is per round. The default (MDv5, 4 photos, 3 rounds) takes about
-3 to 4 minutes on a 2-core machine, most of it building, calibrating and exporting the two random models.
-On a shared machine the numbers are indicative.
+median over rounds with [min-max]; "% added" is per round, and again from the parts of the run with the
+classifier alone (its own seconds over the rest of that run), which load drifting between runs cannot skew:
+on a shared machine MDv5's time moves between runs by more than the classifier adds. The default (MDv5, 3
+photos, 2 rounds) took 160 to 220 s on this project's busy 2-core machine, half of it building, calibrating and
+exporting the two random models; ``--detector-size 640`` under a minute. Numbers from a shared machine are
+indicative.
 """
 
 from __future__ import annotations
