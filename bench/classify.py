@@ -151,6 +151,28 @@ def odin_classify(classifier, work, batch: int) -> tuple[float, float, list[tupl
     return time.perf_counter() - start, model_s, top1
 
 
+def odin_classifier(folder: Path, weights: str | None = None):
+    """(torch model, its ONNX file, Stage 1's ``runtime.Classifier`` on it) in ``folder``: SpeciesNet's release
+    converted as ``models fetch speciesnet`` does (``weights``), or random calibrated EfficientNetV2-M weights
+    with placeholder labels. ``bench/species_e2e.py`` uses it too."""
+    if weights:
+        release = speciesnet.read_release(speciesnet.unpack(Path(weights), folder / "release"))
+        model = safeload.load_classifier(release.classifier, len(release.labels))
+        labels = release.labels
+    else:
+        torch.manual_seed(0)
+        sample = np.stack([rough_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
+                           for p, box in jobs(16 * 9)[::9]])  # 16 crops, every box kind
+        model = calibrated(effnetv2.EfficientNetV2(NUM_LABELS).eval(), sample)
+        labels = [f"{i:08d}-0000-0000-0000-000000000000;;;;;;label {i}" for i in range(NUM_LABELS)]
+    onnx_path = speciesnet.export_onnx(model, folder / speciesnet.ONNX_FILE)
+    (folder / speciesnet.LABELS_FILE).write_text("\n".join(labels) + "\n")
+    (folder / speciesnet.GEOFENCE_FILE).write_text("{}")
+    side_path = folder / speciesnet.SIDECAR_FILE
+    side_path.write_text(json.dumps(speciesnet.sidecar("bench", None)))
+    return model, onnx_path, runtime.Classifier(onnx_path, sidecar.read(side_path))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--crops", type=int, default=8)
@@ -164,22 +186,7 @@ def main():
     work = jobs(args.crops)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        if args.weights:
-            release = speciesnet.read_release(speciesnet.unpack(Path(args.weights), Path(tmp) / "release"))
-            model = safeload.load_classifier(release.classifier, len(release.labels))
-        else:
-            torch.manual_seed(0)
-            sample = np.stack([rough_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
-                               for p, box in jobs(16 * 9)[::9]])  # 16 crops, every box kind
-            model = calibrated(effnetv2.EfficientNetV2(NUM_LABELS).eval(), sample)
-        onnx_path = speciesnet.export_onnx(model, Path(tmp) / speciesnet.ONNX_FILE)
-        labels = release.labels if args.weights else [f"{i:08d}-0000-0000-0000-000000000000;;;;;;label {i}"
-                                                       for i in range(NUM_LABELS)]
-        (Path(tmp) / speciesnet.LABELS_FILE).write_text("\n".join(labels) + "\n")
-        (Path(tmp) / speciesnet.GEOFENCE_FILE).write_text("{}")
-        side_path = Path(tmp) / speciesnet.SIDECAR_FILE
-        side_path.write_text(json.dumps(speciesnet.sidecar("bench", None)))
-        classifier = runtime.Classifier(onnx_path, sidecar.read(side_path))
+        model, onnx_path, classifier = odin_classifier(Path(tmp), args.weights)
         prepared = time.perf_counter() - t0
         first = np.stack([rough_crop(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), box, 480, 255.0)
                           for p, box in work[:2]])
@@ -203,7 +210,7 @@ def main():
     agree = sum(a[0] == b[0] for a, b in zip(ref_top1, odin_top1, strict=True))
     score_diff = max(abs(a[1] - b[1]) for a, b in zip(ref_top1, odin_top1, strict=True))
     print(f"\nSpecies classifier on {os.cpu_count()} CPU cores, torch {torch.__version__}, onnxruntime "
-          f"{ort.__version__}; EfficientNetV2-M, {NUM_LABELS if not args.weights else len(release.labels)} labels, "
+          f"{ort.__version__}; EfficientNetV2-M, {len(classifier.sidecar.labels)} labels, "
           f"480x480 crops from {len({p for p, _ in work})} sample photos\n")
     print(f"{'run':<52} {'crops':>5} {'s':>7} {'crop/s':>7} {'model s':>8} {'speed-up':>8}")
     print(f"{'reference: SpeciesNet loop, torch eager fp32, batch 1':<52} {n:>5} {ref_s:>7.1f} {n / ref_s:>7.2f} "
