@@ -4,6 +4,7 @@ checks before any work, and the Stage 1 shard end to end through the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import cv2
@@ -378,3 +379,17 @@ def test_a_classifier_file_on_this_machine_is_refused_for_aws_before_anything_is
                   "--budget", "5", "--classifier", str(model))
     assert result.returncode == 2, result.stderr
     assert "cannot run on aws" in result.stderr and "--classifier auto or speciesnet" in result.stderr
+
+
+@pytest.mark.parametrize("detector", ["motion", "auto"])
+def test_a_classifier_asked_for_with_the_motion_baseline_is_refused_before_any_work(tmp_path, detector):
+    """Regression: `--classifier mine.onnx` without MegaDetector weights ran the motion baseline, classified
+    nothing and said so only among the warnings at the end: the species columns of the whole run were empty."""
+    clf = save_classifier(tmp_path / "clf")
+    out = tmp_path / "out"
+    result = odin("run", "--input", str(SAMPLE / "photos"), "--output", str(out), "--budget", "25",
+                  "--detector", detector, "--classifier", str(clf),
+                  env=dict(os.environ, ODIN_MODELS=str(tmp_path / "empty")))
+    assert result.returncode == 2, result.stderr
+    assert "the detector is the motion baseline" in result.stderr and "models fetch md-v5a" in result.stderr
+    assert not out.exists()

@@ -196,8 +196,15 @@ def run(input_uri, budget_dkk, target, use_spot, max_images, max_job_duration, d
     from wildlife.classify import runtime  # noqa: PLC0415
 
     # before any work: a missing model is a usage error, not a half-done run
-    detect.check(_preset_detector(detector, run_input.speed))
+    chosen = _preset_detector(detector, run_input.speed)
+    detect.check(chosen)
     runtime.check(run_input.classifier)  # and so is a species model that cannot work
+    if run_input.classifier not in ("auto", "none") and detect.resolve(chosen) == "motion":
+        raise InputError(f"--classifier {run_input.classifier} was asked for, but the detector is the motion baseline "
+                         f"(--detector {chosen}{': MegaDetector is not cached' if chosen == 'auto' else ''}), whose "
+                         "boxes are motion, not animals a species model can name: no photo would be classified",
+                         hint="Give a detector: `odin models fetch md-v5a` on a machine with internet, or --detector "
+                              "PATH (.pt, or .onnx with its sidecar); or run with --classifier none.")
     budget.load_prices(prices_uri)  # and so is a price table that cannot be read
     runner.run(run_input.params(), resume=resume, checkpoint_every=checkpoint_every, on_end=_ended)
 
