@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from wildlife import fs, stages
+from wildlife import budget, fs, stages
 
 N = 1_000_000
 LAMBDA_LIMIT_S = 900
@@ -51,7 +51,7 @@ def test_stage1_array_job_fits_batch_and_payloads_fit_step_functions(million):
     payload = stages.cost_estimation(million, stages.Context())
     assert payload["photos"] == N
     assert 2 <= payload["array_size"] <= ARRAY_LIMIT
-    assert payload["array_size"] * stages.PHOTOS_PER_SHARD >= N  # the shards cover every photo
+    assert payload["array_size"] * budget.PHOTOS_PER_SHARD >= N  # the shards cover every photo
     state = dict(million, CostEstimation=payload)
     state["GuardBudget"] = dict(state["GuardBudget"], photos=N, stage0_shards=stages.stage0_shards(N),
                                 shards_bucket="bucket", shards_key="runs/x/_run/stage0-shards.json",

@@ -35,7 +35,7 @@ from wildlife import (
 )
 from wildlife import deployments as deps
 from wildlife import detect as detectors
-from wildlife.budget import PHOTOS_PER_SHARD, array_size  # noqa: F401 - PHOTOS_PER_SHARD: the stages' too
+from wildlife.budget import array_size
 from wildlife.classify import decisions
 from wildlife.classify import runtime as classifiers
 from wildlife.events import EventRules
