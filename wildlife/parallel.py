@@ -6,6 +6,7 @@ processes cannot start (AWS Lambda has no /dev/shm for their locks) the work run
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +49,10 @@ def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[C
             out.extend(part)
         return out
 
-    with pool:
-        yield run
+    gc.freeze()  # this process's objects as they are: a worker's garbage collector then never writes to them,
+    try:  # so their pages stay shared with this process instead of being copied into every worker
+        with pool:
+            yield run
+    finally:
+        gc.unfreeze()
 
