@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
+import pyarrow as pa
+
 WORKERS_ENV = "ODIN_WORKERS"  # processes for the per-photo loops; default: the cores this process may use
 MIN_ITEMS = 2000  # fewer items than this run in this process: starting workers costs more than it saves
 
@@ -56,3 +58,8 @@ def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[C
     finally:
         gc.unfreeze()
 
+
+def own_rows(table: pa.Table) -> pa.Table:
+    """The table's rows in buffers of their own: a slice of a larger table pickles (to a worker) all of it."""
+    return pa.Table.from_arrays([pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], column.type)
+                                 for column in table.columns], schema=table.schema)
