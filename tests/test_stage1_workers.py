@@ -1,5 +1,5 @@
 """Stage 1 on both cores: the motion baseline in worker processes gives the results of one process, photo for
-photo, in the same order, a photo that fails to decode included."""
+photo, in the same order, a photo that fails to decode included; where processes cannot start, one process."""
 
 from __future__ import annotations
 
@@ -72,3 +72,10 @@ def test_motion_on_worker_processes_gives_the_results_of_one_process(tmp_path, m
     failed = [r for r in two if r["failure"]]
     assert [(r["photo_id"], r["failure"]) for r in failed] == [(photos[20]["photo_id"], "empty file (0 bytes)")]
     assert any(r["note"] and "alone" in r["note"] for r in two)
+
+    def no_shm(*args, **kwargs):  # AWS Lambda: no /dev/shm for the pool's locks
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_shm)  # then it all runs in this process
+    assert _detect(photos, tmp_path / "lambda", monkeypatch, 2).to_pylist() == one
+
