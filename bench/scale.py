@@ -14,7 +14,9 @@ the third photo of each burst has an animal, so the motion baseline finds boxes.
 Each size runs the CLI in a child process, as a user runs it (no weather, progress off). Per stage: wall time
 (run_report.json), peak memory (PSS) of the run's process tree (its worker processes included), sampled every 50 ms,
 and CPU use as cores busy (CPU seconds of the tree / wall seconds; 2.0 = both cores of this machine; the first
-stage's figure includes the CLI's start). The
+stage's figure includes the CLI's start), with the CPU seconds and the share of them spent in the run's own
+process, threads included ("in parent"): work its worker processes cannot share, whose figure, unlike cores busy,
+holds on a machine busy with other work. The
 reference column is MegaDetector v5 at the local rate of wildlife/prices.yaml (``local.ms_per_photo``), so
 "Stage 0 + Stage 2 + outputs <= 10% of MDv5 detection" is read off the last lines. The numbers are indicative
 on a shared machine.
@@ -129,14 +131,15 @@ def _rss(pids: list[int]) -> int:
     return total
 
 
-def _cpu(pids: list[int]) -> float:
-    """CPU seconds of the processes, their reaped children included (a finished worker pool's)."""
+def _cpu(pids: list[int], own: bool = False) -> float:
+    """CPU seconds of the processes, their reaped children included (a finished worker pool's); ``own``: of the
+    processes alone (the run's parent process, all its threads, without its worker processes)."""
     total = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+            total += sum(int(v) for v in fields[11:13 if own else 15])  # utime stime (cutime cstime)
         except OSError:
             pass
     return total / TICK
@@ -162,15 +165,16 @@ def run_size(workdir: Path, n: int, checkout: Path = ROOT) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    cpu0, t0, tail = 0.0, time.monotonic(), []
+    cpu0, own0, t0, tail = 0.0, 0.0, time.monotonic(), []
     for line in proc.stderr:
         tail = [*tail[-20:], line]
         name = next((s for s in names if line.startswith(f"✓ {s} ")), None)
         if name:
             tree = _tree(proc.pid)
-            cpu = _cpu(tree)
-            stages[name] = {"rss": max(peak["now"], _rss(tree)), "cpu": cpu - cpu0, "seen": time.monotonic() - t0}
-            cpu0, t0, peak["now"] = cpu, time.monotonic(), _rss(tree)
+            cpu, own = _cpu(tree), _cpu([proc.pid], own=True)
+            stages[name] = {"rss": max(peak["now"], _rss(tree)), "cpu": cpu - cpu0, "own": own - own0,
+                            "seen": time.monotonic() - t0}
+            cpu0, own0, t0, peak["now"] = cpu, own, time.monotonic(), _rss(tree)
     proc.wait()
     stop.set()
     sampler.join()
@@ -186,10 +190,11 @@ def print_table(result: dict, mdv5_ms: float, who: str) -> None:
     n = result["photos"]
     print(f"\n{who}: {n:,} photos (640x480): whole run {result['wall']:.1f} s, "
           f"peak memory {result['peak'] / 2**30:.2f} GiB")
-    print(f"{'stage':<18} {'seconds':>9} {'ms/photo':>9} {'peak MiB':>13} {'cores busy':>11}")
+    print(f"{'stage':<18} {'seconds':>9} {'ms/photo':>9} {'peak MiB':>13} {'cores busy':>11} {'CPU s':>7} "
+          f"{'in parent':>10}")
     for name, s in result["stages"].items():
         print(f"{name:<18} {s['wall']:>9.2f} {s['wall'] / n * 1000:>9.3f} {s['rss'] / 2**20:>13.0f} "
-              f"{s['cpu'] / max(s['seen'], 1e-9):>11.2f}")
+              f"{s['cpu'] / max(s['seen'], 1e-9):>11.2f} {s['cpu']:>7.2f} {s['own'] / max(s['cpu'], 1e-9):>10.0%}")
     light = sum(result["stages"].get(k, {}).get("wall", 0) for k in ("Stage0Exif", "Stage2Events", "WriteOutputs"))
     mdv5 = n * mdv5_ms / 1000
     print(f"{'MDv5 (reference)':<18} {mdv5:>9.0f} {mdv5_ms:>9.0f}   (wildlife/prices.yaml local rate, not run)")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import photofactory as pf
+import pyarrow as pa
 import pyarrow.compute as pc
 from conftest import odin
 
@@ -138,3 +140,12 @@ def test_chunk_mapper_keeps_input_order_across_workers(monkeypatch):
 
 def _pids(items: list[int]) -> list[tuple[int, int]]:
     return [(i, os.getpid()) for i in items]
+
+
+def test_a_slice_goes_to_a_worker_as_its_own_rows_not_the_whole_table():
+    whole = pa.table({"photo_id": [f"{i:016x}" for i in range(100_000)], "n": list(range(100_000))})
+    part = whole.slice(5_000, 100)
+    assert len(pickle.dumps(part)) > len(pickle.dumps(whole)) // 2  # what a worker would get without own_rows
+    mine = parallel.own_rows(part)
+    assert mine.equals(part) and len(pickle.dumps(mine)) < len(pickle.dumps(whole)) // 100
+    assert parallel.own_rows(whole.slice(0, 0)).equals(whole.slice(0, 0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -71,17 +72,29 @@ def run_chunks(
     resumed = total - len(todo)
     done_count = resumed
     next_part = sum(1 for n in fs.list_names(parts_uri) if n.startswith(prefix))
-    with progress_bar(label, total=total, completed=resumed) as advance:
+    # each part is written by a thread while the next chunk runs (at most one part in flight): the workers of a
+    # ``parallel.chunk_mapper`` do not wait for this process to write; every part under way is finished before
+    # this returns or raises, so a chunk that ran is never lost
+    with progress_bar(label, total=total, completed=resumed) as advance, \
+            ThreadPoolExecutor(1, thread_name_prefix="checkpoint") as writer:
+        writing = None
         for chunk in chunks:
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineReached(f"{label}: stopped at the time limit after {done_count} of {total}")
             rows = work(chunk)
-            table = pa.Table.from_pylist(rows, schema=schema)
-            fs.write_table(table, fs.join(parts_uri, f"{prefix}{next_part:06d}.parquet"))
+            if writing is not None:
+                writing.result()  # the part before: its error stops the loop here
+            writing = writer.submit(_write_part, rows, schema, fs.join(parts_uri, f"{prefix}{next_part:06d}.parquet"))
             next_part += 1
             done_count += len(chunk)
             advance(len(chunk))
+        if writing is not None:
+            writing.result()
     return _only(_unique(read_parts(parts_uri, schema), key), key, items), resumed
+
+
+def _write_part(rows: list[dict[str, Any]], schema: pa.Schema, uri: str) -> None:
+    fs.write_table(pa.Table.from_pylist(rows, schema=schema), uri)
 
 
 def _only(table: pa.Table, key: str, items: Sequence[dict[str, Any]] | pa.Table) -> pa.Table:

@@ -6,12 +6,15 @@ processes cannot start (AWS Lambda has no /dev/shm for their locks) the work run
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
+
+import pyarrow as pa
 
 WORKERS_ENV = "ODIN_WORKERS"  # processes for the per-photo loops; default: the cores this process may use
 MIN_ITEMS = 2000  # fewer items than this run in this process: starting workers costs more than it saves
@@ -48,6 +51,15 @@ def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[C
             out.extend(part)
         return out
 
-    with pool:
-        yield run
+    gc.freeze()  # this process's objects as they are: a worker's garbage collector then never writes to them,
+    try:  # so their pages stay shared with this process instead of being copied into every worker
+        with pool:
+            yield run
+    finally:
+        gc.unfreeze()
 
+
+def own_rows(table: pa.Table) -> pa.Table:
+    """The table's rows in buffers of their own: a slice of a larger table pickles (to a worker) all of it."""
+    return pa.Table.from_arrays([pa.concat_arrays(column.chunks) if column.num_chunks else pa.array([], column.type)
+                                 for column in table.columns], schema=table.schema)

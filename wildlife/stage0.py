@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import clock, exif, fs, video
+from wildlife import clock, exif, fs, parallel, video
 from wildlife.deployments import Deployment, assign, by_deployment
 from wildlife.errors import OdinError
 from wildlife.progress import progress_bar
@@ -224,18 +225,31 @@ def media_table(read: pa.Table, not_read: pa.Table, deployments: dict[str, Deplo
                 now_utc: datetime | None = None) -> pa.Table:
     """``finish`` over the rows Stage 0 read (``MEDIA_SCHEMA``) and the manifest rows it did not (skipped,
     failed), one deployment at a time: every rule ``finish`` applies is per deployment, so only one deployment's
-    rows are Python dicts at once, never the whole run's. The media table in manifest (path) order."""
+    rows are Python dicts at once, never the whole run's, and the deployments are shared out to every core
+    (``parallel.chunk_mapper``). The media table in manifest (path) order."""
     now = now_utc or datetime.now(UTC)  # one "now" for every deployment
     rest = [dict(r, clock_flags=[], mtime=clock.epoch_utc(r["mtime"])) for r in not_read.to_pylist()]
     table = pa.concat_tables([read.select(MEDIA_SCHEMA.names).cast(MEDIA_SCHEMA),
                               pa.Table.from_pylist(rest, schema=MEDIA_SCHEMA)])
+    groups = list(by_deployment(table))
+    step = 4 * parallel.workers()  # deployments handed out at once: a few per worker, then progress
     pieces = []
-    with progress_bar("Stage 0  clock, per deployment", total=table.num_rows, unit="rows") as advance:
-        for dep_id, rows_of_one in by_deployment(table):
-            rows = rows_of_one.to_pylist()
-            pieces.append(finish(rows, deployments, now))
-            advance(len(rows), doing=f"deployment {dep_id}" if dep_id else "files without a deployment")
+    work = partial(_finish_each, deployments=deployments, now_utc=now)
+    with (progress_bar("Stage 0  clock, per deployment", total=table.num_rows, unit="rows") as advance,
+          parallel.chunk_mapper(work, table.num_rows) as run):
+        for i in range(0, len(groups), step):
+            some = groups[i:i + step]
+            pieces += run([parallel.own_rows(rows) for _, rows in some])
+            dep_id = some[-1][0]
+            advance(sum(rows.num_rows for _, rows in some),
+                    doing=f"deployment {dep_id}" if dep_id else "files without a deployment")
     if not pieces:
         return MEDIA_SCHEMA.empty_table()
     merged = pa.concat_tables(pieces)
     return merged.take(pc.sort_indices(merged, [("relpath", "ascending")]))
+
+
+def _finish_each(tables: list[pa.Table], deployments: dict[str, Deployment] | None,
+                 now_utc: datetime) -> list[pa.Table]:
+    """``finish`` of each table, one deployment's rows each (a worker's share of ``media_table``)."""
+    return [finish(rows.to_pylist(), deployments, now_utc) for rows in tables]

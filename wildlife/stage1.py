@@ -14,12 +14,14 @@ photos, and Stage 2 takes the ids from here rather than cutting them again.
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import checkpoint, exif, fs, sequences, stage0, video, video_results
+from wildlife import checkpoint, exif, fs, parallel, sequences, stage0, video, video_results
 from wildlife import detect as detectors
 from wildlife.classify import RULES_FILE
 from wildlife.classify import runtime as classifiers
@@ -108,15 +110,21 @@ def shard(photos: list[dict[str, Any]], index: int, size: int) -> list[dict[str,
     """Shard ``index`` of ``size``: contiguous, about equal, never splitting a sequence."""
     if not 0 <= index < size:
         raise ValueError(f"shard index {index} is outside 0..{size - 1}")
-    n = len(photos)
-    bounds = [round(n * k / size) for k in range(size + 1)]
-    seq = [p["sequence_id"] for p in photos]
-    for k in range(1, size):  # move each cut forward to the next sequence start
+    bounds = _cuts([p["sequence_id"] for p in photos], size)
+    return photos[bounds[index]:bounds[index + 1]]
+
+
+def _cuts(keys: list[Any], parts: int) -> list[int]:
+    """Bounds of ``parts`` contiguous, about equal slices of ``keys``, each cut moved forward to where the key
+    changes (a key of None holds nothing together)."""
+    n = len(keys)
+    bounds = [round(n * k / parts) for k in range(parts + 1)]
+    for k in range(1, parts):
         b = bounds[k]
-        while 0 < b < n and seq[b] is not None and seq[b] == seq[b - 1]:
+        while 0 < b < n and keys[b] is not None and keys[b] == keys[b - 1]:
             b += 1
         bounds[k] = max(b, bounds[k - 1])
-    return photos[bounds[index]:max(bounds[index], bounds[index + 1])]
+    return bounds
 
 
 def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
@@ -124,29 +132,51 @@ def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
     """Results (one row per photo, ``RESULT_SCHEMA``), checkpointed every ``every`` photos.
 
     A chunk may end inside a sequence (at a boundary the detector's ``chunk_key`` allows); it then brings
-    the ``detector.context`` neighbours on each side that its photos are compared with.
+    the ``detector.context`` neighbours on each side that its photos are compared with. A detector that runs
+    in worker processes (``forks``, the motion baseline) gets each chunk cut the same way into one piece per
+    worker (``parallel.chunk_mapper``): every core detects, and the parent only writes the checkpoints.
     """
     photos = [p if "item_id" in p else dict(p, item_id=p["photo_id"]) for p in photos]  # photos key themselves
     position = {p["item_id"]: i for i, p in enumerate(photos)}
 
-    def work(chunk):
+    def group(photo: dict[str, Any]) -> Any:
+        return photo["photo_id"] if photo.get("frame_number") is not None else detector.chunk_key(photo)
+
+    def job(chunk: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The chunk's batch (its photos and the neighbours they are compared with), and its items in order."""
         first, last = position[chunk[0]["item_id"]], position[chunk[-1]["item_id"]]
         wanted = {sequence_of(p) for p in chunk}
-        ids = {p["item_id"] for p in chunk}
+        ids = [p["item_id"] for p in chunk]
+        mine = set(ids)
         span = photos[max(0, first - detector.context):last + detector.context + 1]
-        batch = [p for p in span if p["item_id"] in ids or sequence_of(p) in wanted]
-        results = dict(zip((p["item_id"] for p in batch), detector.detect(batch), strict=True))
-        return [dict(result_row(p["photo_id"], results[p["item_id"]], p["sequence_id"]), **video_results.item_fields(p))
-                for p in chunk]
+        return [p for p in span if p["item_id"] in mine or sequence_of(p) in wanted], ids
 
-    try:
-        return checkpoint.run_chunks(
-            photos, key="item_id", parts_uri=parts_uri, schema=RESULT_SCHEMA, every=every,
-            label=f"Stage 1  {detector.name}", deadline=deadline, work=work,
-            group=lambda p: p["photo_id"] if p.get("frame_number") is not None else detector.chunk_key(p),
-        )
-    finally:
-        video.release()  # a video this thread decoded frames of (the motion baseline decodes here)
+    forks = getattr(detector, "forks", False)
+    pieces = parallel.workers() if forks else 1
+    with parallel.chunk_mapper(partial(_detect_jobs, detector), len(photos) if forks else 0) as run:
+        def work(chunk):
+            bounds = _cuts([group(p) for p in chunk], pieces)
+            jobs = [job(chunk[a:b]) for a, b in pairwise(bounds) if b > a]
+            return [row for rows in run(jobs) for row in rows]
+
+        try:
+            return checkpoint.run_chunks(
+                photos, key="item_id", parts_uri=parts_uri, schema=RESULT_SCHEMA, every=every,
+                label=f"Stage 1  {detector.name}", deadline=deadline, work=work, group=group,
+            )
+        finally:
+            video.release()  # a video this thread decoded frames of (the motion baseline decodes here)
+
+
+def _detect_jobs(detector, jobs: list[tuple[list[dict[str, Any]], list[str]]]) -> list[list[dict[str, Any]]]:
+    """Per job (a batch, and the items of it to report): ``detector.detect`` over the batch, the items' rows."""
+    out = []
+    for batch, ids in jobs:
+        results = dict(zip((p["item_id"] for p in batch), detector.detect(batch), strict=True))
+        item = {p["item_id"]: p for p in batch}
+        out.append([dict(result_row(item[i]["photo_id"], results[i], item[i]["sequence_id"]),
+                         **video_results.item_fields(item[i])) for i in ids])
+    return out
 
 
 def require_some_success(results: pa.Table, parts_uri: str | None = None) -> None:

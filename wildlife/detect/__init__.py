@@ -48,6 +48,9 @@ class Detector(Protocol):
     name: str
     version: str
     context: int  # neighbours of the same sequence a batch must bring on each side (the motion baseline's)
+    # optional, False if absent: True where batches may run in forked worker processes (``stage1.detect``):
+    # plain CPU work with nothing costly to copy (a model on a GPU or in its own threads is not)
+    forks: bool
 
     def chunk_key(self, photo: dict[str, Any]) -> Any:
         """Photos with the same key must be in one batch."""

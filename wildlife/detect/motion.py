@@ -40,6 +40,7 @@ class MotionDetector:
 
     name = "odin-motion-baseline"
     version = "1.0"
+    forks = True  # plain CPU work on files: Stage 1 runs its batches in worker processes, one per core
 
     def __init__(self, block: int = 48, margin: int = 8):
         self.block, self.margin = block, margin
@@ -47,6 +48,10 @@ class MotionDetector:
         self.window = block + 2 * margin
         self.max_held = 0  # the most decoded frames held at once so far (for tests and benchmarks)
         self._threads: ThreadPoolExecutor | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker process gets (``parallel.chunk_mapper``): the settings, not this process's threads."""
+        return dict(self.__dict__, _threads=None)
 
     def chunk_key(self, photo: dict[str, Any]) -> Any:
         """Photos with the same key must be detected in one batch: a block of a sequence."""
