@@ -339,8 +339,11 @@ def locations(table: dict[str, Deployment], rows: Iterable[dict]) -> dict[str, L
 def coordinates(uri: str | None, media) -> dict[str, tuple[float, float]]:
     """Deployment -> (lat, lon) for every deployment that has a location (see ``locate``)."""
     table = load(uri) if uri else {}
-    rows = media.select(["deployment_id", "gps_latitude", "gps_longitude"]).to_pylist()
-    return {dep_id: loc.point for dep_id, loc in locations(table, rows).items() if loc.point is not None}
+    found = locations(table, [])
+    for dep_id, rows in by_deployment(media.select(["deployment_id", "gps_latitude", "gps_longitude"])):
+        if dep_id is not None:  # one deployment's rows as dicts at a time
+            found.update(locations({dep_id: table[dep_id]} if dep_id in table else {}, rows.to_pylist()))
+    return {dep_id: loc.point for dep_id, loc in found.items() if loc.point is not None}
 
 
 def by_deployment(media: pa.Table) -> Iterator[tuple[str | None, pa.Table]]:

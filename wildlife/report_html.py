@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from wildlife import fs, privacy, report_answers, video_outputs, weather
+from wildlife import fs, privacy, report_answers, rowbatches, video_outputs, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife import report_species as species_report
@@ -219,9 +219,10 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
                     + [e.get(c) for c in weather_cols] for e in events[:LIST_LIMIT]]
     weather_more = (f"<p>{len(events) - LIST_LIMIT} more events in clusters.parquet.</p>"
                     if len(events) > LIST_LIMIT else "")
-    media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id", "media_type")
-                                if c in images.column_names]).to_pylist()
-    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events,
+    media = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id", "media_type")
+                           if c in images.column_names])  # the rows of photos with a positive box: all _figures reads
+    shown = rowbatches.lookup(media, "photo_id", pa.array([d["photo_id"] for d in positives], pa.string()))
+    figures = _figures(events, shown, positives, top_events,
                        privacy.to_blur(detections, threshold, (report.get("params") or {}).get("humans")))
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
