@@ -32,8 +32,8 @@ def photo_rows(images: pa.Table) -> list[dict[str, Any]]:
 def wall_clock(value: datetime | str | None) -> datetime | None:
     """The camera's wall-clock time from ``timestamp_local``: a naive timestamp as it is, or ISO 8601 text
     read as written (its offset dropped, not applied). None when absent or unreadable."""
-    if value is None or isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value is not None else None
+    if value is None or isinstance(value, datetime):  # the same object where it has no zone: one per photo
+        return value if value is None or value.tzinfo is None else value.replace(tzinfo=None)
     try:
         return datetime.fromisoformat(value).replace(tzinfo=None)
     except ValueError:

@@ -13,6 +13,7 @@ import html
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from wildlife import species
 from wildlife.classify.runtime import NO_MODEL as STAGE1_SAYS  # how Stage 1's warning starts when none ran
@@ -88,11 +89,13 @@ def event_rows(rows: list[dict[str, Any]], detections: pa.Table) -> list[dict[st
     ``images.event_id`` names (a photo showing two taxa is in both taxa's events; detections name each box's)."""
     if "event_id" not in detections.column_names:
         return rows
-    by_photo = {r["photo_id"]: r for r in rows}
-    seen = {(r["photo_id"], r.get("event_id")) for r in rows}
+    named = detections.filter(pc.is_valid(detections.column("event_id")))  # boxes that name an event
+    pairs = list(zip(named.column("photo_id").to_pylist(), named.column("event_id").to_pylist(), strict=True))
+    boxed = {pid for pid, _ in pairs}  # only these photos can be in another event: not every photo is indexed
+    by_photo = {r["photo_id"]: r for r in rows if r["photo_id"] in boxed}
+    seen = {(pid, r.get("event_id")) for pid, r in by_photo.items()}
     extra = []
-    for pid, event in zip(detections.column("photo_id").to_pylist(), detections.column("event_id").to_pylist(),
-                          strict=True):
+    for pid, event in pairs:
         if event and (pid, event) not in seen and pid in by_photo:
             seen.add((pid, event))
             extra.append(dict(by_photo[pid], event_id=event))
