@@ -10,6 +10,8 @@ classifier's decision is listed under its detector category.
 from __future__ import annotations
 
 import html
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -84,7 +86,7 @@ def records(clusters: pa.Table) -> list[dict[str, Any]]:
     return [rows[k] for k in sorted(rows, key=lambda k: (k[0], -rows[k]["independent"], k[1]))]
 
 
-def event_rows(rows: list[dict[str, Any]], detections: pa.Table) -> list[dict[str, Any]]:
+def event_rows(rows: Iterable[dict[str, Any]], detections: pa.Table) -> Iterable[dict[str, Any]]:
     """The report's photo rows, plus a (photo, event) row for each event a photo belongs to besides the one
     ``images.event_id`` names (a photo showing two taxa is in both taxa's events; detections name each box's)."""
     if "event_id" not in detections.column_names:
@@ -99,7 +101,7 @@ def event_rows(rows: list[dict[str, Any]], detections: pa.Table) -> list[dict[st
         if event and (pid, event) not in seen and pid in by_photo:
             seen.add((pid, event))
             extra.append(dict(by_photo[pid], event_id=event))
-    return rows + extra
+    return itertools.chain(rows, extra)  # one pass (place_events): the photos' rows are not copied
 
 
 def section(report: dict[str, Any], detections: pa.Table, clusters: pa.Table, table) -> str:
