@@ -20,14 +20,14 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import clock, deployments, fs, privacy, publishing, species, video, video_outputs
+from wildlife import clock, deployments, fs, privacy, publishing, rowbatches, species, video, video_outputs
 from wildlife.classify import RANKS
 
 VERSION = "1.0.2"
@@ -53,33 +53,28 @@ def _stamp(value: datetime | str | None) -> str | None:
     return text.replace("+00:00", "Z") if text.endswith("+00:00") else text
 
 
-def _csv(rows: list[dict[str, Any]], fields: list[str]) -> Callable[[Any], None]:
-    """A writer of the CSV for ``fs.write_stream``: 10,000 rows at a time, never the whole file as one string."""
-    def fill(f) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for i, row in enumerate(rows, 1):
+def _csv(batches: Iterable[list[dict[str, Any]]], fields: list[str]) -> Iterator[str]:
+    """The CSV text of the rows, for ``fs.write_text``: a batch of rows at a time, never the whole file."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for rows in batches:
+        for row in rows:
             writer.writerow({k: ("true" if v is True else "false" if v is False else v) for k, v in row.items()})
-            if i % 10_000 == 0:
-                f.write(buf.getvalue().encode())
-                buf.seek(0)
-                buf.truncate()
-        f.write(buf.getvalue().encode())
-
-    return fill
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    yield buf.getvalue()
 
 
-def _deployments(images: list[dict], table_rows: list[dict[str, str]], coords: dict[str, tuple[float, float]]):
-    """Deployment rows for the photos' deployments, and those left out (deployment -> photos) for lack of
-    coordinates."""
+def _deployments(ok: pa.Table, table_rows: list[dict[str, str]], coords: dict[str, tuple[float, float]]):
+    """Deployment rows for the photos' deployments (``ok``: photos with one), those left out (deployment ->
+    photos) for lack of coordinates, and the first and last trusted photo time of those kept (None: none)."""
     fields = [f["name"] for f in _schema("deployments")["fields"]]
     by_id = {r["deploymentID"]: r for r in table_rows}
-    used: dict[str, list[dict]] = {}
-    for r in images:
-        used.setdefault(r["deployment_id"], []).append(r)
-    rows, left_out = [], {}
-    for dep_id, photos in sorted(used.items()):
+    rows, left_out, period = [], {}, None
+    for dep_id, photos_of in deployments.by_deployment(ok.select(["deployment_id", "timestamp", "clock_flags"])):
+        photos = photos_of.to_pylist()  # one deployment's photos as dicts at a time
         row = {k: v for k, v in by_id.get(dep_id, {}).items() if k in fields and v not in (None, "")}
         row["deploymentID"] = dep_id
         if "latitude" not in row and dep_id in coords:
@@ -93,8 +88,11 @@ def _deployments(images: list[dict], table_rows: list[dict[str, str]], coords: d
         row.setdefault("deploymentEnd", _stamp(max(times)))
         if len(trusted) < len(photos):
             row["timestampIssues"] = True
+        if trusted:
+            first, last = min(trusted), max(trusted)
+            period = (min(period[0], first), max(period[1], last)) if period else (first, last)
         rows.append(row)
-    return rows, fields, left_out
+    return rows, fields, left_out, period
 
 
 # media columns no Camtrap DP field is made from: left out of the rows export holds (memory at a million photos)
@@ -104,9 +102,14 @@ UNREAD = ("uri", "uri_raw", "size", "mtime", "reason", "deployment_assigned_by",
           "detection_note", "sequence_id", "top_category", "max_conf", "n_detections")
 
 
-def _ok_rows(images: pa.Table) -> list[dict[str, Any]]:
+def _ok(images: pa.Table) -> pa.Table:
     ok = images.filter(pc.equal(images.column("status"), "ok"))
-    return ok.drop_columns([c for c in UNREAD if c in ok.column_names]).to_pylist()
+    return ok.drop_columns([c for c in UNREAD if c in ok.column_names])
+
+
+def _with_deployment(ok: pa.Table) -> pa.Table:
+    dep = ok.column("deployment_id").cast(pa.string())
+    return ok.filter(pc.and_kleene(pc.is_valid(dep), pc.not_equal(dep, "")).fill_null(False))
 
 
 def export(
@@ -114,79 +117,45 @@ def export(
     coords: dict[str, tuple[float, float]], detector: str, threshold: float, session_id: str,
     humans: str | None = None, project: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts, completeness, warnings."""
+    """Write ``datapackage.json`` and the three tables under ``out_uri``; returns counts, completeness, warnings.
+
+    The media and observation rows are made and written ``rowbatches.ROWS`` at a time (with ``--humans``
+    applied to each batch), so a million photos are never all Python objects at once."""
     table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
-    all_ok = _ok_rows(images)
-    ok = [r for r in all_ok if r["deployment_id"]]
-    dep_rows, dep_fields, left_out = _deployments(ok, table_rows, coords)
+    all_ok = _ok(images)
+    with_dep = _with_deployment(all_ok)
+    dep_rows, dep_fields, left_out, period = _deployments(with_dep, table_rows, coords)
     kept = {r["deploymentID"] for r in dep_rows}
-    ok = [r for r in ok if r["deployment_id"] in kept]
-    now = _stamp(datetime.now(UTC))
-    media_rows = [{
-        "mediaID": r["photo_id"], "deploymentID": r["deployment_id"],
-        "captureMethod": "timeLapse" if r.get("trigger_mode") == "Time Lapse" else "activityDetection",
-        "timestamp": _stamp(clock.local_time(r)), "filePath": r["relpath"], "filePublic": False,
-        "fileName": r["relpath"].rsplit("/", 1)[-1],
-        "fileMediatype": video.mime(r["relpath"]) if r.get("media_type") == "video"
-        else MEDIATYPE.get(r["format"], "image/jpeg"),
-        "exifData": json.dumps({k: r[k] for k in ("make", "model", "serial_number", "datetime_original",
-                                                  "maker_sequence_index", "maker_sequence_length",
-                                                  "ambient_temperature_c", "moon_phase") if r.get(k) is not None}),
-    } for r in ok]
-    by_photo = {r["photo_id"]: r for r in ok}
-    obs = []
-    positive_photos = set()
+    ok = with_dep.filter(pc.is_in(with_dep.column("deployment_id").cast(pa.string()),
+                                  value_set=pa.array(sorted(kept), pa.string())))
+    people = privacy.people_photos(detections, threshold)
+    counts = privacy.package({"media": [], "observations": []}, people, humans)  # --humans, checked first
+    written = {"media": 0, "observations": 0}
+    names: set[str] = set()  # the observations' scientificName, for ``taxonomic``
 
-    def media_level(photo: dict[str, Any], detection: dict[str, Any] | None = None) -> dict[str, Any]:
-        flags = [f for f in photo.get("clock_flags") or () if f in clock.UNTRUSTED_FLAGS]
-        start = end = clock.local_time(photo)
-        if photo.get("media_type") == "video":  # observations span the frames (wildlife.video_outputs)
-            start, end = video_outputs.span(photo, start, detection)
-        return {"deploymentID": photo["deployment_id"], "mediaID": photo["photo_id"], "eventID": photo.get("event_id"),
-                "eventStart": _stamp(start), "eventEnd": _stamp(end),
-                "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": detector,
-                "classificationTimestamp": now,
-                "observationComments": f"timestamp untrusted: {', '.join(flags)}" if flags else None}
+    def private(table: str, batches: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+        for rows in batches:
+            found = privacy.package({"media": [], "observations": [], table: rows}, people, humans)
+            counts.update({k: counts[k] + v for k, v in found.items() if k != "humans"})
+            written[table] += len(rows)
+            names.update(r["scientificName"] for r in rows if r.get("scientificName"))
+            yield rows
 
-    for d in video_outputs.camtrap_detections(detections.to_pylist(), threshold):  # a video: one per category
-        photo = by_photo.get(d["photo_id"])
-        if photo is None or d["suspected_static"] or d["conf"] < threshold:
-            continue
-        positive_photos.add(d["photo_id"])
-        obs.append(dict(
-            media_level(photo, d), observationID=d["detection_id"], observationType=OBSERVATION_TYPE[d["category"]],
-            count=d.get("count") or 1, bboxX=d["bbox_x"], bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6),
-            bboxHeight=max(d["bbox_h"], 1e-6), classificationProbability=round(d["conf"], 4))
-            | _species(d.get("scientific_name"), d.get("label_score"),
-                       None if (d.get("label_source") or "").startswith("detector") else d.get("classifier"))
-            | ({"eventID": d["event_id"]} if d.get("event_id") else {}))
-    for pid, photo in by_photo.items():
-        if pid not in positive_photos:
-            kind = "blank" if photo.get("assessed", True) else "unclassified"  # not judged is not empty
-            obs.append(dict(media_level(photo), observationID=f"{pid}-{kind}", observationType=kind))
     classifier = ", ".join(species.classifiers(detections)) or None
-    for e in events.to_pylist():
-        if e["deployment_id"] in kept:
-            obs.append({"observationID": f"event-{e['cluster_id']}", "deploymentID": e["deployment_id"],
-                        "eventID": e["cluster_id"], "eventStart": _stamp(e["start_time"]),
-                        "eventEnd": _stamp(e["end_time"]),
-                        "observationLevel": "event", "observationType": OBSERVATION_TYPE[e["top_category"]],
-                        "count": e["count"] or 1, "classificationMethod": "machine", "classifiedBy": detector,
-                        "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4)}
-                       | _species(e.get("scientific_name"), e.get("score"), classifier))
+    observations = _observations(ok, detections, events, kept, threshold, detector, _stamp(datetime.now(UTC)),
+                                 classifier)
+    publishing.round_coordinates(dep_rows, project)  # --project's coordinate precision
     fields = {"deployments": dep_fields,
               "media": [f["name"] for f in _schema("media")["fields"]],
               "observations": [f["name"] for f in _schema("observations")["fields"]]}
-    rows = {"deployments": dep_rows, "media": media_rows, "observations": obs}
-    people = privacy.package(rows, privacy.people_photos(detections, threshold), humans)  # --humans
-    publishing.round_coordinates(dep_rows, project)  # --project's coordinate precision
-    for name in TABLES:
-        fs.write_stream(fs.join(out_uri, f"{name}.csv"), _csv(rows[name], fields[name]))
-    descriptor = _descriptor(dep_rows, ok, session_id, detector,
-                             taxonomic(obs, species.labels(detections, threshold)), classifier)
+    for name, batches in (("deployments", [dep_rows]), ("media", private("media", _media_rows(ok))),
+                          ("observations", private("observations", observations))):
+        fs.write_text(fs.join(out_uri, f"{name}.csv"), _csv(batches, fields[name]))
+    taxa = taxonomic([{"scientificName": n} for n in names], species.labels(detections, threshold))
+    descriptor = _descriptor(dep_rows, period, session_id, detector, taxa, classifier)
     fs.write_json(fs.join(out_uri, "datapackage.json"), publishing.descriptor(descriptor, project))
     warnings = []
-    no_deployment = len(all_ok) - len([r for r in all_ok if r["deployment_id"]])
+    no_deployment = all_ok.num_rows - with_dep.num_rows
     if left_out:
         warnings.append(f"Camtrap DP: deployment(s) {sorted(left_out)[:5]} left out: no coordinates "
                         f"({len(left_out)} deployment(s), {sum(left_out.values())} photo(s) not in the package; "
@@ -197,10 +166,87 @@ def export(
     for extent, why in (("spatial", "no deployment with coordinates"), ("temporal", "no photo with a trusted time")):
         if extent not in descriptor:
             warnings.append(f"Camtrap DP: {extent} left out ({why}); the package is not valid without it")
-    return {"uri": out_uri, "deployments": len(dep_rows), "media": len(media_rows), "observations": len(obs),
-            "complete": len(media_rows) == len(all_ok),
-            "left_out": {"deployments": len(left_out), "media": len(all_ok) - len(media_rows)},
-            "warnings": warnings + _privacy_warnings(people), "privacy": people}
+    return {"uri": out_uri, "deployments": len(dep_rows), "media": written["media"],
+            "observations": written["observations"], "complete": written["media"] == all_ok.num_rows,
+            "left_out": {"deployments": len(left_out), "media": all_ok.num_rows - written["media"]},
+            "warnings": warnings + _privacy_warnings(counts), "privacy": counts}
+
+
+def _media_rows(ok: pa.Table) -> Iterator[list[dict[str, Any]]]:
+    for part in rowbatches.slices(ok):
+        yield [{
+            "mediaID": r["photo_id"], "deploymentID": r["deployment_id"],
+            "captureMethod": "timeLapse" if r.get("trigger_mode") == "Time Lapse" else "activityDetection",
+            "timestamp": _stamp(clock.local_time(r)), "filePath": r["relpath"], "filePublic": False,
+            "fileName": r["relpath"].rsplit("/", 1)[-1],
+            "fileMediatype": video.mime(r["relpath"]) if r.get("media_type") == "video"
+            else MEDIATYPE.get(r["format"], "image/jpeg"),
+            "exifData": json.dumps({k: r[k] for k in ("make", "model", "serial_number", "datetime_original",
+                                                      "maker_sequence_index", "maker_sequence_length",
+                                                      "ambient_temperature_c", "moon_phase") if r.get(k) is not None}),
+        } for r in part.to_pylist()]
+
+
+def _media_level(photo: dict[str, Any], detection: dict[str, Any] | None, detector: str, now: str) -> dict[str, Any]:
+    flags = [f for f in photo.get("clock_flags") or () if f in clock.UNTRUSTED_FLAGS]
+    start = end = clock.local_time(photo)
+    if photo.get("media_type") == "video":  # observations span the frames (wildlife.video_outputs)
+        start, end = video_outputs.span(photo, start, detection)
+    return {"deploymentID": photo["deployment_id"], "mediaID": photo["photo_id"], "eventID": photo.get("event_id"),
+            "eventStart": _stamp(start), "eventEnd": _stamp(end),
+            "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": detector,
+            "classificationTimestamp": now,
+            "observationComments": f"timestamp untrusted: {', '.join(flags)}" if flags else None}
+
+
+def _observations(ok: pa.Table, detections: pa.Table, events: pa.Table, kept: set[str], threshold: float,
+                  detector: str, now: str, classifier: str | None) -> Iterator[list[dict[str, Any]]]:
+    """Observation rows in batches: the positive detections' (photos' in detection order, then one per video,
+    category and species), a ``blank`` or ``unclassified`` one per photo without one, then the events'."""
+    frames = video_outputs.frame_detections(detections)
+    photo_dets = detections if frames.num_rows == 0 else detections.filter(
+        pc.is_null(detections.column("frame_number")))
+
+    def positive(dets: list[dict[str, Any]], photos: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for d in dets:
+            photo = photos.get(d["photo_id"])
+            if photo is None or d["suspected_static"] or d["conf"] < threshold:
+                continue
+            out.append(dict(
+                _media_level(photo, d, detector, now), observationID=d["detection_id"],
+                observationType=OBSERVATION_TYPE[d["category"]], count=d.get("count") or 1, bboxX=d["bbox_x"],
+                bboxY=d["bbox_y"], bboxWidth=max(d["bbox_w"], 1e-6), bboxHeight=max(d["bbox_h"], 1e-6),
+                classificationProbability=round(d["conf"], 4))
+                | _species(d.get("scientific_name"), d.get("label_score"),
+                           None if (d.get("label_source") or "").startswith("detector") else d.get("classifier"))
+                | ({"eventID": d["event_id"]} if d.get("event_id") else {}))
+        return out
+
+    for dets, photos in rowbatches.with_rows(photo_dets, ok, "photo_id"):
+        yield positive(dets, photos)
+    # a video: one per category and species, over its frames
+    yield positive(video_outputs.camtrap_detections(frames.to_pylist(), threshold),
+                   rowbatches.lookup(ok, "photo_id", frames.column("photo_id")))
+    hit = detections.filter(pc.and_(pc.invert(detections.column("suspected_static").fill_null(False)),
+                                    pc.greater_equal(detections.column("conf"), threshold)))
+    has_positive = pc.is_in(ok.column("photo_id"), value_set=pc.unique(hit.column("photo_id")))
+    for part in rowbatches.slices(ok.append_column("_positive", has_positive)):
+        rows = []
+        for photo in part.to_pylist():
+            if not photo["_positive"]:
+                kind = "blank" if photo.get("assessed", True) else "unclassified"  # not judged is not empty
+                rows.append(dict(_media_level(photo, None, detector, now), observationID=f"{photo['photo_id']}-{kind}",
+                                 observationType=kind))
+        yield rows
+    for part in rowbatches.slices(events):
+        yield [{"observationID": f"event-{e['cluster_id']}", "deploymentID": e["deployment_id"],
+                "eventID": e["cluster_id"], "eventStart": _stamp(e["start_time"]), "eventEnd": _stamp(e["end_time"]),
+                "observationLevel": "event", "observationType": OBSERVATION_TYPE[e["top_category"]],
+                "count": e["count"] or 1, "classificationMethod": "machine", "classifiedBy": detector,
+                "classificationTimestamp": now, "classificationProbability": round(e["max_conf"], 4)}
+               | _species(e.get("scientific_name"), e.get("score"), classifier)
+               for e in part.to_pylist() if e["deployment_id"] in kept]
 
 
 def _privacy_warnings(people: dict[str, Any]) -> list[str]:
@@ -249,7 +295,7 @@ def taxonomic(observations: list[dict[str, Any]], labels: dict[str, dict[str, An
     return out
 
 
-def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detector: str,
+def _descriptor(dep_rows: list[dict], period: tuple[datetime, datetime] | None, session_id: str, detector: str,
                 taxa: list[dict[str, Any]] | None = None, classifier: str | None = None) -> dict[str, Any]:
     """The package descriptor; ``spatial`` and ``temporal`` only where real data give them."""
     out: dict[str, Any] = {
@@ -281,9 +327,8 @@ def _descriptor(dep_rows: list[dict], media: list[dict], session_id: str, detect
         ring = [[min(lons), min(lats)], [max(lons), min(lats)], [max(lons), max(lats)], [min(lons), max(lats)],
                 [min(lons), min(lats)]]
         out["spatial"] = {"type": "Polygon", "coordinates": [ring]}
-    times = [r["timestamp"] for r in media if clock.trusted(r.get("clock_flags"))]
-    if times:
-        out["temporal"] = {"start": min(times).date().isoformat(), "end": max(times).date().isoformat()}
+    if period:  # the first and last trusted photo time
+        out["temporal"] = {"start": period[0].date().isoformat(), "end": period[1].date().isoformat()}
     return out
 
 

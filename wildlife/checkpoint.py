@@ -103,7 +103,8 @@ def _only(table: pa.Table, key: str, items: Sequence[dict[str, Any]] | pa.Table)
         wanted = items.column(key).cast(table.schema.field(key).type)
     else:
         wanted = pa.array([it[key] for it in items], type=table.schema.field(key).type)
-    return table.filter(pc.is_in(table.column(key), value_set=wanted))
+    keep = pc.is_in(table.column(key), value_set=wanted)
+    return table if pc.sum(keep).as_py() == table.num_rows else table.filter(keep)  # no copy when all are
 
 
 def _chunks(todo: list[dict[str, Any]], every: int, group: Callable | None):

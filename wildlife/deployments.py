@@ -339,16 +339,19 @@ def locations(table: dict[str, Deployment], rows: Iterable[dict]) -> dict[str, L
 def coordinates(uri: str | None, media) -> dict[str, tuple[float, float]]:
     """Deployment -> (lat, lon) for every deployment that has a location (see ``locate``)."""
     table = load(uri) if uri else {}
-    rows = media.select(["deployment_id", "gps_latitude", "gps_longitude"]).to_pylist()
-    return {dep_id: loc.point for dep_id, loc in locations(table, rows).items() if loc.point is not None}
+    found = locations(table, [])
+    for dep_id, rows in by_deployment(media.select(["deployment_id", "gps_latitude", "gps_longitude"])):
+        if dep_id is not None:  # one deployment's rows as dicts at a time
+            found.update(locations({dep_id: table[dep_id]} if dep_id in table else {}, rows.to_pylist()))
+    return {dep_id: loc.point for dep_id, loc in found.items() if loc.point is not None}
 
 
 def by_deployment(media: pa.Table) -> Iterator[tuple[str | None, pa.Table]]:
     """The rows of each deployment of a media table (a ``deployment_id`` column), by deployment id, rows without
     one last: a caller turns one deployment's rows into Python objects at a time, never the whole run's."""
-    media = media.take(pc.sort_indices(media, [("deployment_id", "ascending")]))  # null ids sort to the end
+    order = pc.sort_indices(media, [("deployment_id", "ascending")])  # null ids sort to the end
     counts = {r["values"]: r["counts"] for r in pc.value_counts(media.column("deployment_id")).to_pylist()}
     offset = 0
     for dep_id in sorted(k for k in counts if k is not None) + ([None] if None in counts else []):
-        yield dep_id, media.slice(offset, counts[dep_id])
+        yield dep_id, media.take(order.slice(offset, counts[dep_id]))  # a copy of one deployment, not of all
         offset += counts[dep_id]

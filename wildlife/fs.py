@@ -13,7 +13,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -310,21 +310,47 @@ def read_json(uri: str) -> Any:
     return json.loads(read_bytes(uri))
 
 
-def write_json(uri: str, obj: Any) -> None:
-    """``obj`` as indented JSON, encoded piece by piece (megadetector.json of a million photos is hundreds of MB
-    as one string)."""
+def write_text(uri: str, pieces: Iterable[str]) -> None:
+    """The concatenated ``pieces`` as UTF-8, written as they come (about a MB at a time), all of it or nothing
+    (``write_stream``): a file of a million rows is never one string in memory."""
     def fill(f) -> None:
-        pieces: list[str] = []
-        held = 0
-        for piece in json.JSONEncoder(indent=2, default=str).iterencode(obj):
-            pieces.append(piece)
-            held += len(piece)
-            if held > 1 << 20:  # about a MB at a time
-                f.write("".join(pieces).encode())
-                pieces, held = [], 0
-        f.write("".join(pieces).encode())
+        held: list[str] = []
+        size = 0
+        for piece in pieces:
+            held.append(piece)
+            size += len(piece)
+            if size > 1 << 20:
+                f.write("".join(held).encode())
+                held, size = [], 0
+        f.write("".join(held).encode())
 
     write_stream(uri, fill)
+
+
+def write_json(uri: str, obj: Any) -> None:
+    """``obj`` as indented JSON (``json.dumps(obj, indent=2, default=str)``), written piece by piece. A value
+    of a dict (or ``obj`` itself) may be an iterator: it is written as a JSON array while it yields, so
+    megadetector.json's million images are never all objects at once."""
+    write_text(uri, _json_pieces(obj, 0))
+
+
+def _json_pieces(obj: Any, level: int) -> Iterator[str]:
+    """``json.dumps(obj, indent=2)`` of a value ``level`` deep, in pieces; iterators become arrays."""
+    inner = "\n" + "  " * (level + 1)
+    if isinstance(obj, Iterator):
+        opened = False
+        for item in obj:
+            yield ("," if opened else "[") + inner
+            yield from _json_pieces(item, level + 1)
+            opened = True
+        yield "\n" + "  " * level + "]" if opened else "[]"
+    elif isinstance(obj, dict) and obj and any(isinstance(v, Iterator) for v in obj.values()):
+        for i, (key, value) in enumerate(obj.items()):
+            yield ("," if i else "{") + inner + json.dumps(str(key)) + ": "
+            yield from _json_pieces(value, level + 1)
+        yield "\n" + "  " * level + "}"
+    else:  # a nested value is the top-level text with each line indented one level more per level
+        yield json.dumps(obj, indent=2, default=str).replace("\n", "\n" + "  " * level)
 
 
 def write_table(table: pa.Table, uri: str) -> None:

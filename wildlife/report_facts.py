@@ -10,12 +10,14 @@ placed at its first photo with a trusted time; an event without one is left out 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
+from wildlife import rowbatches
 from wildlife.clock import UNTRUSTED_FLAGS, trusted
 from wildlife.deployments import Deployment
 
@@ -24,16 +26,29 @@ PHOTO_COLUMNS = ("photo_id", "relpath", "deployment_id", "status", "reason", "ti
                  "clock_flags", "event_id", "assessed")
 
 
-def photo_rows(images: pa.Table) -> list[dict[str, Any]]:
-    """The columns the report reads, as rows (columns a table lacks are left out of its rows)."""
-    return images.select([c for c in PHOTO_COLUMNS if c in images.column_names]).to_pylist()
+class PhotoRows:
+    """The columns the report reads, as rows (columns a table lacks are left out of its rows), made again a
+    slice at a time on each pass (``rowbatches``): a million photos are never all dicts at once."""
+
+    def __init__(self, images: pa.Table):
+        self.table = images.select([c for c in PHOTO_COLUMNS if c in images.column_names])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for part in rowbatches.slices(self.table):
+            yield from part.to_pylist()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.table.slice(i, 1).to_pylist()[0]
 
 
 def wall_clock(value: datetime | str | None) -> datetime | None:
     """The camera's wall-clock time from ``timestamp_local``: a naive timestamp as it is, or ISO 8601 text
     read as written (its offset dropped, not applied). None when absent or unreadable."""
-    if value is None or isinstance(value, datetime):
-        return value.replace(tzinfo=None) if value is not None else None
+    if value is None or isinstance(value, datetime):  # the same object where it has no zone: one per photo
+        return value if value is None or value.tzinfo is None else value.replace(tzinfo=None)
     try:
         return datetime.fromisoformat(value).replace(tzinfo=None)
     except ValueError:

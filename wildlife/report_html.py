@@ -18,8 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from wildlife import fs, privacy, report_answers, video_outputs, weather
+from wildlife import fs, privacy, report_answers, rowbatches, video_outputs, weather
 from wildlife import report_facts as facts
 from wildlife import report_plots as plots
 from wildlife import report_species as species_report
@@ -202,8 +203,9 @@ def _videos(images: pa.Table, positives: list[dict], detections: pa.Table, thres
 
 def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clusters: pa.Table,
            threshold: float, deployments: dict[str, Deployment] | None = None, top_events: int = 6) -> str:
-    rows = facts.photo_rows(images)
-    photos_ok = sum(1 for r in rows if r["status"] == "ok")
+    rows = facts.PhotoRows(images)  # each pass over them makes a slice of dicts at a time
+    statuses = {r["values"]: r["counts"] for r in pc.value_counts(images.column("status")).to_pylist()}
+    photos_ok = statuses.get("ok", 0)
     times = facts.trusted_times(rows)
     placed = facts.place_events(clusters, species_report.event_rows(rows, detections), times)
     by_hour = facts.activity(placed.events)
@@ -219,9 +221,10 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
                     + [e.get(c) for c in weather_cols] for e in events[:LIST_LIMIT]]
     weather_more = (f"<p>{len(events) - LIST_LIMIT} more events in clusters.parquet.</p>"
                     if len(events) > LIST_LIMIT else "")
-    media_rows = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id", "media_type")
-                                if c in images.column_names]).to_pylist()
-    figures = _figures(events, {r["photo_id"]: r for r in media_rows}, positives, top_events,
+    media = images.select([c for c in ("photo_id", "relpath", "uri", "uri_raw", "event_id", "media_type")
+                           if c in images.column_names])  # the rows of photos with a positive box: all _figures reads
+    shown = rowbatches.lookup(media, "photo_id", pa.array([d["photo_id"] for d in positives], pa.string()))
+    figures = _figures(events, shown, positives, top_events,
                        privacy.to_blur(detections, threshold, (report.get("params") or {}).get("humans")))
     det = report.get("detector") or {}
     legend = "".join(f'<span><i style="background:{plots.color(c)}"></i>{c}</span>' for c in cats)
@@ -229,9 +232,12 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     if report.get("emulated"):  # an emulator run: say plainly what did not run where the stack says
         warnings = (f'<p class="warn" id="emulated">Emulated: {html.escape(", ".join(report["emulated"]["services"]))}'
                     f' did not run on AWS. {html.escape(report["emulated"]["how"])}</p>') + warnings
-    status = {s: sum(1 for r in rows if r["status"] == s) for s in ("failed", "skipped")}
+    status = {s: statuses.get(s, 0) for s in ("failed", "skipped")}
+    failed = pc.is_in(images.column("status"), pa.array(list(status)))  # failures() reads only these rows
+    failures = facts.failures(facts.PhotoRows(images.filter(failed)), LIST_LIMIT)
     methods = sorted({e["method"] for e in events if e.get("method")})
-    clock = facts.clock_flags(rows)
+    flagged = pc.fill_null(pc.greater(pc.list_value_length(images.column("clock_flags")), 0), False)
+    clock = facts.clock_flags(facts.PhotoRows(images.filter(flagged)))  # the rows it counts, in order
     per_dep = facts.independent_per_deployment(placed.events)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Odin run {html.escape(report['session_id'])}</title>
@@ -268,7 +274,7 @@ clock resets and long silences are cut) are under <a href="#effort-table">Camera
 {_scroll(plots.timeline(placed.events, [s["deployment"] for s in summary]), len(summary))}</section>
 <section><h2>Top events</h2><div class="thumbs">{figures}</div></section>
 {_videos(images, positives, detections, threshold, (report.get("params") or {}).get("humans"))}
-<section><h2>Failed and skipped files</h2>{_failures(facts.failures(rows, LIST_LIMIT))}</section>
+<section><h2>Failed and skipped files</h2>{_failures(failures)}</section>
 <section id="clock-flags"><h2>Clock flags</h2>
 {_table(["flag", "photos", "time left out", "examples"],
         [[c["flag"], c["photos"], "yes" if c["untrusted"] else "no", ", ".join(c["examples"])] for c in clock],

@@ -10,9 +10,12 @@ classifier's decision is listed under its detector category.
 from __future__ import annotations
 
 import html
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from wildlife import species
 from wildlife.classify.runtime import NO_MODEL as STAGE1_SAYS  # how Stage 1's warning starts when none ran
@@ -83,20 +86,22 @@ def records(clusters: pa.Table) -> list[dict[str, Any]]:
     return [rows[k] for k in sorted(rows, key=lambda k: (k[0], -rows[k]["independent"], k[1]))]
 
 
-def event_rows(rows: list[dict[str, Any]], detections: pa.Table) -> list[dict[str, Any]]:
+def event_rows(rows: Iterable[dict[str, Any]], detections: pa.Table) -> Iterable[dict[str, Any]]:
     """The report's photo rows, plus a (photo, event) row for each event a photo belongs to besides the one
     ``images.event_id`` names (a photo showing two taxa is in both taxa's events; detections name each box's)."""
     if "event_id" not in detections.column_names:
         return rows
-    by_photo = {r["photo_id"]: r for r in rows}
-    seen = {(r["photo_id"], r.get("event_id")) for r in rows}
+    named = detections.filter(pc.is_valid(detections.column("event_id")))  # boxes that name an event
+    pairs = list(zip(named.column("photo_id").to_pylist(), named.column("event_id").to_pylist(), strict=True))
+    boxed = {pid for pid, _ in pairs}  # only these photos can be in another event: not every photo is indexed
+    by_photo = {r["photo_id"]: r for r in rows if r["photo_id"] in boxed}
+    seen = {(pid, r.get("event_id")) for pid, r in by_photo.items()}
     extra = []
-    for pid, event in zip(detections.column("photo_id").to_pylist(), detections.column("event_id").to_pylist(),
-                          strict=True):
+    for pid, event in pairs:
         if event and (pid, event) not in seen and pid in by_photo:
             seen.add((pid, event))
             extra.append(dict(by_photo[pid], event_id=event))
-    return rows + extra
+    return itertools.chain(rows, extra)  # one pass (place_events): the photos' rows are not copied
 
 
 def section(report: dict[str, Any], detections: pa.Table, clusters: pa.Table, table) -> str:

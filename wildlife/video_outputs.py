@@ -12,6 +12,7 @@ videos.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -40,28 +41,39 @@ def _md_detection(d: dict[str, Any], class_ids: dict[str, str]) -> dict[str, Any
 def with_videos(md: dict[str, Any], images: pa.Table, detections: pa.Table) -> dict[str, Any]:
     """``mdjson.build``'s output with every ok video's entry in MegaDetector's video form: ``frame_rate`` and,
     per category, the best detection over its frames with its ``frame_number`` (suspected static boxes left
-    out, as for photos). Failed and unassessed videos keep the entries ``mdjson.build`` gives every file."""
+    out, as for photos). Failed and unassessed videos keep the entries ``mdjson.build`` gives every file.
+    ``md["images"]`` stays an iterator: each entry is changed as it is written."""
     videos = _videos(images)
     if not videos:
         return md
     class_ids = mdjson.classification_ids(detections)  # the ids md's classification maps use
     best: dict[tuple[str, str], dict[str, Any]] = {}
-    for d in detections.to_pylist():
-        if d["photo_id"] in videos and not d["suspected_static"] and d.get("frame_number") is not None:
+    for d in frame_detections(detections).to_pylist():
+        if d["photo_id"] in videos and not d["suspected_static"]:
             key = (d["photo_id"], d["category"])
             if key not in best or (d["conf"], -d["frame_number"]) > (best[key]["conf"], -best[key]["frame_number"]):
                 best[key] = d
     by_file = {r["relpath"]: r for r in videos.values()}
-    for entry in md["images"]:
-        row = by_file.get(entry["file"])
-        if row is None:
-            continue
-        if row.get("fps"):
-            entry["frame_rate"] = row["fps"]
-        if entry.get("detections") is not None:
-            found = [_md_detection(d, class_ids) for (pid, _), d in best.items() if pid == row["photo_id"]]
-            entry["detections"] = sorted(found, key=lambda d: -d["conf"])
-    return md
+
+    def entries(found: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for entry in found:
+            row = by_file.get(entry["file"])
+            if row is not None:
+                if row.get("fps"):
+                    entry["frame_rate"] = row["fps"]
+                if entry.get("detections") is not None:
+                    dets = [_md_detection(d, class_ids) for (pid, _), d in best.items() if pid == row["photo_id"]]
+                    entry["detections"] = sorted(dets, key=lambda d: -d["conf"])
+            yield entry
+
+    return dict(md, images=entries(md["images"]))
+
+
+def frame_detections(detections: pa.Table) -> pa.Table:
+    """The detections of video frames (a photo's have no ``frame_number``)."""
+    if "frame_number" not in detections.column_names:
+        return detections.slice(0, 0)
+    return detections.filter(pc.is_valid(detections.column("frame_number")))
 
 
 def frames_json(md: dict[str, Any], images: pa.Table, results: pa.Table, detections: pa.Table) -> dict[str, Any] | None:
@@ -73,8 +85,8 @@ def frames_json(md: dict[str, Any], images: pa.Table, results: pa.Table, detecti
     frames = results.filter(pc.is_valid(results.column("frame_number")))
     class_ids = mdjson.classification_ids(detections)
     by_frame: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for d in detections.to_pylist():
-        if d.get("frame_number") is not None and not d["suspected_static"]:
+    for d in frame_detections(detections).to_pylist():
+        if not d["suspected_static"]:
             by_frame.setdefault((d["photo_id"], d["frame_number"]), []).append(_md_detection(d, class_ids))
     entries = []
     for f in sorted(frames.to_pylist(), key=lambda f: (videos.get(f["photo_id"], {}).get("relpath") or "",

@@ -43,12 +43,14 @@ RESULT_COLUMNS = [
 
 def frame_items(items: list[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
     """Stage 1's items: every photo as it is, every video as its sampled frames (one sequence of their own,
-    ``<photo_id>:frames``). A video without a frame count is run as its first frame."""
+    ``<photo_id>:frames``). A video without a frame count is run as its first frame. A photo's item is the
+    dict given, with its ``item_id`` set (not a copy: a million photos are not held twice)."""
     video.parse_sample(spec)
     out = []
     for item in items:
         if item.get("media_type") != "video":
-            out.append(dict(item, item_id=item["photo_id"]))
+            item["item_id"] = item["photo_id"]
+            out.append(item)
             continue
         for n in video.sample_frames(item.get("fps"), item.get("frame_count"), spec) or [0]:
             out.append(dict(item, item_id=video.frame_id(item["photo_id"], n), frame_number=n,

@@ -55,10 +55,11 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
     warnings: list[str] = []
     table = deployments.load(deployments_uri) if deployments_uri else {}
     deps = deployments_table.to_pylist()
-    photos: dict[str, list[dict[str, Any]]] = {}
-    for r in media.select(["deployment_id", "relpath", "status", "timestamp", "clock_flags"]).to_pylist():
-        photos.setdefault(r["deployment_id"], []).append(r)
-    efforts = [effort.deployment_effort(d, photos.get(d["deployment_id"], []), local_zone(d),
+    # each deployment's photos: Arrow slices, one deployment's rows made dicts at a time
+    photos = dict(deployments.by_deployment(media.select(["deployment_id", "relpath", "status", "timestamp",
+                                                           "clock_flags"])))
+    efforts = [effort.deployment_effort(d, photos[d["deployment_id"]].to_pylist() if d["deployment_id"] in photos
+                                        else [], local_zone(d),
                                         table[d["deployment_id"]].problems if d["deployment_id"] in table
                                         else (), silence_days) for d in deps]
     for e in efforts:

@@ -15,13 +15,14 @@ its score after the geofence and rollup (``label_score``). Without a classifier 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
 import wildlife
-from wildlife import species
+from wildlife import rowbatches, species
 from wildlife.classify import Label
 
 FORMAT_VERSION = "1.6"
@@ -37,22 +38,8 @@ def build(images: pa.Table, detections: pa.Table, detector: dict[str, Any],
     (repeat detections) are left out as MegaDetector's repeat-detection elimination would.
     """
     class_ids = classification_ids(detections)
-    by_photo: dict[str, list[dict[str, Any]]] = {}
-    for d in detections.to_pylist():
-        if not d["suspected_static"]:
-            by_photo.setdefault(d["photo_id"], []).append(box(d, class_ids))
-    entries = []
     cols = [c for c in ("photo_id", "relpath", "status", "reason", "assessed", "detection_note")
             if c in images.column_names]
-    for r in images.select(cols).to_pylist():
-        if r["status"] == "ok" and r.get("assessed") is False:
-            why = r.get("detection_note") or "the detector did not judge this photo"
-            entries.append({"file": r["relpath"], "failure": f"not assessed: {why}", "detections": None})
-        elif r["status"] == "ok":
-            dets = sorted(by_photo.get(r["photo_id"], []), key=lambda d: -d["conf"])
-            entries.append({"file": r["relpath"], "detections": dets})
-        elif r["status"] == "failed":
-            entries.append({"file": r["relpath"], "failure": r["reason"] or "failed", "detections": None})
     t = thresholds or {"typical": 0.2, "conservative": 0.05}
     out = {
         "info": {
@@ -65,13 +52,31 @@ def build(images: pa.Table, detections: pa.Table, detector: dict[str, Any],
             "odin_version": wildlife.__version__,
         },
         "detection_categories": {v: k for k, v in CATEGORY_IDS.items()},
-        "images": entries,
+        "images": _entries(images.select(cols), detections, class_ids),  # written as it is made (fs.write_json)
     }
     if class_ids:  # only when a classifier decided a box: detections-only output stays as it was
         out["info"]["classifier"] = ", ".join(species.classifiers(detections))
         out["classification_categories"] = {i: _name(line) for line, i in class_ids.items()}
         out["classification_category_descriptions"] = {i: line for line, i in class_ids.items()}
     return out
+
+
+def _entries(images: pa.Table, detections: pa.Table, class_ids: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """The ``images`` entries in ``images``' order, ``rowbatches.ROWS`` photos' rows as objects at a time."""
+    for part, dets in rowbatches.with_matches(images, detections, "photo_id"):
+        by_photo: dict[str, list[dict[str, Any]]] = {}
+        for d in dets.to_pylist():
+            if not d["suspected_static"]:
+                by_photo.setdefault(d["photo_id"], []).append(box(d, class_ids))
+        for r in part.to_pylist():
+            if r["status"] == "ok" and r.get("assessed") is False:
+                why = r.get("detection_note") or "the detector did not judge this photo"
+                yield {"file": r["relpath"], "failure": f"not assessed: {why}", "detections": None}
+            elif r["status"] == "ok":
+                dets_of = sorted(by_photo.get(r["photo_id"], []), key=lambda d: -d["conf"])
+                yield {"file": r["relpath"], "detections": dets_of}
+            elif r["status"] == "failed":
+                yield {"file": r["relpath"], "failure": r["reason"] or "failed", "detections": None}
 
 
 def box(d: dict[str, Any], class_ids: dict[str, str]) -> dict[str, Any]:
