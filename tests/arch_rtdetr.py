@@ -232,19 +232,16 @@ class RTDETRv2(nn.Module):
     layout = "rtdetr"
 
     def __init__(self, config="r18", nc=3, width=1.0):
-        """``width``: multiplier of the backbone's and the encoder's channels, below 1 for fast tests only."""
+        """``width``: multiplier of every channel count, below 1 for fast tests only."""
         super().__init__()
         depth, hidden, ffn, expansion, layers = CONFIGS[config]
         hidden = max(32, int(hidden * width) // 32 * 32)
         self.backbone = ResNetVD(depth, width)
         self.encoder = HybridEncoder(self.backbone.out_channels, hidden, ffn, expansion)
-        self.decoder = Decoder([hidden] * 3, nc, layers)
+        dim = max(64, int(256 * width) // 32 * 32)
+        self.decoder = Decoder([hidden] * 3, nc, layers, dim=dim, ffn=4 * dim)
         self.score_layers = [self.decoder.dec_score[-1]]
 
     def forward(self, x):
         return self.decoder(self.encoder(self.backbone(x)))
-
-    @staticmethod
-    def scores(out):
-        return out[..., 4:]
 

@@ -222,6 +222,3 @@ class YoloV9(nn.Module):
             outs.append(head(tagged[tag], stride))
         return torch.cat(outs, 2)
 
-    @staticmethod
-    def scores(out):
-        return out[:, 4:]

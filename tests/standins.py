@@ -74,7 +74,7 @@ def calibrate(model: nn.Module, photos: torch.Tensor, boxes_share: float = 0.000
     """Batch-norm statistics measured on ``photos`` (every layer's output then varies with the picture instead
     of fading or exploding), then the class logits spread to a standard deviation of 2 and shifted so that
     ``boxes_share`` of the scores (anchors or queries x classes) are over 0.5. ``model.score_layers``: the
-    last layers whose outputs are the class logits; ``model.scores(out)``: the probabilities in an output."""
+    last layers whose outputs are the class logits."""
     model.eval()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -83,8 +83,12 @@ def calibrate(model: nn.Module, photos: torch.Tensor, boxes_share: float = 0.000
             m.train()
     model(photos)
     model.eval()
-    p = model.scores(model(photos[:1])).clamp(1e-7, 1 - 1e-7)
-    logits = torch.log(p / (1 - p)).flatten()
+    seen = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out.flatten())) for m in model.score_layers]
+    model(photos)  # the logits of every photo: one photo's spread would be too narrow for the others
+    for hook in hooks:
+        hook.remove()
+    logits = torch.cat(seen)
     scale = 2.0 / float(logits.std())
     shift = float(torch.quantile((logits * scale)[:2**24], 1 - boxes_share))
     for layer in model.score_layers:
@@ -122,10 +126,32 @@ def export(model: nn.Module, path: Path, key: str) -> Path:
     return path
 
 
-def photo_batch(size: int, n: int = 2, seed: int = 500) -> torch.Tensor:
-    """``n`` generated camera-trap photos, stretched to size x size, as model input."""
+def photo_batch(size: int, layout: str, n: int = 4, seed: int = 500) -> torch.Tensor:
+    """``n`` generated 4:3 camera-trap photos as the engine feeds a model of ``layout``: stretched to a square,
+    or letterboxed (to size x size * 3/4)."""
     import photofactory as pf  # noqa: PLC0415
 
-    images = [engine.stretch(pf.with_animal(pf.scene(1024, 768, seed=seed + i), (0.2 + 0.1 * i, 0.4, 0.2, 0.25)),
-                             size)[0] for i in range(n)]
+    photos = [pf.with_animal(pf.scene(1024, 768, seed=seed + i), (0.1 + 0.15 * i, 0.4, 0.2, 0.25)) for i in range(n)]
+    if engine.RESIZE[layout] == "stretch":
+        images = [engine.stretch(p, size)[0] for p in photos]
+    else:
+        images = [engine.letterbox(p, size, 32)[0] for p in photos]
     return torch.from_numpy(np.ascontiguousarray(engine.to_tensor(images)))
+
+
+# catalogue key -> (module, class, arguments): the configuration PytorchWildlife builds for that model
+ARCHITECTURES = {"mdv6-mit-yolov9-c": ("arch_yolov9", "YoloV9", {"config": "v9-s"}),
+                 "mdv6-apa-rtdetr-c": ("arch_rtdetr", "RTDETRv2", {"config": "r18"}),
+                 "mdv6-apa-rtdetr-e": ("arch_rtdetr", "RTDETRv2", {"config": "r101"})}
+
+
+def build(key: str, seed: int = 0, photos: int = 4, **narrow) -> nn.Module:
+    """The calibrated (on ``photos`` generated photos), fused stand-in of catalogue model ``key``, 3 classes;
+    ``narrow``: the architecture's width/depth multipliers, below 1 for fast tests only."""
+    import importlib  # noqa: PLC0415 - the architectures import this module's blocks
+
+    module, cls, kwargs = ARCHITECTURES[key]
+    torch.manual_seed(seed)
+    model = getattr(importlib.import_module(module), cls)(nc=3, **kwargs, **narrow)
+    info = catalog.KNOWN[key]
+    return fuse(calibrate(model, photo_batch(info["input_size"], info["layout"], photos)))
