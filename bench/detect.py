@@ -3,7 +3,7 @@
 
     python bench/detect.py [--photos 2] [--small-photos 6] [--rounds 3] [--models mdv5,small]
                            [--modes torch,onnxruntime,openvino,bf16,int8] [--weights md_v5a.0.0.pt]
-    python bench/detect.py --models mdv6-mit-yolov9-c,mdv6-apa-rtdetr-c,mdv6-apa-rtdetr-e  # opt-in, ~8 min
+    python bench/detect.py --models mdv6-mit-yolov9-c,mdv6-apa-rtdetr-c,mdv6-apa-rtdetr-e  # opt-in, 11 min (busy)
 
 The quick default (2 MDv5 photos and 6 small-model photos, 3 rounds, every mode) should take about 5 minutes
 on a quiet 2-core AVX-512 machine (estimated from its parts: building and exporting the random MDv5 ~1 min,
