@@ -3,6 +3,7 @@
 
     python bench/detect.py [--photos 2] [--small-photos 6] [--rounds 3] [--models mdv5,small]
                            [--modes torch,onnxruntime,openvino,bf16,int8] [--weights md_v5a.0.0.pt]
+    python bench/detect.py --models mdv6-mit-yolov9-c,mdv6-apa-rtdetr-c,mdv6-apa-rtdetr-e  # opt-in, 11 min (busy)
 
 The quick default (2 MDv5 photos and 6 small-model photos, 3 rounds, every mode) should take about 5 minutes
 on a quiet 2-core AVX-512 machine (estimated from its parts: building and exporting the random MDv5 ~1 min,
@@ -30,6 +31,14 @@ a handful of confident boxes (``tinymodels.calibrated``); no real weights can be
 matters. On random weights bf16 and int8 boxes mostly disagree (MDv5: 0 of 11 boxes in bf16), and that says
 little about a trained model: a random network amplifies rounding noise layer by layer, and the calibration
 multiplies the objectness convolution to spread its logits, rounding noise with it.
+MegaDetector v6 (``--models`` mdv6-mit-yolov9-c, mdv6-apa-rtdetr-c, mdv6-apa-rtdetr-e; not in the default run):
+random-weight stand-ins of their architectures (``tests/arch_yolov9.py``, ``tests/arch_rtdetr.py``: MIT YOLOv9-s,
+RT-DETRv2 R18vd and R101vd as PytorchWildlife builds them, parameters and FLOPs as published), exported to ONNX
+in the catalogue's layout and run by the engine with the catalogue's sidecar (letterboxed for YOLOv9, stretched
+to 640x640 for RT-DETR), fp32 on onnxruntime and OpenVINO, ``--small-photos`` photos a round. Their authors' loop
+is not MegaDetector's, so their reference is MDv5a's loop (``--photos`` photos, MDv5's architecture), timed in the
+same rounds: speed-up then reads "times MegaDetector v5a's photos/s", and agreement compares OpenVINO's boxes with
+onnxruntime's.
 Box agreement (``wildlife.detect.quantize.agreement``): share of the reference's boxes (conf >= 0.05)
 matched by a box of the same class with IoU >= 0.9, and the largest coordinate difference of matched boxes.
 """
@@ -56,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import photofactory as pf  # noqa: E402
+import standins  # noqa: E402
 from PIL import Image  # noqa: E402
 from tinymodels import calibrated  # noqa: E402
 
@@ -65,6 +75,7 @@ MODES = ("torch", "onnxruntime", "openvino", "bf16", "int8")
 LABELS = {"torch": "fp32 torch (channels-last)", "onnxruntime": "fp32 onnxruntime", "openvino": "fp32 openvino",
           "bf16": "bf16 openvino", "int8": "int8 onnxruntime"}
 MODELS = {"mdv5": ("MDv5 (YOLOv5x6)", yolo.MDV5, 1280), "small": ("YOLOv5s @640", yolo.SMALL_P5, 640)}
+STANDIN_MODES = ("onnxruntime", "openvino")  # fp32 ONNX: what a user's export of MDv6 runs on
 
 
 def make_photos(folder: Path, n: int, first_seed: int = 0) -> list[Path]:
@@ -104,9 +115,9 @@ class Timed:
         return out
 
 
-def ours(backend, paths, size, stride):
+def ours(backend, paths, size, stride, sidecar=None):
     timed = Timed(backend)
-    det = engine.Engine(timed, engine.Sidecar(input_size=size, stride=stride))
+    det = engine.Engine(timed, sidecar or engine.Sidecar(input_size=size, stride=stride))
     photos = [{"photo_id": str(i), "uri": str(p), "width": 2048, "height": 1536} for i, p in enumerate(paths)]
     start = time.perf_counter()
     results = det.detect(photos)
@@ -193,6 +204,42 @@ def run(key, model, n, folder, rounds, modes, notes) -> list[dict]:
     return rows
 
 
+def run_standin(key, mdv5, n, n_ref, folder, rounds, modes, notes) -> list[dict]:
+    """MDv6 stand-in ``key`` through the engine, fp32 ONNX per runtime, against MDv5a's loop in the same rounds."""
+    folder = folder / key
+    paths, ref_paths = make_photos(folder / "photos", n + 1), make_photos(folder / "mdv5-photos", n_ref, 100)
+    onnx_path = standins.export(standins.build(key), folder / f"{key}.onnx", key)
+    sidecar = engine.Sidecar.read(onnx_path.with_suffix(".json"))
+    have_ov = importlib.util.find_spec("openvino") is not None
+    runs = [(m, backends.OnnxBackend(onnx_path) if m == "onnxruntime" else backends.OpenVinoBackend(onnx_path))
+            for m in STANDIN_MODES if m in modes and (m != "openvino" or have_ov)]
+    if skipped := [LABELS[m] for m in modes if m not in [r[0] for r in runs]]:
+        notes.append(f"{key}: {', '.join(skipped)} not run (stand-ins run fp32 ONNX; OpenVINO when installed)")
+    size, stride = sidecar.input_size, sidecar.stride
+    reference(mdv5, ref_paths[:1], 1280, 64)
+    for _, backend in runs:
+        ours(backend, paths[:1], size, stride, sidecar)
+    ref: list[tuple] = []
+    got: dict[str, list[tuple]] = {mode: [] for mode, _ in runs}
+    for _ in range(rounds):
+        ref.append(reference(mdv5, ref_paths, 1280, 64))
+        for mode, backend in runs:
+            got[mode].append(ours(backend, paths[1:], size, stride, sidecar))
+    ref_rate = [n_ref / r[0] for r in ref]
+    rows = [dict(model=key, mode="reference: MDv5a's loop", runtime="torch eager fp32", photos=n_ref,
+                 per_s=ref_rate, speedup=None, overhead=[(r[0] - r[1]) / r[1] for r in ref],
+                 agreement="(another model: MDv5)", same_pixels="-")]
+    first = got[runs[0][0]][0][2] if runs else None
+    for mode, backend in runs:
+        rate = [n / g[0] for g in got[mode]]
+        rows.append(dict(model=key, mode=LABELS[mode], runtime=backend.runtime, photos=n, per_s=rate,
+                         speedup=[a / b for a, b in zip(rate, ref_rate, strict=True)],
+                         overhead=[(g[0] - g[1]) / g[1] for g in got[mode]],
+                         agreement="(the first runtime)" if mode == runs[0][0] else agreed(first, got[mode][0][2]),
+                         same_pixels="-"))
+    return rows
+
+
 def agreed(reference_boxes, boxes) -> str:
     a = quantize.agreement(reference_boxes, boxes, min_conf=0.05)
     return f"{a['matched']}/{a['boxes']} ({a['share']:.1%}) max diff {a['max_coordinate_difference']:.4f}"
@@ -207,19 +254,27 @@ def main():
     parser.add_argument("--photos", type=int, default=2, help="MDv5 photos timed per round")
     parser.add_argument("--small-photos", type=int, default=6, help="small-model photos timed per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="mdv5,small", help=f"comma-separated: {', '.join(MODELS)}")
+    parser.add_argument("--models", default="mdv5,small",
+                        help=f"comma-separated: {', '.join([*MODELS, *standins.ARCHITECTURES])}")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated: {', '.join(MODES)}")
     parser.add_argument("--weights", type=Path, help="real MegaDetector v5 weights (.pt) instead of random ones")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     keys = [k for k in args.models.split(",") if k]
-    if bad := (set(modes) - set(MODES)) | (set(keys) - set(MODELS)):
+    if bad := (set(modes) - set(MODES)) | (set(keys) - set(MODELS) - set(standins.ARCHITECTURES)):
         parser.error(f"unknown mode or model: {sorted(bad)}")
     started = time.perf_counter()
     rows: list[dict] = []
     notes: list[str] = []
+    mdv5 = None  # MDv5a's reference model, shared by the stand-ins' rows
     with tempfile.TemporaryDirectory() as tmp:
         for key in keys:
+            if key in standins.ARCHITECTURES:
+                if mdv5 is None:
+                    mdv5 = (weights.load_yolov5(args.weights).model if args.weights
+                            else calibrated(yolo.MDV5, size=1280)).fuse().eval()
+                rows += run_standin(key, mdv5, args.small_photos, args.photos, Path(tmp), args.rounds, modes, notes)
+                continue
             _, cfg, size = MODELS[key]
             model = (weights.load_yolov5(args.weights).model if args.weights and key == "mdv5"
                      else calibrated(cfg, size=size))
@@ -229,13 +284,16 @@ def main():
     flags = sorted(backends.cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})
     print(f"\nStage 1 on {backends.threads()} CPU cores ({', '.join(flags)}), torch {torch.__version__}; "
           f"2048x1536 JPEGs; {args.rounds} alternating rounds, median [min-max]\n")
-    print(f"{'model':<16} {'mode':<31} {'runtime':<16} {'n':>3} {'photo/s':>21} {'speed-up':>19} "
+    print(f"{'model':<17} {'mode':<31} {'runtime':<16} {'n':>3} {'photo/s':>21} {'speed-up':>19} "
           f"{'vs MDv5 loop':>12} {'overhead':>19}  {'boxes agreeing with the reference':<37} with engine fp32")
     for r in rows:
         speed = spread(r["speedup"], ".2f") if r["speedup"] else "-"
-        vs = f"{statistics.median(r['per_s']) / mdv5_loop:.1f}x" if mdv5_loop and "MDv5" not in r["model"] else "-"
+        if r["model"] in standins.ARCHITECTURES:  # against the MDv5a loop of its own rounds
+            vs = f"{statistics.median(r['speedup']):.1f}x" if r["speedup"] else "-"
+        else:
+            vs = f"{statistics.median(r['per_s']) / mdv5_loop:.1f}x" if mdv5_loop and "MDv5" not in r["model"] else "-"
         overhead = spread([100 * o for o in r["overhead"]], ".0f")
-        print(f"{r['model']:<16} {r['mode']:<31} {r['runtime']:<16} {r['photos']:>3} {spread(r['per_s'], '.3f'):>21} "
+        print(f"{r['model']:<17} {r['mode']:<31} {r['runtime']:<16} {r['photos']:>3} {spread(r['per_s'], '.3f'):>21} "
               f"{speed:>19} {vs:>12} {overhead:>17} %  {r['agreement']:<37} {r['same_pixels']}")
     for note in notes:
         print(f"note: {note}")

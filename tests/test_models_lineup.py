@@ -1,5 +1,6 @@
 """The detector line-up: catalogue entries, the e2e and rtdetr output layouts (tiny ONNX models with planted
-outputs), fetching by hash from a file:// address, the --speed presets, and `cost optimize` on a planted table."""
+outputs), MDv6's architectures in their catalogue layouts, fetching by hash from a file:// address, the --speed
+presets, and `cost optimize` on a planted table."""
 
 from __future__ import annotations
 
@@ -104,7 +105,9 @@ def test_the_catalogue_records_each_models_source_licence_size_and_accuracy():
         else:  # MDv6: ONNX in a layout the engine decodes, from a permissive-licence model
             assert info["layout"] in engine.LAYOUTS and info["file"] == f"{key}.onnx", key
     onnx = [i for i in catalog.KNOWN.values() if i["format"] == "onnx"]
-    assert {i["layout"] for i in onnx} >= {"rtdetr", "e2e"}
+    assert {key: i["layout"] for key, i in catalog.KNOWN.items() if i["format"] == "onnx"} == {
+        "mdv6-apa-rtdetr-c": "rtdetr", "mdv6-apa-rtdetr-e": "rtdetr",
+        "mdv6-mit-yolov9-c": "v8"}  # PytorchWildlife decodes per anchor and runs NMS outside the network
     assert all(i["licence"].startswith(("Apache-2.0", "MIT")) for i in onnx)
     assert catalog.KNOWN["mdv1000-spruce"]["md5"] == "1c9d1d2b3ba54931881471fdd508e6f2"  # known_models
     assert catalog.KNOWN["mdv1000-redwood"]["md5"] == "74474b3aec9cf1a990da38b37ddf9197"
@@ -132,7 +135,9 @@ def test_every_catalogue_model_is_priced_locally_and_on_aws(key):
 
 def test_fetch_an_onnx_model_by_its_sha256_from_a_file_url_then_run_it_by_name(tmp_path, monkeypatch):
     monkeypatch.setenv("ODIN_MODELS", str(tmp_path / "cache"))
-    export = _planted_onnx(tmp_path / "my-export.onnx", [[288, 182, 352, 310, 0.9, 0]])
+    # v8: (4 + classes, boxes): one animal box (centre 320, 246, 64 x 128 in letterboxed pixels), one box below
+    export = _planted_onnx(tmp_path / "my-export.onnx", [[320, 100], [246, 100], [64, 20], [128, 20], [0.9, 0.001],
+                                                         [0.01, 0.0], [0.0, 0.0]])
     sha, _ = catalog.digests(export)
     key = "mdv6-mit-yolov9-c"
     with pytest.raises(ValueError, match=f"published as a PyTorch checkpoint only.*models fetch {key} --url"):
@@ -144,11 +149,34 @@ def test_fetch_an_onnx_model_by_its_sha256_from_a_file_url_then_run_it_by_name(t
                   env={**os.environ, "ODIN_MODELS": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     side = json.loads((tmp_path / "cache" / f"{key}.json").read_text())
-    assert (side["layout"], side["input_size"], side["source_sha256"]) == ("e2e", 640, sha)
+    assert (side["layout"], side["input_size"], side["source_sha256"]) == ("v8", 640, sha)
     assert side["licence"].startswith("MIT")
     detector, _ = detect.load(key)
     (res,) = detector.detect([_photo(tmp_path)])
     assert [d.category for d in res.detections] == ["animal"] and detector.version == "MDV6-mit-yolov9-c"
+
+
+@pytest.mark.parametrize("key", ["mdv6-mit-yolov9-c", "mdv6-apa-rtdetr-c"])
+def test_an_mdv6_network_exported_in_its_catalogue_layout_runs_by_its_key_on_either_runtime(tmp_path, monkeypatch,
+                                                                                          key):
+    """A network of the model's architecture (a narrow random stand-in, tests/arch_*.py), exported to ONNX in
+    the layout the catalogue gives it and cached under its key, loads and finds boxes inside the photo."""
+    import photofactory as pf  # noqa: PLC0415
+    import standins  # noqa: PLC0415 - torch, only here
+
+    monkeypatch.setenv("ODIN_MODELS", str(tmp_path / "cache"))
+    narrow = {"width": 0.125, "depth": 0.34} if key == "mdv6-mit-yolov9-c" else {"width": 0.125}
+    standins.export(standins.build(key, photos=2, **narrow), tmp_path / "cache" / f"{key}.onnx", key)
+    uri = pf.write_photo(tmp_path / "photo.jpg", pf.with_animal(pf.scene(1000, 730, seed=3), (0.3, 0.4, 0.2, 0.25)))
+    for runtime in ("onnxruntime", "openvino"):
+        monkeypatch.setenv("ODIN_ONNX_RUNTIME", runtime)
+        detector, _ = detect.load(key)
+        assert detector.backend.runtime == runtime
+        (res,) = detector.detect([{"uri": str(uri), "photo_id": "p", "width": 1000, "height": 730}])
+        assert res.failure is None and res.detections, runtime
+        for d in res.detections:
+            x, y, w, h = d.bbox
+            assert min(x, y) >= 0 and min(w, h) > 0 and max(x + w, y + h) <= 1.0001, (runtime, d)
 
 
 def test_fetch_spruce_checks_its_hash_and_exports_at_640(tmp_path, monkeypatch):

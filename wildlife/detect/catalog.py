@@ -22,6 +22,10 @@ from pathlib import Path
 # ONNX export of it with --url and --sha256 (the hash of the file you exported or trust), and writes the sidecar
 # below. ``accuracy``: relative to MDv5a, with the metric and its source; the metrics differ between [MDv1000]
 # and [PW], so compare within a source. ``family``: the speed class the price table rates (``budget``).
+# ``layout`` and ``architecture`` of MDv6 as PytorchWildlife runs it: MDV6-mit-yolov9-c is built from MIT YOLO's
+# ``config_v9s.yaml`` (``yolo_mit_base.py``; its 9.7 M parameters are v9-s's with the training-only auxiliary
+# branch), decoded per anchor with NMS outside the network (``PostProcess``): ``v8``, not ``e2e``; RT-DETRv2 R18vd
+# / R101vd from ``rtdetrv2_r18vd_120e_megadetector.yml`` / ``rtdetrv2_r101vd_6x_megadetector.yml``: ``rtdetr``.
 # ``models fetch`` checks a download against ``md5`` (or against ``--sha256`` when given) and records the file's
 # SHA-256 in the cache's known.json; a file with a listed hash is recognised by it in the outputs.
 _RELEASE = "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/"
@@ -60,7 +64,7 @@ KNOWN = {
                           "family": "rtdetr-r101-640"},
     "mdv6-mit-yolov9-c": {"file": "mdv6-mit-yolov9-c.onnx", "version": "MDV6-mit-yolov9-c", "md5": None,
                           "url": None, "source": _ZENODO + "MDV6-mit-yolov9-c.ckpt", "format": "onnx",
-                          "layout": "e2e", "architecture": "YOLOv9-c (MIT implementation)", "input_size": 640,
+                          "layout": "v8", "architecture": "YOLOv9-s (MIT implementation)", "input_size": 640,
                           "licence": "MIT [PW]", "accuracy": (round(74.8 / 81.7, 3), _MAR), "family": "yolov9c-640"},
 }
 
