@@ -65,7 +65,7 @@ KNOWN = {
     "mdv6-mit-yolov9-c": {"file": "mdv6-mit-yolov9-c.onnx", "version": "MDV6-mit-yolov9-c", "md5": None,
                           "url": None, "source": _ZENODO + "MDV6-mit-yolov9-c.ckpt", "format": "onnx",
                           "layout": "v8", "architecture": "YOLOv9-s (MIT implementation)", "input_size": 640,
-                          "licence": "MIT [PW]", "accuracy": (round(74.8 / 81.7, 3), _MAR), "family": "yolov9c-640"},
+                          "licence": "MIT [PW]", "accuracy": (round(74.8 / 81.7, 3), _MAR), "family": "yolov9s-640"},
 }
 
 
