@@ -41,6 +41,19 @@ def _photos(tmp_path):
     return photos
 
 
+class NotingDetector(MotionDetector):
+    """The motion baseline writing down which process detects (a worker starts clean: no monkeypatch there)."""
+
+    def __init__(self, pids, **kwargs):
+        super().__init__(**kwargs)
+        self.pids = pids
+
+    def detect(self, batch):
+        with open(self.pids, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return super().detect(batch)
+
+
 def _detect(photos, folder, monkeypatch, workers: int):
     monkeypatch.setenv(parallel.WORKERS_ENV, str(workers))
     detector = MotionDetector(block=4, margin=2)
@@ -53,15 +66,9 @@ def test_motion_on_worker_processes_gives_the_results_of_one_process(tmp_path, m
     one = _detect(photos, tmp_path / "one", monkeypatch, 1).to_pylist()
 
     pids = tmp_path / "pids"
-    real = MotionDetector.detect
-
-    def detect_noting_the_process(self, batch):
-        with open(pids, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        return real(self, batch)
-
-    monkeypatch.setattr(MotionDetector, "detect", detect_noting_the_process)
-    two = _detect(photos, tmp_path / "two", monkeypatch, 2).to_pylist()
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    two = stage1.detect(photos, NotingDetector(pids, block=4, margin=2), str(tmp_path / "two"), every=12)[0]
+    two = two.to_pylist()
     ran_in = set(pids.read_text().split())
     assert len(ran_in) == 2 and str(os.getpid()) not in ran_in  # both workers detected, the parent none
 
