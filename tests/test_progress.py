@@ -112,8 +112,9 @@ def test_stage0_on_worker_processes_gives_the_media_table_of_one_process(tmp_pat
     folder = _folder(tmp_path / "in", n=60)
     monkeypatch.setattr(parallel, "MIN_ITEMS", 1)
     monkeypatch.setenv(parallel.WORKERS_ENV, "2")
-    real_finish = stage0.finish
-    monkeypatch.setattr(stage0, "finish", lambda rows, deps=None, now_utc=None: real_finish(rows, deps, NOW))
+    real_media_table = stage0.media_table  # its "now" goes to the workers with their rows (they start clean)
+    monkeypatch.setattr(stage0, "media_table", lambda read, not_read, deps=None: real_media_table(read, not_read, deps,
+                                                                                                   NOW))
     state = {"params": {"input_uri": str(folder), "output_uri": str(tmp_path / "out"), "budget_dkk": 5.0,
                         "use_spot": True, "target": "local", "detector": "motion"}}
     ctx = stages.Context(checkpoint_every=1000)

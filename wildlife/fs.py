@@ -81,7 +81,7 @@ def s3_store(*settings: str | None) -> tuple[str, str] | None:
     return endpoint, session.get_config_variable("region") or "us-east-1"  # boto3 signs with us-east-1 too
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million of them, listing a card, without a dict each
 class Entry:
     """One file found under an input URI. ``error`` is set when it exists but cannot be used as a file
     (the row fails); ``skipped`` when it is not input at all (a link, a special or system file: never opened)."""

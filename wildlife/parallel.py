@@ -6,7 +6,6 @@ processes cannot start (AWS Lambda has no /dev/shm for their locks) the work run
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -30,20 +29,20 @@ def workers() -> int:
 
 
 @contextmanager
-def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int, *, fresh: bool = False,
-                 ) -> Iterator[Callable[[list[Any]], list[Any]]]:
+def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[Callable[[list[Any]], list[Any]]]:
     """Yield ``run(chunk)``: ``fn`` over the chunk, split into one contiguous slice per worker, results joined in
     order. One process (no pool) when there is one worker or fewer than ``MIN_ITEMS`` items in all.
 
-    Workers are forks of this process, so ``fn`` may be a closure; a fork keeps every object this process holds
-    at that moment alive in the worker for good, even those this process frees later. ``fresh``: workers start
-    from a clean process instead (``forkserver``; ``fn`` and what it is given must pickle), for a stage that
-    starts its workers while holding a million photos' rows (Stage 1 at 1M photos: 0.5-0.8 GB held twice)."""
+    Workers start from a clean process (``forkserver``), so ``fn`` and its chunks must pickle (a module-level
+    function, or a ``partial`` of one). Not forks of this process: a fork keeps alive for good every object this
+    process holds when the pool starts, even those it frees later. At 1M photos that was Stage 1's two workers
+    holding 1.7 GB of the parent's pages each, 0.5-0.8 GB of them freed by the parent already, and the run's
+    peak past 2 GB."""
     n = workers()
     pool = None
     if n > 1 and items >= MIN_ITEMS:
         try:
-            pool = ProcessPoolExecutor(n, mp_context=get_context("forkserver" if fresh else "fork"))
+            pool = ProcessPoolExecutor(n, mp_context=get_context("forkserver"))
         except (OSError, NotImplementedError, ValueError):
             pool = None
     if pool is None:
@@ -57,12 +56,8 @@ def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int, *, fresh: boo
             out.extend(part)
         return out
 
-    gc.freeze()  # this process's objects as they are: a worker's garbage collector then never writes to them,
-    try:  # so their pages stay shared with this process instead of being copied into every worker
-        with pool:
-            yield run
-    finally:
-        gc.unfreeze()
+    with pool:
+        yield run
 
 
 def own_rows(table: pa.Table) -> pa.Table:

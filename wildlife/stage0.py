@@ -61,6 +61,9 @@ MEDIA_SCHEMA = pa.schema([
 ])
 
 
+SCAN_BATCH = 50_000  # manifest rows held as Python dicts at once
+
+
 def photo_id(relpath: str) -> str:
     return hashlib.sha1(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
@@ -73,7 +76,7 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
     under ``video_sample``); the rest are skipped with a reason.
     ``output_uri`` (the run's own folder, when it lies inside the input) is never listed.
     """
-    rows = []
+    batches, rows = [], []  # rows become Arrow a batch at a time: a million dicts would be a GB
     photos = 0
     local = fs.is_local(input_uri)
     exclude = (output_uri,) if output_uri else ()
@@ -98,7 +101,11 @@ def scan(input_uri: str, max_images: int | None, *, follow_links: bool = False,
             else:
                 photos += items
         rows.append(row)
-    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+        if len(rows) == SCAN_BATCH:
+            batches.append(pa.RecordBatch.from_pylist(rows, schema=MANIFEST_SCHEMA))
+            rows = []
+    batches.append(pa.RecordBatch.from_pylist(rows, schema=MANIFEST_SCHEMA))
+    return pa.Table.from_batches(batches, schema=MANIFEST_SCHEMA)
 
 
 VANISHED = "vanished from --input before --resume"

@@ -153,7 +153,7 @@ def detect(photos: list[dict[str, Any]], detector, parts_uri: str, every: int,
 
     forks = getattr(detector, "forks", False)
     pieces = parallel.workers() if forks else 1
-    with parallel.chunk_mapper(partial(_detect_jobs, detector), len(photos) if forks else 0, fresh=True) as run:
+    with parallel.chunk_mapper(partial(_detect_jobs, detector), len(photos) if forks else 0) as run:
         def work(chunk):
             bounds = _cuts([group(p) for p in chunk], pieces)
             jobs = [job(chunk[a:b]) for a, b in pairwise(bounds) if b > a]
