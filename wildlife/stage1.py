@@ -13,6 +13,7 @@ photos, and Stage 2 takes the ids from here rather than cutting them again.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from functools import partial
 from itertools import pairwise
@@ -85,16 +86,30 @@ def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> 
     return table.take(pc.index_in(keys, value_set=table.column(key)))
 
 
+ITEM_BATCH = 50_000  # media rows made Python dicts at once by photos_to_detect
+
+
 def photos_to_detect(media: pa.Table, gap_s: float, max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS,
                      video_sample: str = video.DEFAULT_SAMPLE) -> list[dict[str, Any]]:
     """The ok photos and each ok video's sampled frames (``video_results.frame_items``), in sequence order
     (so a sequence is contiguous), with the URI to open, each item's place in its sequence
     (``sequence_index`` of ``sequence_size``) and the run's pixel limit. ``item_id`` keys each item."""
     media = media.append_column("sequence_id", sequences.assign(media, gap_s))
-    cols = ["photo_id", "uri", "uri_raw", "width", "height", "sequence_id", "status"]
+    media = media.filter(pc.equal(media.column("status"), "ok"))
+    cols = ["photo_id", "uri", "uri_raw", "width", "height", "sequence_id"]
     cols += [c for c in ("media_type", "fps", "frame_count") if c in media.column_names]
-    photos = [dict(r, uri=stage0.openable(r), max_megapixels=max_megapixels)
-              for r in media.select(cols).to_pylist() if r["status"] == "ok"]
+    photos = []  # a million of these are held through Stage 1: rows become dicts a batch at a time, and a
+    for batch in media.select(cols).to_batches(ITEM_BATCH):  # photo's dict keeps only what detection reads
+        for r in batch.to_pylist():
+            r["uri"] = stage0.openable(r)
+            del r["uri_raw"]
+            if r.get("media_type") != "video":  # the video fields, None for a photo (read with .get)
+                for name in ("media_type", "fps", "frame_count"):
+                    r.pop(name, None)
+            if r["sequence_id"] is not None:
+                r["sequence_id"] = sys.intern(r["sequence_id"])  # one string per sequence, not per photo
+            r["max_megapixels"] = max_megapixels
+            photos.append(r)
     photos = video_results.frame_items(photos, video_sample)
     photos.sort(key=lambda r: (r["sequence_id"] or "", r["photo_id"], r.get("frame_number") or 0))
     sizes = Counter(sequence_of(p) for p in photos)
