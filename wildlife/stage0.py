@@ -11,6 +11,7 @@ import hashlib
 import os
 from datetime import UTC, datetime
 from functools import partial
+from itertools import islice
 from typing import Any
 
 import pyarrow as pa
@@ -238,14 +239,13 @@ def media_table(read: pa.Table, not_read: pa.Table, deployments: dict[str, Deplo
     rest = [dict(r, clock_flags=[], mtime=clock.epoch_utc(r["mtime"])) for r in not_read.to_pylist()]
     table = pa.concat_tables([read.select(MEDIA_SCHEMA.names).cast(MEDIA_SCHEMA),
                               pa.Table.from_pylist(rest, schema=MEDIA_SCHEMA)])
-    groups = list(by_deployment(table))
+    groups = by_deployment(table)  # one deployment's copy at a time: a list of them all would be the run twice
     step = 4 * parallel.workers()  # deployments handed out at once: a few per worker, then progress
     pieces = []
     work = partial(_finish_each, deployments=deployments, now_utc=now)
     with (progress_bar("Stage 0  clock, per deployment", total=table.num_rows, unit="rows") as advance,
           parallel.chunk_mapper(work, table.num_rows) as run):
-        for i in range(0, len(groups), step):
-            some = groups[i:i + step]
+        while some := list(islice(groups, step)):
             pieces += run([parallel.own_rows(rows) for _, rows in some])
             dep_id = some[-1][0]
             advance(sum(rows.num_rows for _, rows in some),
@@ -253,7 +253,11 @@ def media_table(read: pa.Table, not_read: pa.Table, deployments: dict[str, Deplo
     if not pieces:
         return MEDIA_SCHEMA.empty_table()
     merged = pa.concat_tables(pieces)
-    return merged.take(pc.sort_indices(merged, [("relpath", "ascending")]))
+    del pieces, table
+    order = pc.sort_indices(merged, [("relpath", "ascending")])
+    columns = dict(zip(merged.column_names, merged.columns, strict=True))
+    del merged  # each column is put in order and its unordered copy let go, so the run is held once, not twice
+    return pa.table({name: columns.pop(name).take(order) for name in MEDIA_SCHEMA.names}, schema=MEDIA_SCHEMA)
 
 
 def _finish_each(tables: list[pa.Table], deployments: dict[str, Deployment] | None,

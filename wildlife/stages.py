@@ -158,7 +158,9 @@ def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     then the flags that need all photos at once, and the media table."""
     pending, manifest = _pending(state)
     done, resumed, table = _stage0_loop(state, ctx, pending)
-    media = stage0.media_table(done, manifest.filter(pc.not_equal(manifest.column("status"), "pending")), table)
+    not_read = manifest.filter(pc.not_equal(manifest.column("status"), "pending"))
+    del pending, manifest  # a million rows each: not held while the media table is made
+    media = stage0.media_table(done, not_read, table)
     fs.write_table(media, work_uri(state, "media.parquet"))
     statuses = _counts(media.column("status"))
     flags = _counts(pc.list_flatten(media.column("clock_flags")))
