@@ -87,3 +87,27 @@ def test_a_local_run_against_any_s3_compatible_store(s3_env, tmp_path, how):
     assert {by_uri[f"s3://{BUCKET}/store/cards/62c200a9/{n}"]["status"] for n in ("notes.txt", ".DS_Store")} == {
         "skipped"}
     assert {r["deployment_id"] for r in rows if r["status"] == "ok"} == {p.parent.name for p in photos}
+
+
+def test_a_file_that_fails_while_it_is_written_leaves_the_object_before_it_untouched(s3_env, monkeypatch):
+    """megadetector.json and the Camtrap DP CSVs are streamed: an error (or Ctrl-C) half-way must not leave a
+    truncated object that looks like the result, on S3 as on a disk."""
+    env, client = s3_env
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from wildlife import fs  # noqa: PLC0415 - after the store's environment is set
+
+    uri = f"s3://{BUCKET}/runs/stream/megadetector.json"
+    fs.write_json(uri, {"images": iter([{"file": "a.jpg"}])})
+    good = client.get_object(Bucket=BUCKET, Key="runs/stream/megadetector.json")["Body"].read()
+
+    def images():
+        for i in range(3):
+            yield {"file": f"{i}.jpg", "padding": "x" * 700_000}  # past the writer's 1 MB pieces
+        raise RuntimeError("the disk under the detections went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        fs.write_json(uri, {"images": images()})
+    assert client.get_object(Bucket=BUCKET, Key="runs/stream/megadetector.json")["Body"].read() == good
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="runs/stream/")["Contents"]]
+    assert not [k for k in keys if ".tmp-" in k]  # no temporary object left behind

@@ -7,12 +7,14 @@ laptop folder or an S3 prefix. pyarrow's filesystems do the real work; local pat
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
 import os
 import stat
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -302,8 +304,17 @@ def write_stream(uri: str, fill: Callable[[Any], Any]) -> None:
             raise
         return
     fs, path = filesystem(uri)
-    with fs.open_output_stream(path) as f:  # S3 PUTs are atomic already
-        fill(f)
+    # an S3 stream completes its upload when closed, even after an error in ``fill``: the object is written
+    # under a temporary key and moved into place only once all of it is there
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        with fs.open_output_stream(tmp) as f:
+            fill(f)
+        fs.move(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp)
+        raise
 
 
 def read_json(uri: str) -> Any:
@@ -350,7 +361,11 @@ def _json_pieces(obj: Any, level: int) -> Iterator[str]:
             yield from _json_pieces(value, level + 1)
         yield "\n" + "  " * level + "}"
     else:  # a nested value is the top-level text with each line indented one level more per level
-        yield json.dumps(obj, indent=2, default=str).replace("\n", "\n" + "  " * level)
+        for piece in _ENCODER.iterencode(obj):  # in pieces: a list of a million frames is never one string
+            yield piece.replace("\n", "\n" + "  " * level)
+
+
+_ENCODER = json.JSONEncoder(indent=2, default=str)  # json.dumps(obj, indent=2, default=str), piece by piece
 
 
 def write_table(table: pa.Table, uri: str) -> None:
