@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ def make_photos(folder: Path, n: int, width: int, height: int) -> list[dict]:
 
 
 def child(style: str, folder: str, n: int, width: int, height: int, parts: str) -> None:
+    os.environ["ODIN_WORKERS"] = "1"  # one process: what this measures (held frames, RSS) is this process's
     from wildlife import stage1  # noqa: PLC0415
     from wildlife.detect.motion import MotionDetector  # noqa: PLC0415
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
@@ -43,7 +44,10 @@ def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[C
     if n > 1 and items >= MIN_ITEMS:
         try:
             pool = ProcessPoolExecutor(n, mp_context=get_context("forkserver"))
-        except (OSError, NotImplementedError, ValueError):
+            pool.submit(os.getpid).result()  # the server and the workers start now: where they cannot, one process
+        except (OSError, NotImplementedError, ValueError, BrokenProcessPool):
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             pool = None
     if pool is None:
         yield fn

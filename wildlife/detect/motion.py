@@ -11,6 +11,7 @@ Photos are decoded at 1/4 size (JPEG's DCT scaling: cheap, and plenty for a moti
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -97,7 +98,10 @@ class MotionDetector:
     def _decoder(self) -> ThreadPoolExecutor:
         """Threads that decode a window's photos on every core (OpenCV's decoder releases the GIL)."""
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(parallel.workers(), thread_name_prefix="motion-decode")
+            # in a worker process (one per core already) two threads overlap reading with decoding; n workers of
+            # n threads each would be n^2 threads on a many-core machine
+            threads = 2 if multiprocessing.parent_process() is not None else parallel.workers()
+            self._threads = ThreadPoolExecutor(threads, thread_name_prefix="motion-decode")
         return self._threads
 
 
