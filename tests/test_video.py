@@ -192,6 +192,10 @@ def test_max_images_counts_a_video_as_its_sampled_frames(clips, tmp_path):
     manifest = {r["relpath"]: r for r in stage0.scan(str(tmp_path), 5, video_sample="1.5s").to_pylist()}
     assert {r["status"] for r in manifest.values()} == {"pending"}  # 2 + 2 frames
     assert video_results.items_to_run(stage0.scan(str(tmp_path), None), "0.5s") == 12
+    (tmp_path / "C.MP4").write_bytes(clips["h264"].read_bytes())  # a camera's upper-case name is a video too
+    (tmp_path / "clip.mp4.jpg").write_bytes(b"")  # a photo, whatever its name holds
+    (tmp_path / "notes.txt").write_text("not media")
+    assert video_results.items_to_run(stage0.scan(str(tmp_path), None), "0.5s") == 19  # 3 videos of 6, 1 photo
 
 
 def test_a_resumed_run_keeps_the_frame_cap_for_files_added_since(clips, tmp_path):

@@ -374,9 +374,13 @@ def write_table(table: pa.Table, uri: str) -> None:
     write_bytes(uri, sink.getvalue().to_pybytes())
 
 
-def read_table(uri: str) -> pa.Table:
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet table; ``columns``: only those of them that it has (a million rows of the rest stay on disk)."""
     fs, path = filesystem(uri)
-    return pq.read_table(path, filesystem=fs)
+    if columns is not None:
+        have = set(pq.read_schema(path, filesystem=fs).names)
+        columns = [c for c in columns if c in have]
+    return pq.read_table(path, filesystem=fs, columns=columns)
 
 
 def list_names(uri: str) -> list[str]:

@@ -87,6 +87,9 @@ def take_by_key(keys: pa.Array | pa.ChunkedArray, table: pa.Table, key: str) -> 
 
 
 ITEM_BATCH = 50_000  # media rows made Python dicts at once by photos_to_detect
+# the media columns photos_to_detect reads (its items', and those sequences.assign groups and orders by)
+ITEM_COLUMNS = ["photo_id", "uri", "uri_raw", "width", "height", "status", "media_type", "fps", "frame_count",
+                "deployment_id", "relpath", "timestamp"]
 
 
 def photos_to_detect(media: pa.Table, gap_s: float, max_megapixels: float = exif.DEFAULT_MAX_MEGAPIXELS,
@@ -226,7 +229,9 @@ def run_shard(media_uri: str, folder_uri: str, detector_spec: str, gap_s: float,
     detector, warnings = detectors.load(detector_spec)
     classifier = _attach_classifier(detector, classifier_spec, warnings)
     write_rules(folder_uri, classifier)
-    photos = shard(photos_to_detect(fs.read_table(media_uri), gap_s, max_megapixels, video_sample), index, size)
+    media = fs.read_table(media_uri, columns=ITEM_COLUMNS)
+    photos = shard(photos_to_detect(media, gap_s, max_megapixels, video_sample), index, size)
+    del media
     name = fs.join(folder_uri, f"shard-{index:05d}")
     results, resumed = detect(photos, detector, name, every, deadline)
     fs.write_table(results, f"{name}.parquet")
