@@ -7,14 +7,13 @@ laptop folder or an S3 prefix. pyarrow's filesystems do the real work; local pat
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import json
 import os
+import shutil
 import stat
 import tempfile
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -280,7 +279,12 @@ def read_bytes(uri: str | bytes) -> bytes:
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Write all of ``data`` or nothing: a reader never sees half a file, even after kill -9."""
-    write_stream(uri, lambda f: f.write(data))
+    if is_local(uri):
+        write_stream(uri, lambda f: f.write(data))
+        return
+    fs, path = filesystem(uri)
+    with fs.open_output_stream(path) as f:  # all of it in one write: nothing half-made to send
+        f.write(data)
 
 
 def write_stream(uri: str, fill: Callable[[Any], Any]) -> None:
@@ -304,17 +308,14 @@ def write_stream(uri: str, fill: Callable[[Any], Any]) -> None:
             raise
         return
     fs, path = filesystem(uri)
-    # an S3 stream completes its upload when closed, even after an error in ``fill``: the object is written
-    # under a temporary key and moved into place only once all of it is there
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        with fs.open_output_stream(tmp) as f:
-            fill(f)
-        fs.move(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            fs.delete_file(tmp)
-        raise
+    # an S3 upload is completed when its stream is closed, even after an error in ``fill``: the file is made
+    # first (in memory, past 64 MB in a local temporary file) and sent only once all of it is there, under its
+    # own key (a temporary key would need rights a stage's role does not have: tests/test_iam.py)
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+        fill(spool)
+        spool.seek(0)
+        with fs.open_output_stream(path) as f:
+            shutil.copyfileobj(spool, f, 8 << 20)
 
 
 def read_json(uri: str) -> Any:
