@@ -140,16 +140,25 @@ def listing(s3, uri: str) -> Iterator[tuple[str, int]]:
             yield f"s3://{bucket}/{obj['Key']}", obj["Size"]
 
 
+def history(sfn, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, oldest first, across pages (a page holds at most 1000; a run with many
+    Stage 1 shards has more)."""
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [event for page in pages for event in page["events"]]
+
+
 def follow(sfn, execution_arn: str, poll_s: float = 2.0) -> Iterator[dict[str, Any]]:
     """Each state the execution enters, as it happens, then its final description."""
     seen = 0
     while True:
-        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        # Describe before reading the history: an execution that ends between the two reads then still has its
+        # last states shown (read the other way round, a fast run's states were lost).
+        described = sfn.describe_execution(executionArn=execution_arn)
+        events = history(sfn, execution_arn)
         for event in events[seen:]:
             if event["type"].endswith("StateEntered"):
                 yield {"state": event["stateEnteredEventDetails"]["name"], "time": event["timestamp"]}
         seen = len(events)
-        described = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] != "RUNNING":
             yield {"status": described["status"], "output": described.get("output"),
                    "error": described.get("error"), "cause": described.get("cause")}

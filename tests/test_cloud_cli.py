@@ -7,7 +7,9 @@ import json
 import os
 import shutil
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -254,3 +256,38 @@ def test_cost_by_period_measures_from_batch_jobs_where_batch_still_has_them():
     assert week["period"] == "2026-W45" and week["instance_hours"] == pytest.approx(1.5)
     assert week["measured_dkk"] == pytest.approx(1.5 * rate)
     assert (week["runs_at_estimate"], week["estimated_dkk"]) == (1, 2.0)  # c, at its compute line, not as measured
+
+
+class _RacingExecution:
+    """Step Functions as seen by a poller while a short execution runs entirely between two of its calls (the
+    race moto's threaded executions hit in CI), with a history longer than one page."""
+
+    def __init__(self, states: int):
+        self.calls = 0
+        self.events = [{"type": "TaskStateEntered", "timestamp": datetime(2026, 11, 24, tzinfo=UTC),
+                        "stateEnteredEventDetails": {"name": f"S{i}"}} for i in range(states)]
+
+    def _now(self) -> bool:
+        self.calls += 1
+        return self.calls > 1  # the execution has ended by the second call, whichever it is
+
+    def describe_execution(self, executionArn):
+        return {"status": "SUCCEEDED" if self._now() else "RUNNING", "output": "{}"}
+
+    def get_paginator(self, name):
+        assert name == "get_execution_history"
+        events = self.events if self._now() else []
+        return SimpleNamespace(paginate=lambda executionArn: ({"events": events[i:i + 1000]}
+                                                              for i in range(0, max(len(events), 1), 1000)))
+
+    def get_execution_history(self, executionArn, maxResults=1000):  # what the loop called before pagination
+        events = self.events if self._now() else []
+        return {"events": events[:maxResults]}
+
+
+def test_follow_shows_every_state_of_an_execution_that_ends_between_two_polls():
+    """Regression: the history was read before the status, so a run that ended in between was reported done
+    without its states (CI: 'Result' missing from a moto run's output); and only its first 1000 events."""
+    steps = list(cloud.follow(_RacingExecution(2500), "arn:x", poll_s=0))
+    assert [s["state"] for s in steps[:-1]] == [f"S{i}" for i in range(2500)]
+    assert steps[-1]["status"] == "SUCCEEDED"
