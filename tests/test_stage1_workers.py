@@ -86,3 +86,18 @@ def test_motion_on_worker_processes_gives_the_results_of_one_process(tmp_path, m
     monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_shm)  # then it all runs in this process
     assert _detect(photos, tmp_path / "lambda", monkeypatch, 2).to_pylist() == one
 
+
+
+def _environment_of(names):
+    return [os.environ.get(name) for name in names]
+
+
+def test_workers_see_the_environment_of_the_run_that_started_them(monkeypatch):
+    """Regression: the fork server kept the environment of the first run in a process, so a second run pointed
+    at another endpoint (a notebook, a test session) had its workers still reading the first."""
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 1)
+    for endpoint in ("http://first:4566", "http://second:4566"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        with parallel.chunk_mapper(_environment_of, 2) as run:
+            assert run(["AWS_ENDPOINT_URL"] * 2) == [endpoint, endpoint]

@@ -43,7 +43,8 @@ def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[C
     pool = None
     if n > 1 and items >= MIN_ITEMS:
         try:
-            pool = ProcessPoolExecutor(n, mp_context=get_context("forkserver"))
+            pool = ProcessPoolExecutor(n, mp_context=get_context("forkserver"), initializer=_take_environment,
+                                       initargs=(dict(os.environ),))
             pool.submit(os.getpid).result()  # the server and the workers start now: where they cannot, one process
         except (OSError, NotImplementedError, ValueError, BrokenProcessPool):
             if pool is not None:
@@ -62,6 +63,13 @@ def chunk_mapper(fn: Callable[[list[Any]], list[Any]], items: int) -> Iterator[C
 
     with pool:
         yield run
+
+
+def _take_environment(environ: dict[str, str]) -> None:
+    """A worker takes this process's environment as it is now: the fork server keeps the one it started with,
+    which is the first run's in a process that runs several (a notebook that points AWS_ENDPOINT_URL elsewhere)."""
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def own_rows(table: pa.Table) -> pa.Table:
