@@ -206,3 +206,13 @@ def test_any_reading_gets_a_time_or_a_flag_and_local_is_utc_plus_offset(when, mi
     else:
         assert placed.offset_min == minutes
         assert placed.local == placed.utc.replace(tzinfo=None) + timedelta(minutes=minutes)
+
+
+def test_trusted_rows_is_trusted_of_each_row():
+    import pyarrow as pa  # noqa: PLC0415
+
+    flags = [None, [], ["assumed_utc"], [sorted(clock.UNTRUSTED_FLAGS)[0]], [None, "x"],
+             ["x", sorted(clock.UNTRUSTED_FLAGS)[-1]]]
+    column = pa.chunked_array([flags[:2], flags[2:]], pa.list_(pa.string()))
+    assert clock.trusted_rows(column).tolist() == [clock.trusted(f) for f in flags]
+    assert not all(clock.trusted(f) for f in flags)  # the case is there

@@ -116,3 +116,11 @@ def test_a_semicolon_table_runs_end_to_end(tmp_path):
         (dep,) = csv.DictReader(f)
     assert (dep["deploymentID"], dep["latitude"], dep["cameraHeight"]) == ("62c200a9", "50.699", "1.00")
     assert json.loads((out / "run_report.json").read_text())["camtrap_dp"]["valid"] is True
+
+
+def test_photos_of_gives_each_asked_deployment_its_rows_in_order():
+    media = pa.table({"deployment_id": ["B", None, "A", "C", "B"], "n": [0, 1, 2, 3, 4]})
+    got = [(d, rows and rows.column("n").to_pylist()) for d, rows in deployments.photos_of(media, ["A", "B", "B",
+                                                                                                  "Z", None])]
+    # C is not asked for; Z has no rows; a repeated id gets its rows again; None: the rows without a deployment
+    assert got == [("A", [2]), ("B", [0, 4]), ("B", [0, 4]), ("Z", None), (None, [1])]

@@ -122,12 +122,14 @@ def export(
     The media and observation rows are made and written ``rowbatches.ROWS`` at a time (with ``--humans``
     applied to each batch), so a million photos are never all Python objects at once."""
     table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
-    all_ok = _ok(images)
-    with_dep = _with_deployment(all_ok)
-    dep_rows, dep_fields, left_out, period = _deployments(with_dep, table_rows, coords)
+    ok = _ok(images)
+    n_ok = ok.num_rows
+    ok = _with_deployment(ok)  # each filter is a copy: the one before it is let go, only its count is kept
+    n_with_dep = ok.num_rows
+    dep_rows, dep_fields, left_out, period = _deployments(ok, table_rows, coords)
     kept = {r["deploymentID"] for r in dep_rows}
-    ok = with_dep.filter(pc.is_in(with_dep.column("deployment_id").cast(pa.string()),
-                                  value_set=pa.array(sorted(kept), pa.string())))
+    ok = ok.filter(pc.is_in(ok.column("deployment_id").cast(pa.string()),
+                            value_set=pa.array(sorted(kept), pa.string())))
     people = privacy.people_photos(detections, threshold)
     counts = privacy.package({"media": [], "observations": []}, people, humans)  # --humans, checked first
     written = {"media": 0, "observations": 0}
@@ -155,7 +157,7 @@ def export(
     descriptor = _descriptor(dep_rows, period, session_id, detector, taxa, classifier)
     fs.write_json(fs.join(out_uri, "datapackage.json"), publishing.descriptor(descriptor, project))
     warnings = []
-    no_deployment = all_ok.num_rows - with_dep.num_rows
+    no_deployment = n_ok - n_with_dep
     if left_out:
         warnings.append(f"Camtrap DP: deployment(s) {sorted(left_out)[:5]} left out: no coordinates "
                         f"({len(left_out)} deployment(s), {sum(left_out.values())} photo(s) not in the package; "
@@ -167,8 +169,8 @@ def export(
         if extent not in descriptor:
             warnings.append(f"Camtrap DP: {extent} left out ({why}); the package is not valid without it")
     return {"uri": out_uri, "deployments": len(dep_rows), "media": written["media"],
-            "observations": written["observations"], "complete": written["media"] == all_ok.num_rows,
-            "left_out": {"deployments": len(left_out), "media": all_ok.num_rows - written["media"]},
+            "observations": written["observations"], "complete": written["media"] == n_ok,
+            "left_out": {"deployments": len(left_out), "media": n_ok - written["media"]},
             "warnings": warnings + _privacy_warnings(counts), "privacy": counts}
 
 

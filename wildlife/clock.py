@@ -23,6 +23,10 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Any, NamedTuple
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from wildlife.deployments import Deployment, Location, locations, parse_tz, zone_at
 
 RESET_BEFORE_YEAR = 2005
@@ -36,6 +40,15 @@ UNTRUSTED_FLAGS = frozenset({"no_exif_time", "camera_reset", "future_date", "tim
 def trusted(flags: list[str] | None) -> bool:
     """Whether a photo's time can be used (none of UNTRUSTED_FLAGS among its clock flags)."""
     return not any(f in UNTRUSTED_FLAGS for f in flags or ())
+
+
+def trusted_rows(flags: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``trusted`` of each row of a ``clock_flags`` column, in Arrow: no Python list per photo."""
+    flags = flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags
+    untrusted = pc.is_in(pc.list_flatten(flags), value_set=pa.array(sorted(UNTRUSTED_FLAGS), pa.string()))
+    out = np.ones(len(flags), dtype=bool)
+    out[pc.list_parent_indices(flags).filter(untrusted).to_numpy()] = False
+    return out
 
 
 @dataclass(frozen=True)

@@ -355,3 +355,16 @@ def by_deployment(media: pa.Table) -> Iterator[tuple[str | None, pa.Table]]:
     for dep_id in sorted(k for k in counts if k is not None) + ([None] if None in counts else []):
         yield dep_id, media.take(order.slice(offset, counts[dep_id]))  # a copy of one deployment, not of all
         offset += counts[dep_id]
+
+
+def photos_of(media: pa.Table, ids: list[str | None]) -> Iterator[tuple[str | None, pa.Table | None]]:
+    """Each of ``ids`` with its rows of ``media`` (as ``by_deployment``; None: no rows), one deployment's copy at
+    a time, never a dict of them all. ``ids`` are in ``by_deployment``'s order (sorted, None last; an id may
+    repeat); the deployments of ``media`` not among them are passed over."""
+    rank = lambda dep_id: (dep_id is None, dep_id or "")  # noqa: E731 - by_deployment's order
+    groups = by_deployment(media)
+    group = next(groups, None)
+    for dep_id in ids:
+        while group is not None and rank(group[0]) < rank(dep_id):
+            group = next(groups, None)
+        yield dep_id, group[1] if group is not None and group[0] == dep_id else None

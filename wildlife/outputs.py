@@ -9,12 +9,12 @@ Names follow the original design's output format: ``images.parquet`` (every inpu
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import wildlife
 from wildlife import camtrapdp, clock, deployments, fs, publishing, report_html, stage1, video_outputs
@@ -44,10 +44,10 @@ def deployments_summary(deployments_uri: str | None, media: pa.Table) -> tuple[p
     table = deployments.load(deployments_uri) if deployments_uri else {}
     cols = ["deployment_id", "status", "gps_latitude", "gps_longitude", "datetime_original", "subsec_time_original",
             "maker_datetime", "timestamp", "timestamp_local", "timestamp_trusted", "clock_flags"]
-    per = {dep_id: rows for dep_id, rows in deployments.by_deployment(media.select(cols)) if dep_id is not None}
+    ids = sorted(table.keys() | set(pc.unique(media.column("deployment_id")).drop_null().to_pylist()))
     out, warnings = [], []
-    for dep_id in sorted(per.keys() | table.keys()):  # one deployment's rows as dicts at a time
-        photos = per[dep_id].to_pylist() if dep_id in per else []
+    for dep_id, rows in deployments.photos_of(media.select(cols), ids):  # one deployment's rows as dicts at a time
+        photos = rows.to_pylist() if rows is not None else []
         found = clock.deployment_clocks(photos, {dep_id: table[dep_id]} if dep_id in table else {})[dep_id]
         dep, loc, rule = found.deployment, found.location, found.rule
         ok = [r for r in photos if r["status"] == "ok"]
@@ -162,6 +162,11 @@ def warnings(state: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _counts(values: pa.ChunkedArray) -> dict[Any, int]:
+    """How often each value occurs, in order of first occurrence (as ``Counter``), without a Python list per row."""
+    return {r["values"]: r["counts"] for r in pc.value_counts(values).to_pylist()}
+
+
 def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, Any]:
     """The run report: also written for runs that stopped early (budget refused, failed)."""
     params = state["params"]
@@ -191,6 +196,6 @@ def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, A
         out["error"] = state["error"]
     if images is not None:
         out["images"] = {"total": images.num_rows,
-                         "by_status": dict(Counter(images.column("status").to_pylist())),
-                         "reasons": dict(Counter(r for r in images.column("reason").to_pylist() if r))}
+                         "by_status": _counts(images.column("status")),
+                         "reasons": {k: n for k, n in _counts(images.column("reason")).items() if k}}
     return out

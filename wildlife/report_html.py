@@ -184,7 +184,7 @@ def _videos(images: pa.Table, positives: list[dict], detections: pa.Table, thres
     its people and vehicles blurred as in a photo's thumbnail (``privacy``)."""
     people: dict[tuple, list[dict]] = {}
     if privacy.mode(humans) != "keep" and "frame_number" in detections.column_names:
-        frames = [d for d in detections.to_pylist() if d["frame_number"] is not None]
+        frames = detections.filter(pc.is_valid(detections.column("frame_number"))).to_pylist()
         for b in privacy.people_boxes(frames, threshold):
             people.setdefault((b["photo_id"], b["frame_number"]), []).append(b)
     figures = []
@@ -210,7 +210,8 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
     placed = facts.place_events(clusters, species_report.event_rows(rows, detections), times)
     by_hour = facts.activity(placed.events)
     summary = facts.deployment_summary(rows, clusters, times, deployments or {})
-    positives = [d for d in detections.to_pylist() if d["conf"] >= threshold and not d["suspected_static"]]
+    positives = detections.filter(pc.and_(pc.greater_equal(detections.column("conf"), threshold),  # dicts of these
+                                          pc.invert(detections.column("suspected_static").fill_null(False)))).to_pylist()
     events = clusters.to_pylist()
     n_independent = sum(1 for e in events if e["independent"])
     cats = sorted({*by_hour, *(e["top_category"] for e in events)}) or ["animal"]

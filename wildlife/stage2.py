@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wildlife import clock, events, species, static
+from wildlife import clock, events, rowbatches, species, static
 from wildlife.events import EventRules
 
 DETECTION_SCHEMA = pa.schema([
@@ -41,11 +41,13 @@ EVENT_SCHEMA = pa.schema([
 
 
 def explode(media: pa.Table, detector: str) -> pa.Table:
-    """One row per detection, from media rows that carry a ``detections`` list."""
+    """One row per detection, from media rows that carry a ``detections`` list: only those rows become Python
+    objects, a slice at a time (``rowbatches``), never the whole run's."""
     rows = []
-    for r in media.select(["photo_id", "relpath", "deployment_id", "sequence_id", "timestamp",
-                           "detections"]).to_pylist():
-        for n, d in enumerate(r["detections"] or []):
+    media = media.select(["photo_id", "relpath", "deployment_id", "sequence_id", "timestamp", "detections"])
+    with_boxes = media.filter(pc.greater(pc.list_value_length(media.column("detections")), 0).fill_null(False))
+    for r in (r for part in rowbatches.slices(with_boxes) for r in part.to_pylist()):
+        for n, d in enumerate(r["detections"]):
             x, y, w, h = d["bbox"]
             rows.append({"detection_id": f"{r['photo_id']}-{n}", "photo_id": r["photo_id"], "relpath": r["relpath"],
                          "deployment_id": r["deployment_id"], "sequence_id": r["sequence_id"],
@@ -239,15 +241,15 @@ def group_taxon_events(photos: pa.Table, rules: EventRules,
         visit_best[visit_of_pair[by_visit[vlead]]] = pev[by_visit[vlead]]
         rest = (photo_event < 0) & (cut.visit >= 0)
         photo_event[rest] = visit_best[cut.visit[rest]]
-    per_row = [event_ids[e] if e >= 0 else None for e in photo_event.tolist()]
-    per_pair = [event_ids[e] if e >= 0 else None for e in ev.tolist()]
+    ids = pa.array(event_ids.tolist(), pa.string())
+    per_row, per_pair = (ids.take(pa.array(at, pa.int64(), mask=at < 0)) for at in (photo_event, ev))
     stamp = pa.timestamp("us", tz="UTC")
 
     def pick(name: str) -> list:
         return taxa.column(name).take(pa.array(top, pa.int64())).to_pylist() if m else []
 
     table = pa.table({
-        "cluster_id": pa.array(event_ids.tolist(), pa.string()),
+        "cluster_id": ids,
         "deployment_id": pa.array([cut.names[d] for d in dep_of_event.tolist()], pa.string()),
         "start_time": pa.array(start, stamp) if m else pa.array([], stamp),
         "end_time": pa.array(end, stamp) if m else pa.array([], stamp),
@@ -263,7 +265,7 @@ def group_taxon_events(photos: pa.Table, rules: EventRules,
         "taxon_rank": pa.array(pick("taxon_rank"), pa.string()),
         "score": pa.array([s if s >= 0 else None for s in best_score.tolist()], pa.float64()),
     }, schema=EVENT_SCHEMA)
-    return pa.array(per_row, pa.string()), table, pa.array(per_pair, pa.string())
+    return per_row, table, per_pair
 
 
 def box_events(detections: pa.Table, taxa: pa.Table, taxa_events: pa.Array, threshold: float) -> pa.Table:
@@ -347,7 +349,7 @@ def events_from_table(
     if "status" in table.column_names:
         usable &= np.asarray(pc.equal(table.column("status"), "ok").fill_null(False).to_numpy(zero_copy_only=False))
     if "clock_flags" in table.column_names:
-        usable &= np.array([clock.trusted(f) for f in table.column("clock_flags").to_pylist()], dtype=bool)
+        usable &= clock.trusted_rows(table.column("clock_flags"))
     sci = (table.column("scientificName").cast(pa.string()) if "scientificName" in table.column_names
            else pa.nulls(n, pa.string()))
     rows = pa.table({"photo_id": ids, "deployment_id": table.column("deploymentID").cast(pa.string()),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -230,8 +231,8 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
     for name in ("top_category", "max_conf", "n_detections"):
         photos = photos.append_column(name, best.column(name))
-    ok = media.column("status").to_pylist()
-    usable = [s == "ok" and clock.trusted(f) for s, f in zip(ok, media.column("clock_flags").to_pylist(), strict=True)]
+    ok = np.asarray(pc.equal(media.column("status"), "ok").fill_null(False).to_numpy(zero_copy_only=False))
+    usable = ok & clock.trusted_rows(media.column("clock_flags"))
     photos = photos.append_column("usable_time", pa.array(usable, pa.bool_()))
     photos = photos.append_column("timestamp_end", video_results.end_times(media))
     rules = EventRules(method=params.get("events_method") or "gap",
@@ -254,13 +255,13 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     fs.write_table(detections, uris["detections"])
     fs.write_table(table, uris["events"])
     static_count = pc.sum(detections.column("suspected_static").cast(pa.int64())).as_py() or 0
-    n_ok = sum(s == "ok" for s in ok)
+    n_ok = int(ok.sum())
     payload = {"images_uri": uris["images"], "detections_uri": uris["detections"], "events_uri": uris["events"],
                "events": table.num_rows,
                "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
                "suspected_static_detections": static_count, "method": rules.describe(),
                "unassessed": n_ok - (pc.sum(media.column("assessed").cast(pa.int64())).as_py() or 0),
-               "untrusted_time": n_ok - sum(usable), "species": species, "warnings": list(species["warnings"])}
+               "untrusted_time": n_ok - int(usable.sum()), "species": species, "warnings": list(species["warnings"])}
     if payload["untrusted_time"]:
         payload["warnings"].append(f"{payload['untrusted_time']} photo(s) with an untrusted clock "
                                    f"({', '.join(sorted(clock.UNTRUSTED_FLAGS))}) take part in no event")

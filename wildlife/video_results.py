@@ -165,6 +165,10 @@ def video_columns(media: pa.Table, results: pa.Table, detections: pa.Table, thre
             positive.setdefault(pid, set()).add(frame)
             if pid not in best or (conf, -frame) > (best[pid][0], -best[pid][1]):
                 best[pid] = (conf, frame)
+    if not stats and not best:  # no video frames: null for every row, without a Python list per photo
+        n = media.num_rows
+        return {"frames_sampled": pa.nulls(n, pa.int32()), "frames_failed": pa.nulls(n, pa.int32()),
+                "frames_with_detections": pa.nulls(n, pa.list_(pa.int64())), "best_frame": pa.nulls(n, pa.int64())}
     ids = media.column("photo_id").to_pylist()
     return {
         "frames_sampled": pa.array([stats[i][0] if i in stats else None for i in ids], pa.int32()),

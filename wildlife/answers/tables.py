@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from wildlife import deployments, fs
 from wildlife.answers import FOLDER, abundance, activity, effort, occupancy
@@ -55,13 +56,16 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
     warnings: list[str] = []
     table = deployments.load(deployments_uri) if deployments_uri else {}
     deps = deployments_table.to_pylist()
-    # each deployment's photos: Arrow slices, one deployment's rows made dicts at a time
-    photos = dict(deployments.by_deployment(media.select(["deployment_id", "relpath", "status", "timestamp",
-                                                           "clock_flags"])))
-    efforts = [effort.deployment_effort(d, photos[d["deployment_id"]].to_pylist() if d["deployment_id"] in photos
-                                        else [], local_zone(d),
-                                        table[d["deployment_id"]].problems if d["deployment_id"] in table
-                                        else (), silence_days) for d in deps]
+    photos = set(pc.unique(media.column("deployment_id")).to_pylist())  # the deployments with photos here
+    # each deployment's photos: an Arrow copy of one deployment at a time, made dicts, in the photos' order
+    order = sorted(range(len(deps)), key=lambda i: (deps[i]["deployment_id"] is None, deps[i]["deployment_id"] or ""))
+    cols = ["deployment_id", "relpath", "status", "timestamp", "clock_flags"]
+    efforts: list[Effort] = [None] * len(deps)  # type: ignore[list-item] - each filled below
+    for i, (dep_id, rows) in zip(order, deployments.photos_of(media.select(cols),
+                                                              [deps[i]["deployment_id"] for i in order]), strict=True):
+        efforts[i] = effort.deployment_effort(deps[i], rows.to_pylist() if rows is not None else [],
+                                              local_zone(deps[i]), table[dep_id].problems if dep_id in table else (),
+                                              silence_days)
     for e in efforts:
         if e.window is None:
             warnings.append(f"deployment {e.deployment_id}: no effort ({e.window_source})")
