@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import wildlife
-from wildlife import camtrapdp, clock, deployments, fs, publishing, report_html, stage1, video_outputs
+from wildlife import camtrapdp, clock, deployments, fs, publishing, report_html, rowbatches, stage1, video_outputs
 from wildlife.answers import tables as answer_tables
 from wildlife.detect import mdjson
 from wildlife.graph import table_uri
@@ -162,11 +162,6 @@ def warnings(state: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _counts(values: pa.ChunkedArray) -> dict[Any, int]:
-    """How often each value occurs, in order of first occurrence (as ``Counter``), without a Python list per row."""
-    return {r["values"]: r["counts"] for r in pc.value_counts(values).to_pylist()}
-
-
 def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, Any]:
     """The run report: also written for runs that stopped early (budget refused, failed)."""
     params = state["params"]
@@ -196,6 +191,6 @@ def report(state: dict[str, Any], images: pa.Table | None = None) -> dict[str, A
         out["error"] = state["error"]
     if images is not None:
         out["images"] = {"total": images.num_rows,
-                         "by_status": _counts(images.column("status")),
-                         "reasons": {k: n for k, n in _counts(images.column("reason")).items() if k}}
+                         "by_status": rowbatches.counts(images.column("status")),
+                         "reasons": {k: n for k, n in rowbatches.counts(images.column("reason")).items() if k}}
     return out

@@ -4,6 +4,7 @@ turn ``ROWS`` rows into dicts at once, never a whole run's (a million photos as 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -46,3 +47,9 @@ def lookup(table: pa.Table, key: str, values: pa.Array | pa.ChunkedArray) -> dic
     """The rows of ``table`` (unique ``key``) whose key is among ``values``, as dicts by key."""
     wanted = pc.unique(pc.drop_null(pc.index_in(values, value_set=table.column(key))))
     return {r[key]: r for r in table.take(wanted).to_pylist()}
+
+
+def counts(values: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
+    """How often each non-null value occurs, in order of first occurrence (as ``Counter``), without a Python
+    object per row."""
+    return {r["values"]: r["counts"] for r in pc.value_counts(values).to_pylist() if r["values"] is not None}

@@ -27,6 +27,7 @@ from wildlife import (
     monthly_stop,
     outputs,
     parallel,
+    rowbatches,
     stage0,
     stage1,
     stage2,
@@ -163,16 +164,11 @@ def stage0_exif(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     del pending, manifest  # a million rows each: not held while the media table is made
     media = stage0.media_table(done, not_read, table)
     fs.write_table(media, work_uri(state, "media.parquet"))
-    statuses = _counts(media.column("status"))
-    flags = _counts(pc.list_flatten(media.column("clock_flags")))
+    statuses = rowbatches.counts(media.column("status"))
+    flags = rowbatches.counts(pc.list_flatten(media.column("clock_flags")))
     return {"media_uri": work_uri(state, "media.parquet"), "photos_ok": statuses.get("ok", 0),
             "failed": statuses.get("failed", 0), "skipped": statuses.get("skipped", 0),
             "resumed": resumed, "clock_flags": dict(flags), "deployments_in_table": len(table)}
-
-
-def _counts(values: pa.ChunkedArray) -> dict[str, int]:
-    """How often each value occurs, in order of first occurrence (as ``Counter``), without a Python list."""
-    return {r["values"]: r["counts"] for r in pc.value_counts(values).to_pylist() if r["values"] is not None}
 
 
 def cost_estimation(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
