@@ -43,11 +43,13 @@ def stack(s3_env, tmp_path_factory):
 
 def test_run_on_aws_uploads_guards_starts_and_follows(stack, tmp_path):
     env, sfn, arn = stack
+    before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]}
     result = odin("run", "--target", "aws", "--input", str(SAMPLE / "photos"), "--output", str(tmp_path / "out"),
                   "--budget", "25", env=env)
     assert result.returncode == 0, result.stderr
     assert "uploaded 10 photo(s)" in result.stderr and "Result" in result.stderr
-    (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    (execution,) = [e for e in sfn.list_executions(stateMachineArn=arn)["executions"]
+                    if e["executionArn"] not in before]  # the module's other tests start executions too
     assert execution["status"] == "SUCCEEDED"
     run_input = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert run_input["input_uri"] == f"s3://{BUCKET}/input/{execution['name']}/photos"
