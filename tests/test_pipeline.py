@@ -234,8 +234,14 @@ def test_kill_9_and_resume_processes_every_photo_exactly_once(tmp_path):
 def test_ctrl_c_saves_the_state_and_says_interrupted_everywhere(tmp_path):
     photos, out = tmp_path / "photos", tmp_path / "out"
     _make_bursts(photos, 60)
-    args = [sys.executable, str(ROOT / "scripts/run.py"), "run", "--input", str(photos), "--output", str(out),
-            "--budget", "5", "--detector", "motion", "--weather-provider", "none", "--checkpoint-every", "10"]
+    # Ctrl-C as in a terminal, where SIGINT raises KeyboardInterrupt: a test session started in the background
+    # (`make test &`, a script's job) ignores SIGINT, and the run would inherit that, never see the interrupt and
+    # finish. Set in the child's Python before the CLI starts (a preexec_fn is unsafe beside xdist's threads).
+    as_in_a_terminal = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    args = [sys.executable, "-c", as_in_a_terminal, str(ROOT / "scripts/run.py"), "run", "--input", str(photos),
+            "--output", str(out), "--budget", "5", "--detector", "motion", "--weather-provider", "none",
+            "--checkpoint-every", "10"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     parts = out / "_run" / "stage1" / "shard-00000"  # Stage 1 runs locally as shard 0 of 1
     deadline = time.monotonic() + 120
