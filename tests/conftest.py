@@ -73,26 +73,31 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def s3_env():
-    port = _free_port()
     server = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or shutil.which("moto_server")
     if server is None:
         pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-north-1")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-north-1",
-                                  aws_access_key_id="testing", aws_secret_access_key="testing")
-            client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
+    for attempt in range(3):  # the free port can be taken between finding it and the server binding it
+        port = _free_port()
+        proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing",
+                   AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-north-1")
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-north-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        deadline = time.monotonic() + 30
+        while proc.poll() is None:  # an exited server lost the port (to whatever answers there now): next port
+            try:
+                client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-north-1"})
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise
+                time.sleep(0.2)
+        if proc.poll() is None:
             break
-        except Exception:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.2)
+        if attempt == 2:
+            raise RuntimeError(f"moto_server exited with {proc.returncode} on three free ports in a row")
     yield env, client
     proc.terminate()
     proc.wait(timeout=10)
