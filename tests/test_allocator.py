@@ -1,6 +1,6 @@
-"""Arrow's allocator in an Odin process: the system's (pyarrow's default, mimalloc, keeps the pages of the tables
-a stage let go, which the Python rows made next cannot use; see ``wildlife/__init__.py``), unless the
-environment names one, which is kept."""
+"""Arrow's allocator in an Odin process: jemalloc (pyarrow's default, mimalloc, keeps the pages of the tables a
+stage let go, which the Python rows made next cannot use; see ``wildlife/__init__.py``), unless the environment
+names one, which is kept."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def _backend(env_pool: str | None) -> str:
                           check=True).stdout.strip()
 
 
-def test_odin_allocates_arrow_memory_from_the_system_allocator():
-    assert _backend(None) == "system"
+def test_odin_allocates_arrow_memory_with_jemalloc():
+    assert _backend(None) == "jemalloc"
 
 
 def test_a_pool_named_in_the_environment_is_kept():
