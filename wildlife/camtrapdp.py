@@ -102,14 +102,11 @@ UNREAD = ("uri", "uri_raw", "size", "mtime", "reason", "deployment_assigned_by",
           "detection_note", "sequence_id", "top_category", "max_conf", "n_detections")
 
 
-def _ok(images: pa.Table) -> pa.Table:
-    ok = images.filter(pc.equal(images.column("status"), "ok"))
-    return ok.drop_columns([c for c in UNREAD if c in ok.column_names])
-
-
-def _with_deployment(ok: pa.Table) -> pa.Table:
-    dep = ok.column("deployment_id").cast(pa.string())
-    return ok.filter(pc.and_kleene(pc.is_valid(dep), pc.not_equal(dep, "")).fill_null(False))
+def _photos(images: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Masks over ``images``: the ok photos, and those of them with a deployment (not null, not empty)."""
+    ok = pc.equal(images.column("status"), "ok").fill_null(False)
+    dep = images.column("deployment_id").cast(pa.string())
+    return ok, pc.and_(ok, pc.and_kleene(pc.is_valid(dep), pc.not_equal(dep, "")).fill_null(False))
 
 
 def export(
@@ -122,14 +119,14 @@ def export(
     The media and observation rows are made and written ``rowbatches.ROWS`` at a time (with ``--humans``
     applied to each batch), so a million photos are never all Python objects at once."""
     table_rows = deployments.read_rows(deployments_uri) if deployments_uri else []
-    ok = _ok(images)
-    n_ok = ok.num_rows
-    ok = _with_deployment(ok)  # each filter is a copy: the one before it is let go, only its count is kept
-    n_with_dep = ok.num_rows
-    dep_rows, dep_fields, left_out, period = _deployments(ok, table_rows, coords)
+    is_ok, with_dep = _photos(images)  # masks, counted: the one copy of the photos is made once kept is known
+    n_ok, n_with_dep = pc.sum(is_ok).as_py() or 0, pc.sum(with_dep).as_py() or 0
+    dep_rows, dep_fields, left_out, period = _deployments(
+        images.select(["deployment_id", "timestamp", "clock_flags"]).filter(with_dep), table_rows, coords)
     kept = {r["deploymentID"] for r in dep_rows}
-    ok = ok.filter(pc.is_in(ok.column("deployment_id").cast(pa.string()),
-                            value_set=pa.array(sorted(kept), pa.string())))
+    in_kept = pc.is_in(images.column("deployment_id").cast(pa.string()), value_set=pa.array(sorted(kept), pa.string()))
+    ok = images.drop_columns([c for c in UNREAD if c in images.column_names]).filter(
+        pc.and_(with_dep, in_kept.fill_null(False)))
     people = privacy.people_photos(detections, threshold)
     counts = privacy.package({"media": [], "observations": []}, people, humans)  # --humans, checked first
     written = {"media": 0, "observations": 0}

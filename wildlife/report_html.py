@@ -235,10 +235,10 @@ def render(report: dict[str, Any], images: pa.Table, detections: pa.Table, clust
                     f' did not run on AWS. {html.escape(report["emulated"]["how"])}</p>') + warnings
     status = {s: statuses.get(s, 0) for s in ("failed", "skipped")}
     failed = pc.is_in(images.column("status"), pa.array(list(status)))  # failures() reads only these rows
-    failures = facts.failures(facts.PhotoRows(images.filter(failed)), LIST_LIMIT)
+    failures = facts.failures(facts.PhotoRows(rows.table.filter(failed)), LIST_LIMIT)  # a copy of its columns only
     methods = sorted({e["method"] for e in events if e.get("method")})
     flagged = pc.fill_null(pc.greater(pc.list_value_length(images.column("clock_flags")), 0), False)
-    clock = facts.clock_flags(facts.PhotoRows(images.filter(flagged)))  # the rows it counts, in order
+    clock = facts.clock_flags(facts.PhotoRows(rows.table.filter(flagged)))  # the rows it counts, in order
     per_dep = facts.independent_per_deployment(placed.events)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Odin run {html.escape(report['session_id'])}</title>

@@ -215,6 +215,8 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = state["params"]
     results = stage1.read_results(table_uri(state, "results"))
     media = stage1.join_results(fs.read_table(table_uri(state, "media")), results)
+    # from here only the videos' frame rows of it are read: the photos' rows (a million) are let go
+    results = results.filter(pc.is_valid(results.column("frame_number")))
     det = state["Stage1Detect"]["detector"]
     detections = pa.concat_tables([stage2.explode(media, f"{det['name']} {det['version']}"),
                                    video_results.frame_detections(media, results, f"{det['name']} {det['version']}",

@@ -27,8 +27,12 @@ FRAMES_JSON = "megadetector_frames.json"
 REPORT_VIDEOS = 12  # videos shown with their best frame in report.html
 
 
+def has_videos(images: pa.Table) -> bool:
+    return "media_type" in images.column_names and bool(pc.any(pc.equal(images.column("media_type"), "video")).as_py())
+
+
 def _videos(images: pa.Table) -> dict[str, dict[str, Any]]:
-    if "media_type" not in images.column_names:
+    if not has_videos(images):
         return {}
     rows = images.filter(pc.equal(images.column("media_type"), "video").fill_null(False)).to_pylist()
     return {r["photo_id"]: r for r in rows}

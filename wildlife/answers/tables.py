@@ -76,7 +76,7 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
         if ids:
             warnings.append(f"{len(ids)} deployment(s) count no trap-night ({', '.join(ids[:10])}"
                             f"{', ...' if len(ids) > 10 else ''}): {why}")
-    recs = abundance.records(clusters.to_pylist())
+    recs = abundance.records(_record_rows(clusters))
     known = {e.deployment_id: e for e in efforts}
     nowhere = sum(r["deployment_id"] not in known for r in recs)
     if nowhere:
@@ -97,6 +97,19 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
         warnings.append(f"{no_sun} record(s) without sun time (no deployment location, or polar day/night): "
                         "see activity.csv sun_note")
     return Answers(efforts, recs, times, occasion_days, warnings)
+
+
+# what the answers read of a cluster (abundance.records and the tables made of its records): its other columns,
+# weather's included, are never made Python objects
+RECORD_COLUMNS = ("cluster_id", "deployment_id", "start_time", "independent", "taxon", "scientific_name",
+                  "top_category")
+
+
+def _record_rows(clusters: pa.Table) -> list[dict[str, Any]]:
+    """The independent clusters as dicts of ``RECORD_COLUMNS`` (those the table has): records are made of these."""
+    if "independent" in clusters.column_names:
+        clusters = clusters.filter(clusters.column("independent").fill_null(False))
+    return clusters.select([c for c in RECORD_COLUMNS if c in clusters.column_names]).to_pylist()
 
 
 def _cell(value: Any) -> str:
