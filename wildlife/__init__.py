@@ -5,6 +5,7 @@ Batch container are thin adapters over it.
 """
 
 import os
+import sys
 
 __version__ = "0.1.0"
 
@@ -12,7 +13,8 @@ __version__ = "0.1.0"
 # mimalloc kept the pages of the tables a stage had let go for Arrow alone, where the Python rows made next cannot
 # use them: a stage's peak was the tables it had read plus its rows. bench/scale.py, 100k photos, one run each:
 # whole run 0.37 GiB (mimalloc), 0.48 (system: Stage 0's workers grew), 0.30 (jemalloc); Stage 2 300 -> 216 MiB,
-# WriteOutputs 359 -> 233 MiB. Where pyarrow is built without jemalloc, Arrow warns and keeps its default. Arrow
-# reads the variable once, when pyarrow is first imported: here, before any module of the package imports it;
-# worker processes inherit it.
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+# WriteOutputs 359 -> 233 MiB. Arrow reads the variable once, when pyarrow is first imported: here, before any
+# module of the package imports it; worker processes inherit it. Linux only (where it was measured, and where Batch
+# and Lambda run): pyarrow's Windows wheels have no jemalloc, and there Arrow would warn on every run.
+if sys.platform == "linux":
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
