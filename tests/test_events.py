@@ -11,6 +11,7 @@ import numpy as np
 import photofactory as pf
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from conftest import odin
 
 from wildlife import events, stage2, static
@@ -174,6 +175,24 @@ def test_events_command_keeps_identifiers(tmp_path):
     clusters = {r["cluster_id"]: r for r in pq.read_table(out / "clusters.parquet").to_pylist()}
     assert clusters[ev["m1"]]["count"] == 2 and clusters[ev["m1"]]["photo_count"] == 2
     assert clusters[ev["m5"]]["top_category"] == "person"
+
+
+@pytest.mark.parametrize("flags", [("", ""), ("", "camera_reset")])
+def test_events_command_reads_clock_flags_written_as_text(tmp_path, flags):
+    """Regression: a CSV's clock_flags column (text, or empty in every row) crashed `odin events` with Arrow's
+    'no kernel matching input types' once the flags were read as lists only; a camera_reset photo takes part in
+    no event, as in a run."""
+    table = tmp_path / "media.csv"
+    with table.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["mediaID", "deploymentID", "timestamp", "category", "conf", "clock_flags"])
+        w.writerow(["m1", "d1", "2024-06-01T06:00:00+02:00", "animal", "0.9", flags[0]])
+        w.writerow(["m2", "d1", "2024-06-01T09:00:00+02:00", "animal", "0.9", flags[1]])
+    result = odin("events", "--table", str(table), "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "out" / "media_events.csv").open() as f:
+        ev = {r["mediaID"]: r["eventID"] for r in csv.DictReader(f)}
+    assert ev["m1"] and bool(ev["m2"]) == (flags[1] == "")
 
 
 def test_events_command_explains_a_bad_table(tmp_path):

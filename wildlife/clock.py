@@ -15,6 +15,7 @@ same burst).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ def trusted(flags: list[str] | None) -> bool:
 def trusted_rows(flags: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """``trusted`` of each row of a ``clock_flags`` column, in Arrow: no Python list per photo."""
     flags = flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags
+    if not pa.types.is_list(flags.type):  # a table from elsewhere (`odin events --table`): text, or all empty
+        return np.array([trusted(re.findall(r"[a-z_]+", f) if isinstance(f, str) else f) for f in flags.to_pylist()],
+                        dtype=bool)
     untrusted = pc.is_in(pc.list_flatten(flags), value_set=pa.array(sorted(UNTRUSTED_FLAGS), pa.string()))
     out = np.ones(len(flags), dtype=bool)
     out[pc.list_parent_indices(flags).filter(untrusted).to_numpy()] = False

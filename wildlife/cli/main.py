@@ -294,6 +294,8 @@ def _ended(report: dict) -> None:
 def events(table_uri, output_uri, id_column, conf_threshold, method, event_gap, burst_gap, merge_gap, max_gap,
            independence):
     """Re-cut events from a media table without re-running detection (Stage 2 alone)."""
+    import pyarrow as pa  # noqa: PLC0415
+
     from wildlife import fs, stage2  # noqa: PLC0415
     from wildlife.events import EventRules  # noqa: PLC0415
 
@@ -302,7 +304,7 @@ def events(table_uri, output_uri, id_column, conf_threshold, method, event_gap, 
     try:
         table = stage2.read_media_table(table_uri)
         per_row, clusters = stage2.events_from_table(table, id_column, conf_threshold, rules)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:  # a column of a type the table should not have
         fail(EXIT_USAGE, f"--table {table_uri}: {exc}")
     import pyarrow.csv as pcsv  # noqa: PLC0415
 
