@@ -147,3 +147,20 @@ def test_a_videos_count_is_the_most_in_one_frame_never_a_sum_over_frames():
     detections = pa.Table.from_pylist(rows, schema=stage2.DETECTION_SCHEMA)
     assert species.per_photo_taxa(detections, 0.2).column("n_detections").to_pylist() == [2]
     assert stage2.per_photo(detections, 0.2).column("n_detections").to_pylist() == [2]
+
+
+def test_a_run_whose_only_video_cannot_be_read_still_writes_its_frames_file(tmp_path):
+    """Regression: with no row in Stage 1's results (the one video failed in Stage 0), WriteOutputs took the
+    empty results table for 'no videos' and left out megadetector_frames.json, which a run with videos writes."""
+    (tmp_path / "in" / "cam").mkdir(parents=True)
+    (tmp_path / "in" / "cam" / "clip.mp4").write_bytes(bytes(range(256)) * 20)
+    out = tmp_path / "out"
+    result = odin("run", "--input", str(tmp_path / "in"), "--output", str(out), "--budget", "5",
+                  "--detector", "motion", "--weather-provider", "none")
+    assert result.returncode == 0, result.stderr
+    (row,) = pq.read_table(out / "images.parquet").to_pylist()
+    assert row["status"] == "failed" and row["reason"]
+    frames = json.loads((out / "megadetector_frames.json").read_text())
+    assert frames["images"] == []
+    created = json.loads((out / "run_report.json").read_text())["stages"]["WriteOutputs"]["files_created"]
+    assert any(f.endswith("megadetector_frames.json") for f in created)

@@ -109,7 +109,8 @@ def _write_all(state: dict[str, Any], step: Callable[..., None]) -> dict[str, An
                                    files["detections.parquet"])  # MegaDetector's video convention
     fs.write_json(md_uri, md)  # its images are made as they are written, a slice of photos at a time
     results = stage1.read_results(table_uri(state, "results")) if video_outputs.has_videos(media) else None
-    frames_uri = results and video_outputs.write_frames(out_uri, md, media, results, files["detections.parquet"])
+    frames_uri = (video_outputs.write_frames(out_uri, md, media, results, files["detections.parquet"])
+                  if results is not None else None)
     del results  # only the videos' frames are read from it
     step(1, doing="Camtrap DP")
     package_uri = fs.join(out_uri, "camtrap-dp")
