@@ -108,7 +108,7 @@ RECORD_COLUMNS = ("cluster_id", "deployment_id", "start_time", "independent", "t
 def _record_rows(clusters: pa.Table) -> list[dict[str, Any]]:
     """The independent clusters as dicts of ``RECORD_COLUMNS`` (those the table has): records are made of these."""
     if "independent" in clusters.column_names:
-        clusters = clusters.filter(clusters.column("independent").fill_null(False))
+        clusters = clusters.filter(clusters.column("independent").cast(pa.bool_()).fill_null(False))
     return clusters.select([c for c in RECORD_COLUMNS if c in clusters.column_names]).to_pylist()
 
 
