@@ -147,18 +147,33 @@ def history(sfn, execution_arn: str) -> list[dict[str, Any]]:
     return [event for page in pages for event in page["events"]]
 
 
+def _events_after(sfn, execution_arn: str, last_id: int) -> list[dict[str, Any]]:
+    """The execution's events after event ``last_id``, oldest first. Newest page first, and older pages only
+    until one reaches back to ``last_id``: a poll costs one call however long the history is (reading it all
+    every poll is 25 calls every 2 s at 25,000 events, past the API's refill rate)."""
+    new: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=1000,
+                                         **({"nextToken": token} if token else {}))
+        fresh = [event for event in page["events"] if event["id"] > last_id]
+        new.extend(fresh)
+        token = page.get("nextToken")
+        if len(fresh) < len(page["events"]) or not token:
+            return sorted(new, key=lambda event: event["id"])  # an emulator may ignore reverseOrder
+
+
 def follow(sfn, execution_arn: str, poll_s: float = 2.0) -> Iterator[dict[str, Any]]:
     """Each state the execution enters, as it happens, then its final description."""
-    seen = 0
+    last_id = 0
     while True:
         # Describe before reading the history: an execution that ends between the two reads then still has its
         # last states shown (read the other way round, a fast run's states were lost).
         described = sfn.describe_execution(executionArn=execution_arn)
-        events = history(sfn, execution_arn)
-        for event in events[seen:]:
+        for event in _events_after(sfn, execution_arn, last_id):
+            last_id = event["id"]
             if event["type"].endswith("StateEntered"):
                 yield {"state": event["stateEnteredEventDetails"]["name"], "time": event["timestamp"]}
-        seen = len(events)
         if described["status"] != "RUNNING":
             yield {"status": described["status"], "output": described.get("output"),
                    "error": described.get("error"), "cause": described.get("cause")}

@@ -9,7 +9,6 @@ import shutil
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -261,35 +260,46 @@ def test_cost_by_period_measures_from_batch_jobs_where_batch_still_has_them():
 
 
 class _RacingExecution:
-    """Step Functions as seen by a poller while a short execution runs entirely between two of its calls (the
-    race moto's threaded executions hit in CI), with a history longer than one page."""
+    """Step Functions as AWS pages it (at most 1000 events a page, newest first on request) and as a poller sees
+    it while a short execution runs entirely between two of its calls (the race moto's threaded executions hit
+    in CI), with a history longer than one page."""
 
     def __init__(self, states: int):
         self.calls = 0
-        self.events = [{"type": "TaskStateEntered", "timestamp": datetime(2026, 11, 24, tzinfo=UTC),
+        self.history_calls = 0
+        self.events = [{"id": i + 1, "type": "TaskStateEntered", "timestamp": datetime(2026, 11, 24, tzinfo=UTC),
                         "stateEnteredEventDetails": {"name": f"S{i}"}} for i in range(states)]
 
-    def _now(self) -> bool:
+    def _ended(self) -> bool:
         self.calls += 1
         return self.calls > 1  # the execution has ended by the second call, whichever it is
 
     def describe_execution(self, executionArn):
-        return {"status": "SUCCEEDED" if self._now() else "RUNNING", "output": "{}"}
+        return {"status": "SUCCEEDED" if self._ended() else "RUNNING", "output": "{}"}
 
-    def get_paginator(self, name):
-        assert name == "get_execution_history"
-        events = self.events if self._now() else []
-        return SimpleNamespace(paginate=lambda executionArn: ({"events": events[i:i + 1000]}
-                                                              for i in range(0, max(len(events), 1), 1000)))
-
-    def get_execution_history(self, executionArn, maxResults=1000):  # what the loop called before pagination
-        events = self.events if self._now() else []
-        return {"events": events[:maxResults]}
+    def get_execution_history(self, executionArn, maxResults=1000, reverseOrder=False, nextToken=None):
+        self.history_calls += 1
+        events = self.events if self._ended() else []
+        events = events[::-1] if reverseOrder else events
+        start = int(nextToken or 0)
+        more = start + maxResults < len(events)
+        return {"events": events[start:start + maxResults], **({"nextToken": str(start + maxResults)} if more else {})}
 
 
 def test_follow_shows_every_state_of_an_execution_that_ends_between_two_polls():
     """Regression: the history was read before the status, so a run that ended in between was reported done
     without its states (CI: 'Result' missing from a moto run's output); and only its first 1000 events."""
-    steps = list(cloud.follow(_RacingExecution(2500), "arn:x", poll_s=0))
+    sfn = _RacingExecution(2500)
+    steps = list(cloud.follow(sfn, "arn:x", poll_s=0))
     assert [s["state"] for s in steps[:-1]] == [f"S{i}" for i in range(2500)]
     assert steps[-1]["status"] == "SUCCEEDED"
+    assert sfn.history_calls == 3 + 1  # its three pages read once, then one call for the poll that saw it end
+
+
+def test_following_a_long_history_reads_only_its_newest_page_each_poll():
+    sfn = _RacingExecution(2500)
+    sfn.calls = 1  # already running with its 2500 events when followed
+    assert len(cloud._events_after(sfn, "arn:x", 0)) == 2500 and sfn.history_calls == 3
+    sfn.events.append(dict(sfn.events[-1], id=2501, stateEnteredEventDetails={"name": "Result"}))
+    assert [e["stateEnteredEventDetails"]["name"] for e in cloud._events_after(sfn, "arn:x", 2500)] == ["Result"]
+    assert sfn.history_calls == 4  # one call for the poll after
