@@ -16,5 +16,7 @@ __version__ = "0.1.0"
 # WriteOutputs 359 -> 233 MiB. Arrow reads the variable once, when pyarrow is first imported: here, before any
 # module of the package imports it; worker processes inherit it. Linux only (where it was measured, and where Batch
 # and Lambda run): pyarrow's Windows wheels have no jemalloc, and there Arrow would warn on every run.
-if sys.platform == "linux":
+# Not set where pyarrow is already imported (a notebook that imported pandas first): it would change nothing here
+# and reach only the processes started later.
+if sys.platform == "linux" and "pyarrow" not in sys.modules:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
