@@ -274,9 +274,11 @@ def test_a_release_whose_code_would_run_on_load_converts_without_running_it(tmp_
     monkeypatch.undo()
     speciesnet.convert(write_release(tmp_path / "kaggle", pt), tmp_path / "cache")
     assert not marker.exists()  # converted from the tensors; the pickle's code never ran
-    with onnx2torch_importable():
-        torch.load(pt, weights_only=False)  # what the usual loader does with this very file
-    assert marker.exists()
+    # and the file is hostile: its pickle hands that code to torch.fx's reduce_graph_module, which the usual
+    # loader (torch.load without weights_only) calls, and which executes it to rebuild forward()
+    with zipfile.ZipFile(pt) as z:
+        (pickled,) = [z.read(n) for n in z.namelist() if n.endswith("/data.pkl")]
+    assert hostile.encode() in pickled and b"reduce_graph_module" in pickled
 
 
 def test_a_malicious_classifier_file_is_refused_and_nothing_cached(tmp_path):
