@@ -312,6 +312,17 @@ def camtrap_names(table: pa.Table) -> pa.Table:
     return table.rename_columns(names)
 
 
+def usable_time(table: pa.Table) -> np.ndarray:
+    """Per row, whether its time may take part in events: read (``status`` ok) with a trusted clock
+    (``clock.trusted``), each where the table has the column."""
+    usable = np.ones(table.num_rows, dtype=bool)
+    if "status" in table.column_names:
+        usable &= np.asarray(pc.equal(table.column("status"), "ok").fill_null(False).to_numpy(zero_copy_only=False))
+    if "clock_flags" in table.column_names:
+        usable &= clock.trusted_rows(table.column("clock_flags"))
+    return usable
+
+
 def events_from_table(
     table: pa.Table, id_column: str, threshold: float, rules: EventRules
 ) -> tuple[pa.Table, pa.Table]:
@@ -345,11 +356,7 @@ def events_from_table(
     else:
         cat, conf, count = pa.repeat("animal", n), pa.repeat(1.0, n), pa.repeat(1, n)
         positive = pa.repeat(True, n)
-    usable = np.ones(n, dtype=bool)
-    if "status" in table.column_names:
-        usable &= np.asarray(pc.equal(table.column("status"), "ok").fill_null(False).to_numpy(zero_copy_only=False))
-    if "clock_flags" in table.column_names:
-        usable &= clock.trusted_rows(table.column("clock_flags"))
+    usable = usable_time(table)
     sci = (table.column("scientificName").cast(pa.string()) if "scientificName" in table.column_names
            else pa.nulls(n, pa.string()))
     rows = pa.table({"photo_id": ids, "deployment_id": table.column("deploymentID").cast(pa.string()),

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -229,8 +228,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     photos = media.select(["photo_id", "deployment_id", "timestamp", "sequence_id", "assessed"])
     for name in ("top_category", "max_conf", "n_detections"):
         photos = photos.append_column(name, best.column(name))
-    ok = np.asarray(pc.equal(media.column("status"), "ok").fill_null(False).to_numpy(zero_copy_only=False))
-    usable = ok & clock.trusted_rows(media.column("clock_flags"))
+    usable = stage2.usable_time(media)
     photos = photos.append_column("usable_time", pa.array(usable, pa.bool_()))
     photos = photos.append_column("timestamp_end", video_results.end_times(media))
     rules = EventRules(method=params.get("events_method") or "gap",
@@ -253,7 +251,7 @@ def stage2_events(state: dict[str, Any], ctx: Context) -> dict[str, Any]:
     fs.write_table(detections, uris["detections"])
     fs.write_table(table, uris["events"])
     static_count = pc.sum(detections.column("suspected_static").cast(pa.int64())).as_py() or 0
-    n_ok = int(ok.sum())
+    n_ok = pc.sum(pc.equal(media.column("status"), "ok")).as_py() or 0
     payload = {"images_uri": uris["images"], "detections_uri": uris["detections"], "events_uri": uris["events"],
                "events": table.num_rows,
                "independent_events": pc.sum(table.column("independent").cast(pa.int64())).as_py() or 0,
