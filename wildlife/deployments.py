@@ -346,25 +346,29 @@ def coordinates(uri: str | None, media) -> dict[str, tuple[float, float]]:
     return {dep_id: loc.point for dep_id, loc in found.items() if loc.point is not None}
 
 
+def group_order(dep_id: str | None) -> tuple[bool, str]:
+    """The sort key of ``by_deployment``'s order: by id, no deployment (None) last."""
+    return dep_id is None, dep_id or ""
+
+
 def by_deployment(media: pa.Table) -> Iterator[tuple[str | None, pa.Table]]:
     """The rows of each deployment of a media table (a ``deployment_id`` column), by deployment id, rows without
     one last: a caller turns one deployment's rows into Python objects at a time, never the whole run's."""
     order = pc.sort_indices(media, [("deployment_id", "ascending")])  # null ids sort to the end
     counts = {r["values"]: r["counts"] for r in pc.value_counts(media.column("deployment_id")).to_pylist()}
     offset = 0
-    for dep_id in sorted(k for k in counts if k is not None) + ([None] if None in counts else []):
+    for dep_id in sorted(counts, key=group_order):
         yield dep_id, media.take(order.slice(offset, counts[dep_id]))  # a copy of one deployment, not of all
         offset += counts[dep_id]
 
 
 def photos_of(media: pa.Table, ids: list[str | None]) -> Iterator[tuple[str | None, pa.Table | None]]:
     """Each of ``ids`` with its rows of ``media`` (as ``by_deployment``; None: no rows), one deployment's copy at
-    a time, never a dict of them all. ``ids`` are in ``by_deployment``'s order (sorted, None last; an id may
+    a time, never a dict of them all. ``ids`` are in ``by_deployment``'s order (``group_order``; an id may
     repeat); the deployments of ``media`` not among them are passed over."""
-    rank = lambda dep_id: (dep_id is None, dep_id or "")  # noqa: E731 - by_deployment's order
     groups = by_deployment(media)
     group = next(groups, None)
     for dep_id in ids:
-        while group is not None and rank(group[0]) < rank(dep_id):
+        while group is not None and group_order(group[0]) < group_order(dep_id):
             group = next(groups, None)
         yield dep_id, group[1] if group is not None and group[0] == dep_id else None

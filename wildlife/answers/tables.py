@@ -58,7 +58,7 @@ def compute(media: pa.Table, clusters: pa.Table, deployments_table: pa.Table, de
     deps = deployments_table.to_pylist()
     photos = set(pc.unique(media.column("deployment_id")).to_pylist())  # the deployments with photos here
     # each deployment's photos: an Arrow copy of one deployment at a time, made dicts, in the photos' order
-    order = sorted(range(len(deps)), key=lambda i: (deps[i]["deployment_id"] is None, deps[i]["deployment_id"] or ""))
+    order = sorted(range(len(deps)), key=lambda i: deployments.group_order(deps[i]["deployment_id"]))
     cols = ["deployment_id", "relpath", "status", "timestamp", "clock_flags"]
     efforts: list[Effort] = [None] * len(deps)  # type: ignore[list-item] - each filled below
     for i, (dep_id, rows) in zip(order, deployments.photos_of(media.select(cols),
