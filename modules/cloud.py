@@ -140,17 +140,10 @@ def listing(s3, uri: str) -> Iterator[tuple[str, int]]:
             yield f"s3://{bucket}/{obj['Key']}", obj["Size"]
 
 
-def history(sfn, execution_arn: str) -> list[dict[str, Any]]:
-    """Every event of an execution, oldest first, across pages (a page holds at most 1000; a run with many
-    Stage 1 shards has more)."""
-    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
-    return [event for page in pages for event in page["events"]]
-
-
-def _events_after(sfn, execution_arn: str, last_id: int) -> list[dict[str, Any]]:
-    """The execution's events after event ``last_id``, oldest first. Newest page first, and older pages only
-    until one reaches back to ``last_id``: a poll costs one call however long the history is (reading it all
-    every poll is 25 calls every 2 s at 25,000 events, past the API's refill rate)."""
+def events_after(sfn, execution_arn: str, last_id: int = 0) -> list[dict[str, Any]]:
+    """The execution's events after event ``last_id`` (all of them by default), oldest first. Newest page
+    first, and older pages only until one reaches back to ``last_id``: a poll costs one call however long the
+    history is (reading it all every poll is 25 calls every 2 s at 25,000 events, past the API's refill rate)."""
     new: list[dict[str, Any]] = []
     token = None
     while True:
@@ -170,7 +163,7 @@ def follow(sfn, execution_arn: str, poll_s: float = 2.0) -> Iterator[dict[str, A
         # Describe before reading the history: an execution that ends between the two reads then still has its
         # last states shown (read the other way round, a fast run's states were lost).
         described = sfn.describe_execution(executionArn=execution_arn)
-        for event in _events_after(sfn, execution_arn, last_id):
+        for event in events_after(sfn, execution_arn, last_id):
             last_id = event["id"]
             if event["type"].endswith("StateEntered"):
                 yield {"state": event["stateEnteredEventDetails"]["name"], "time": event["timestamp"]}

@@ -299,7 +299,7 @@ def test_follow_shows_every_state_of_an_execution_that_ends_between_two_polls():
 def test_following_a_long_history_reads_only_its_newest_page_each_poll():
     sfn = _RacingExecution(2500)
     sfn.calls = 1  # already running with its 2500 events when followed
-    assert len(cloud._events_after(sfn, "arn:x", 0)) == 2500 and sfn.history_calls == 3
+    assert len(cloud.events_after(sfn, "arn:x", 0)) == 2500 and sfn.history_calls == 3
     sfn.events.append(dict(sfn.events[-1], id=2501, stateEnteredEventDetails={"name": "Result"}))
-    assert [e["stateEnteredEventDetails"]["name"] for e in cloud._events_after(sfn, "arn:x", 2500)] == ["Result"]
+    assert [e["stateEnteredEventDetails"]["name"] for e in cloud.events_after(sfn, "arn:x", 2500)] == ["Result"]
     assert sfn.history_calls == 4  # one call for the poll after

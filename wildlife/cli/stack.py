@@ -211,7 +211,7 @@ def logs(target, session):
     chosen = [r for r in runs if session in (None, r["name"])][:1]
     if not chosen:
         fail(EXIT_USAGE, f"no run {session!r} on {arn}")
-    for event in cloud.history(sfn, chosen[0]["executionArn"]):
+    for event in cloud.events_after(sfn, chosen[0]["executionArn"]):
         details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
         console.print(f"{event['timestamp']:%H:%M:%S} {event['type']:<28} {details.get('name', '')}"
                       f" {details.get('error', '')}")
